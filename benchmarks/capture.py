@@ -1,0 +1,188 @@
+"""Capture cost: plain SDPA forward vs attnscope's ``qk`` and ``full`` capture.
+
+Each configuration runs in a fresh subprocess (so peak memory is its own): load the model, build an
+input of exactly N tokens, run ``--warmup`` untimed passes and ``--repeats`` timed ones, and report the
+median wall time and the peak RSS growth over the loaded model.
+
+Methods:
+  plain     model(input_ids, logits_to_keep=1) with SDPA — the baseline, nothing recorded
+  qk        capture(backend="qk", predict="last")   — queries/keys recorded, last-position top-k
+  qk+preds  capture(backend="qk", predict="all")    — plus top-k at every position (N x vocab logits, chunked)
+  full      capture(backend="full", predict="last") — eager output_attentions, every map kept
+
+Usage: python benchmarks/capture.py [--models smollm2-135m qwen2.5-coder-0.5b] [--lengths 128 512 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+METHODS = ("plain", "qk", "qk+preds", "full")
+WORDS = [
+    "the",
+    "history",
+    "of",
+    "the",
+    "city",
+    "begins",
+    "with",
+    "a",
+    "small",
+    "settlement",
+    "on",
+    "the",
+    "river",
+    "where",
+    "traders",
+    "met",
+    "each",
+    "spring",
+    "to",
+    "exchange",
+    "salt",
+    "grain",
+    "and",
+    "cloth",
+    "before",
+    "the",
+    "long",
+    "journey",
+    "north",
+    "across",
+    "the",
+    "mountains",
+]
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def reset_peak_rss() -> None:
+    """Forget the peak RSS so far (Linux: writing 5 to clear_refs resets VmHWM), e.g. of model loading."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def text_of_tokens(tokenizer, n_tokens: int) -> str:
+    """A text that tokenizes to exactly ``n_tokens`` (cut at a token boundary)."""
+    words = (WORDS * (n_tokens // len(WORDS) + 2))[: n_tokens + 8]
+    text = " ".join(words)
+    encoding = tokenizer(text, return_offsets_mapping=True)
+    offsets = encoding["offset_mapping"]
+    special = sum(1 for start, end in offsets if start == end == 0)
+    return text[: offsets[n_tokens - 1 - special][1]] if special < n_tokens else text
+
+
+def child(spec: str, method: str, n_tokens: int, warmup: int, repeats: int, threads: int) -> dict:
+    import torch
+
+    import attnscope
+    from attnscope.capture import capture
+
+    torch.set_num_threads(threads)
+    model = attnscope.load_model(spec)
+    text = text_of_tokens(model.tokenizer, n_tokens)
+    ids = model.tokenizer(text, return_tensors="pt")["input_ids"]
+
+    def once() -> None:
+        if method == "plain":
+            with torch.inference_mode():
+                model.model(input_ids=ids, logits_to_keep=1, use_cache=False)
+        elif method == "qk":
+            capture(model, text, backend="qk", predict="last")
+        elif method == "qk+preds":
+            capture(model, text, backend="qk", predict="all")
+        else:
+            capture(model, text, backend="full", predict="last")
+
+    for _ in range(warmup):  # also faults in the (memory-mapped) weights before the baseline is taken
+        once()
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so the baseline is the loaded model
+    reset_peak_rss()
+    base_rss = current_rss_mb()
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - begin)
+    peak_mb = peak_rss_mb()
+    return {"tokens": int(ids.shape[1]), "median_s": statistics.median(times), "peak_extra_mb": peak_mb - base_rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["smollm2-135m", "qwen2.5-coder-0.5b"])
+    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 512, 2048])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--child", nargs=3, metavar=("SPEC", "METHOD", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        spec, method, n = args.child
+        print(json.dumps(child(spec, method, int(n), args.warmup, args.repeats, args.threads)))
+        return
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}, "
+        f"python {platform.python_version()}; dtype float32; warm-up {args.warmup}, repeats {args.repeats} "
+        "(median)\n"
+    )
+    print("| model | tokens | method | median s | x plain | peak extra MB |")
+    print("|---|---:|---|---:|---:|---:|")
+    for spec in args.models:
+        for n in args.lengths:
+            baseline = None
+            for method in args.methods:
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    spec,
+                    method,
+                    str(n),
+                    "--warmup",
+                    str(args.warmup),
+                    "--repeats",
+                    str(args.repeats),
+                    "--threads",
+                    str(args.threads),
+                ]
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    print(f"| {spec} | {n} | {method} | failed: {done.stderr.strip().splitlines()[-1:]} | | |")
+                    continue
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                if method == "plain":
+                    baseline = row["median_s"]
+                ratio = f"{row['median_s'] / baseline:.2f}" if baseline else "-"
+                print(
+                    f"| {spec} | {row['tokens']} | {method} | {row['median_s']:.3f} | {ratio} | "
+                    f"{row['peak_extra_mb']:.0f} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

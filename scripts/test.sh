@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs into ./.venv, then runs lint and the whole suite.
+# Usage: bash scripts/test.sh [pytest arguments]   (e.g. -m "not slow" for the quick loop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+# torch is pinned to the CPU build (an unpinned torch pulls a CUDA build of several GB).
+.venv/bin/python -m pip install --quiet torch==2.13.0 -e ".[test]"
+.venv/bin/attnscope models install all
+
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+
+ATTNSCOPE_REQUIRE_MODELS=1 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,267 @@
+"""``capture(model, text)``: one forward pass, recorded into a :class:`Trace`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from attnscope.capture import qk
+from attnscope.capture.predictions import Predictions, decode_ids, top_k_from_logits
+from attnscope.capture.sources import AttentionSource, FullSource, QKSource
+from attnscope.capture.tokens import Part, Token, check_text, render_chat, tokenize
+from attnscope.capture.trace import Trace
+from attnscope.errors import InputError, OutOfRangeError, UnsupportedError
+from attnscope.models.loaded import LoadedModel
+from attnscope.models.provenance import text_sha256, utc_now
+
+Backend = Literal["auto", "full", "qk"]
+
+# ``backend="auto"`` uses the exact eager ``full`` source up to this many tokens and ``qk`` above:
+# full attention costs layers x heads x N^2 floats (24 x 14 x 512^2 x 4 B = 1.4 GB for Qwen at 512).
+AUTO_QK_MIN_TOKENS = 512
+# Logit elements materialised at once when computing next-token predictions (float32: 128 MB).
+LOGIT_CHUNK_ELEMENTS = 32 * 1024 * 1024
+
+
+def capture(
+    model: LoadedModel,
+    text: str | bytes | None = None,
+    *,
+    messages: list[dict[str, str]] | None = None,
+    target: str | None = None,
+    backend: Backend = "auto",
+    layers: Iterable[int] | None = None,
+    top_k: int = 10,
+    predict: Literal["all", "last", "none"] = "all",
+) -> Trace:
+    """Run ``model`` once over ``text`` (or chat ``messages``) and record what it attends to.
+
+    Args:
+        model: from :func:`attnscope.load_model`.
+        text: the input text (bytes must be UTF-8). Exactly one of ``text`` and ``messages``.
+        messages: ``[{"role", "content"}, ...]`` rendered by the tokenizer's chat template; each
+            message's character span becomes a :class:`Part` of the trace.
+        target: encoder-decoders only: the decoder-side text (after the start token).
+        backend: ``full`` (eager ``output_attentions``), ``qk`` (queries/keys, rows recomputed on
+            demand) or ``auto`` (``full`` up to ``AUTO_QK_MIN_TOKENS`` tokens, ``qk`` above).
+        layers: capture only these layers (negative allowed); default all.
+        top_k: how many next-token candidates to keep per position.
+        predict: ``all`` positions (default), only the ``last`` one (saves N x vocab x hidden
+            multiply-adds on long inputs), or ``none``.
+    """
+    if (text is None) == (messages is None):
+        raise InputError("pass exactly one of text and messages")
+    if backend not in ("auto", "full", "qk"):
+        raise InputError(f"unknown backend {backend!r}; use auto, full or qk")
+    if not 1 <= int(top_k) <= 1000:
+        raise InputError("top_k must be between 1 and 1000")
+    if predict not in ("all", "last", "none"):
+        raise InputError(f"unknown predict {predict!r}; use all, last or none")
+    parts: list[Part] = []
+    if messages is not None:
+        text, parts = render_chat(model.tokenizer, messages)
+        tokens = tokenize(model.tokenizer, text, add_special_tokens=False)
+    else:
+        text = check_text(text)
+        tokens = tokenize(model.tokenizer, text)
+    if not tokens:
+        raise InputError("the text gives no tokens")
+    limit = model.arch.max_positions
+    if limit and len(tokens) > limit:
+        raise InputError(f"the text is {len(tokens)} tokens; {model.name} reads at most {limit}")
+    target_tokens = _target_tokens(model, target)
+    wanted = _wanted_layers(model, layers)
+
+    chosen = backend
+    if backend == "auto":
+        chosen = "qk" if len(tokens) > AUTO_QK_MIN_TOKENS else "full"
+    with model.lock, torch.inference_mode():
+        try:
+            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
+        except UnsupportedError:
+            if backend != "auto" or chosen == "full":
+                raise
+            chosen = "full"
+            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
+        predictions = None if predict == "none" else _predictions(
+            model, logits_fn, tokens, target_tokens, top_k, only_last=predict == "last"
+        )
+
+    provenance = {
+        **model.provenance,
+        "backend": chosen,
+        "captured_at": utc_now(),
+        "text_sha256": text_sha256(text),
+        "n_tokens": len(tokens),
+        "top_k": int(top_k),
+        "predict": predict,
+        "layers_captured": sorted(wanted) if wanted is not None else "all",
+    }
+    return Trace(
+        text=text,
+        tokens=tokens,
+        model=model.info(),
+        source=source,
+        backend=chosen,
+        predictions=predictions,
+        provenance=provenance,
+        parts=parts,
+        target_tokens=target_tokens,
+        target_text=target,
+    )
+
+
+def _wanted_layers(model: LoadedModel, layers: Iterable[int] | None) -> set[int] | None:
+    if layers is None:
+        return None
+    count = model.arch.layers
+    chosen = set()
+    for layer in layers:
+        if not -count <= int(layer) < count:
+            raise OutOfRangeError(f"layer {layer} out of range: the model has {count} layers (0..{count - 1})")
+        chosen.add(int(layer) % count)
+    return chosen
+
+
+def _target_tokens(model: LoadedModel, target: str | None) -> list[Token] | None:
+    if model.kind != "seq2seq":
+        if target is not None:
+            raise InputError("target is for encoder-decoder models only")
+        return None
+    config = model.model.config
+    start_id = config.decoder_start_token_id
+    if start_id is None:
+        raise UnsupportedError("this encoder-decoder model declares no decoder_start_token_id")
+    start = Token(0, int(start_id), model.tokenizer.convert_ids_to_tokens(int(start_id)), None, None, True)
+    if not target:
+        return [start]
+    body = tokenize(model.tokenizer, target, add_special_tokens=False)
+    return [start, *(Token(t.index + 1, t.id, t.text, t.start, t.end, t.special) for t in body)]
+
+
+def _forward(
+    model: LoadedModel,
+    tokens: list[Token],
+    target_tokens: list[Token] | None,
+    backend: str,
+    wanted: set[int] | None,
+) -> tuple[AttentionSource, Any]:
+    """Run the forward pass; returns the attention source and a function giving logits rows."""
+    hf = model.model
+    device = next(hf.parameters()).device
+    input_ids = torch.tensor([[t.id for t in tokens]], device=device)
+    full = backend == "full"
+    kwargs: dict[str, Any] = {"output_attentions": full, "use_cache": False}
+    if model.kind == "seq2seq":
+        assert target_tokens is not None
+        kwargs["decoder_input_ids"] = torch.tensor([[t.id for t in target_tokens]], device=device)
+
+    def run() -> Any:
+        if model.kind == "causal":
+            return hf.base_model(input_ids=input_ids, **kwargs)  # hidden states; head applied in chunks
+        return hf(input_ids=input_ids, **kwargs)
+
+    if full:
+        with qk.attention_implementation(hf, "eager"):
+            outputs = run()
+        source: AttentionSource = FullSource(maps=_full_maps(model, outputs, wanted))
+    else:
+        qk.ensure_registered()
+        recorder = qk.QKRecorder.for_model(hf, model.kind, wanted)
+        with qk.attention_implementation(hf, qk.QK_ATTENTION), recorder.active():
+            outputs = run()
+        _check_complete(model, recorder, wanted)
+        source = QKSource(records=recorder.records, masks=recorder.masks, biases=recorder.biases)
+
+    if model.kind == "causal":
+        hidden = outputs.last_hidden_state[0]  # (tokens, hidden)
+        return source, lambda begin, end: _lm_logits(hf, hidden[begin:end])
+    logits = getattr(outputs, "logits", None)
+    if logits is None:
+        return source, None
+    return source, lambda begin, end: logits[0, begin:end]
+
+
+def _full_maps(model: LoadedModel, outputs: Any, wanted: set[int] | None) -> dict[str, dict[int, np.ndarray]]:
+    if model.kind == "seq2seq":
+        by_stack = {
+            "encoder": outputs.encoder_attentions,
+            "decoder": outputs.decoder_attentions,
+            "cross": outputs.cross_attentions,
+        }
+    else:
+        by_stack = {"encoder" if model.kind == "masked" else "decoder": outputs.attentions}
+    maps: dict[str, dict[int, np.ndarray]] = {}
+    for stack, attentions in by_stack.items():
+        if not attentions or any(a is None for a in attentions):
+            raise UnsupportedError(f"the model returned no {stack} attention weights with output_attentions=True")
+        maps[stack] = {
+            layer: a[0].to(torch.float32).cpu().numpy()  # (heads, query, key)
+            for layer, a in enumerate(attentions)
+            if wanted is None or layer in wanted
+        }
+    return maps
+
+
+def _check_complete(model: LoadedModel, recorder: qk.QKRecorder, wanted: set[int] | None) -> None:
+    for stack, info in model.arch.stacks.items():
+        expected = {layer for layer in range(info.layers) if wanted is None or layer in wanted}
+        seen = {layer for (s, layer) in recorder.records if s == stack}
+        if seen != expected:
+            raise UnsupportedError(
+                f"qk capture saw {len(seen)} of {len(expected)} {stack} attention layers for this architecture "
+                f"({model.arch.model_type}); use backend='full'"
+            )
+
+
+def _lm_logits(hf: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """(rows, vocab) logits from final hidden states, as the model's LM head computes them."""
+    logits = hf.get_output_embeddings()(hidden)
+    config = hf.config.get_text_config()
+    scaling = getattr(config, "logits_scaling", None)
+    if scaling:
+        logits = logits / scaling
+    softcap = getattr(config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
+def _predictions(
+    model: LoadedModel,
+    logits_fn: Any,
+    tokens: list[Token],
+    target_tokens: list[Token] | None,
+    top_k: int,
+    *,
+    only_last: bool = False,
+) -> Predictions | None:
+    if logits_fn is None or not model.has_lm_head:
+        return None
+    sequence = target_tokens if target_tokens is not None else tokens
+    ids = torch.tensor([t.id for t in sequence])
+    n = len(sequence)
+    vocab = model.arch.vocab_size or 1
+    step = max(1, LOGIT_CHUNK_ELEMENTS // vocab)
+    k = min(top_k, vocab)
+    top_ids = np.full((n, k), -1, dtype=np.int64)  # -1: not computed (predict="last")
+    top_probs = np.full((n, k), np.nan, dtype=np.float32)
+    next_prob = np.full((n,), np.nan, dtype=np.float32)
+    for begin in range(n - 1 if only_last else 0, n, step):
+        end = min(n, begin + step)
+        logits = logits_fn(begin, end).to(torch.float32).cpu()  # (rows, vocab)
+        chunk_ids, chunk_probs, log_norm = top_k_from_logits(logits, k)
+        top_ids[begin:end] = chunk_ids.numpy()
+        top_probs[begin:end] = chunk_probs.numpy()
+        following = ids[begin + 1 : end + 1]  # the token after each position, where there is one
+        if len(following):
+            rows = torch.arange(len(following))
+            next_prob[begin : begin + len(following)] = torch.exp(
+                logits[rows, following] - log_norm[: len(following)]
+            ).numpy()
+    if model.kind == "masked":
+        next_prob[:] = np.nan  # a masked LM predicts the token at a position, not the next one
+    return Predictions(top_ids, top_probs, next_prob, decode_ids(model.tokenizer, top_ids[top_ids >= 0]))

@@ -1,0 +1,198 @@
+"""Attention sources: where a ``Trace`` gets attention weights from, lazily.
+
+- :class:`FullSource` holds the tensors of an eager forward with ``output_attentions=True``
+  (exact, memory O(layers x heads x N^2)).
+- :class:`QKSource` holds post-rotary queries and keys and recomputes rows on demand, in query
+  chunks, with the model's scaling, grouped KV heads, causal/sliding-window mask, soft-cap and
+  additive position bias (memory O(layers x N x (Hq + Hkv) x d)).
+
+Both answer ``rows(stack, layer, heads, query_rows) -> (heads, rows, key)`` float32 arrays. They
+are pure numpy, so a loaded trace needs neither torch nor the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from attnscope.capture.records import LayerRecord, rule_allowed
+
+# Upper bound on the float32 scores held at once while recomputing rows (elements).
+CHUNK_ELEMENTS = 8 * 1024 * 1024
+
+
+class AttentionSource(Protocol):
+    name: str
+
+    def stacks(self) -> list[str]: ...
+
+    def layers(self, stack: str) -> list[int]: ...
+
+    def num_heads(self, stack: str) -> int: ...
+
+    def shape(self, stack: str) -> tuple[int, int]: ...
+
+    def rows(self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray) -> np.ndarray: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class FullSource:
+    """Attention tensors from transformers' eager path: ``maps[stack][layer]`` is (heads, query, key)."""
+
+    maps: dict[str, dict[int, np.ndarray]]
+    name: str = "full"
+
+    def stacks(self) -> list[str]:
+        return list(self.maps)
+
+    def layers(self, stack: str) -> list[int]:
+        return sorted(self.maps[stack])
+
+    def num_heads(self, stack: str) -> int:
+        return int(next(iter(self.maps[stack].values())).shape[0])
+
+    def shape(self, stack: str) -> tuple[int, int]:
+        array = next(iter(self.maps[stack].values()))
+        return int(array.shape[1]), int(array.shape[2])
+
+    def rows(self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray) -> np.ndarray:
+        array = self.maps[stack][layer]  # (heads, query, key)
+        return np.ascontiguousarray(array[np.asarray(heads)][:, query_rows], dtype=np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f"full/{stack}/{layer}": a for stack, by_layer in self.maps.items() for layer, a in by_layer.items()}
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> FullSource:
+        maps: dict[str, dict[int, np.ndarray]] = {}
+        for key, value in arrays.items():
+            if key.startswith("full/"):
+                _, stack, layer = key.split("/")
+                maps.setdefault(stack, {})[int(layer)] = value
+        return cls(maps=maps)
+
+
+@dataclass
+class QKSource:
+    """Queries and keys per (stack, layer); attention rows recomputed on demand."""
+
+    records: dict[tuple[str, int], LayerRecord]
+    masks: list[np.ndarray]  # (query, key) bool, only for masks no rule explains
+    biases: list[np.ndarray]  # (heads, query, key) float32 additive position bias
+    name: str = "qk"
+
+    def stacks(self) -> list[str]:
+        return list(dict.fromkeys(stack for stack, _ in self.records))
+
+    def layers(self, stack: str) -> list[int]:
+        return sorted(layer for s, layer in self.records if s == stack)
+
+    def _any(self, stack: str) -> LayerRecord:
+        return self.records[(stack, self.layers(stack)[0])]
+
+    def num_heads(self, stack: str) -> int:
+        return int(self._any(stack).query.shape[0])
+
+    def shape(self, stack: str) -> tuple[int, int]:
+        record = self._any(stack)
+        return int(record.query.shape[1]), int(record.key.shape[1])
+
+    def allowed(self, record: LayerRecord, query_rows: np.ndarray) -> np.ndarray:
+        """(rows, key) bool: where each query row may attend."""
+        if record.mask_id is not None:
+            return self.masks[record.mask_id][query_rows]
+        return rule_allowed(record, query_rows, record.key.shape[1])
+
+    def scores(self, record: LayerRecord, head: int, query_rows: np.ndarray) -> np.ndarray:
+        """(rows, key) float32 pre-softmax scores, masked positions at -inf."""
+        n_rep = record.query.shape[0] // record.key.shape[0]
+        query = record.query[head, query_rows]  # (rows, head_dim)
+        key = record.key[head // n_rep]  # (key, head_dim)
+        scores = (query @ key.T) * np.float32(record.scaling)
+        if record.softcap is not None:
+            scores = np.tanh(scores / np.float32(record.softcap)) * np.float32(record.softcap)
+        if record.bias_id is not None:
+            scores = scores + self.biases[record.bias_id][head][query_rows]
+        return np.where(self.allowed(record, query_rows), scores, -np.inf).astype(np.float32, copy=False)
+
+    def rows(self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray) -> np.ndarray:
+        record = self.records[(stack, layer)]
+        n_key = record.key.shape[1]
+        out = np.empty((len(heads), len(query_rows), n_key), dtype=np.float32)
+        step = max(1, CHUNK_ELEMENTS // max(1, n_key))
+        for begin in range(0, len(query_rows), step):
+            chunk = query_rows[begin : begin + step]
+            for slot, head in enumerate(heads):
+                out[slot, begin : begin + len(chunk)] = _softmax(self.scores(record, head, chunk))
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        for (stack, layer), record in self.records.items():
+            prefix = f"qk/{stack}/{layer}"
+            arrays[f"{prefix}/query"] = record.query
+            arrays[f"{prefix}/key"] = record.key
+            arrays[f"{prefix}/query_positions"] = record.query_positions
+        for index, mask in enumerate(self.masks):
+            arrays[f"qk_mask/{index}"] = mask.astype(np.uint8)
+        for index, bias in enumerate(self.biases):
+            arrays[f"qk_bias/{index}"] = bias
+        return arrays
+
+    def meta(self) -> dict[str, Any]:
+        layers = [
+            {
+                "stack": stack,
+                "layer": layer,
+                "scaling": r.scaling,
+                "softcap": r.softcap,
+                "causal": r.causal,
+                "window": r.window,
+                "mask_id": r.mask_id,
+                "bias_id": r.bias_id,
+            }
+            for (stack, layer), r in self.records.items()
+        ]
+        return {"name": self.name, "layers": layers}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> QKSource:
+        records: dict[tuple[str, int], LayerRecord] = {}
+        for item in meta["layers"]:
+            prefix = f"qk/{item['stack']}/{item['layer']}"
+            records[(item["stack"], int(item["layer"]))] = LayerRecord(
+                query=arrays[f"{prefix}/query"],
+                key=arrays[f"{prefix}/key"],
+                query_positions=arrays[f"{prefix}/query_positions"],
+                scaling=float(item["scaling"]),
+                softcap=item["softcap"],
+                causal=bool(item["causal"]),
+                window=item["window"],
+                mask_id=item["mask_id"],
+                bias_id=item["bias_id"],
+            )
+        masks = [arrays[f"qk_mask/{i}"].astype(bool) for i in range(_count(arrays, "qk_mask/"))]
+        biases = [arrays[f"qk_bias/{i}"] for i in range(_count(arrays, "qk_bias/"))]
+        return cls(records=records, masks=masks, biases=biases)
+
+
+def _count(arrays: dict[str, np.ndarray], prefix: str) -> int:
+    return sum(1 for key in arrays if key.startswith(prefix))
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Row softmax of (rows, key) scores with -inf for masked keys; fully masked rows give zeros."""
+    top = scores.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    weights = np.exp(scores - top)
+    total = weights.sum(axis=-1, keepdims=True)
+    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)

@@ -1,0 +1,123 @@
+"""Tokens with exact character spans into the original text.
+
+Tokenizers report character offsets, but byte-level tokenizers give every piece of a split
+character the same span, and some trim the leading space off a word piece that holds it. The
+spans here are normalised so that they never overlap and follow token order:
+
+- a character split over several byte pieces belongs to the first piece; the later pieces get an
+  empty span at the character's end (``start == end``), so nothing is counted twice;
+- a piece that carries a leading space in the vocabulary (``Ġ``/``▁``) also covers that space;
+- special tokens inserted by the tokenizer (BOS, [CLS], ...) have ``start = end = None``; special
+  tokens written in the text itself (chat markers) keep their span.
+
+So ``text[start:end]`` of consecutive tokens, with the uncovered gaps between them, rebuilds the
+original text exactly, Chinese and emoji included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from attnscope.errors import InputError
+
+_SPACE_MARKERS = ("Ġ", "▁")
+
+
+@dataclass(frozen=True)
+class Token:
+    index: int
+    id: int
+    text: str  # as displayed: the original characters it covers, or the special token's string
+    start: int | None  # character offsets into the original text, [start, end)
+    end: int | None
+    special: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Token:
+        return cls(**{key: data[key] for key in ("index", "id", "text", "start", "end", "special")})
+
+
+@dataclass(frozen=True)
+class Part:
+    """A named character span of the text (a chat turn, or a user-named region)."""
+
+    name: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tokenize(tokenizer: Any, text: str, *, add_special_tokens: bool = True) -> list[Token]:
+    """Tokens of ``text`` with normalised character spans (see the module docstring)."""
+    encoding = tokenizer(
+        text,
+        add_special_tokens=add_special_tokens,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_attention_mask=False,
+        verbose=False,
+    )
+    ids: list[int] = list(encoding["input_ids"])
+    offsets: list[tuple[int, int]] = [tuple(o) for o in encoding["offset_mapping"]]
+    special_mask: list[int] = list(encoding["special_tokens_mask"])
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    pieces: list[str] = tokenizer.convert_ids_to_tokens(ids)
+    tokens: list[Token] = []
+    covered = 0  # characters [0, covered) already belong to earlier tokens
+    for index, (token_id, (start, end), piece) in enumerate(zip(ids, offsets, pieces, strict=True)):
+        special = bool(special_mask[index]) or token_id in special_ids
+        if special and start == end:
+            tokens.append(Token(index, int(token_id), str(piece), None, None, True))
+            continue
+        start = max(start, covered)
+        end = max(end, start)
+        gap = text[covered:start]
+        if gap and gap.isspace() and str(piece).startswith(_SPACE_MARKERS):
+            start = covered
+        tokens.append(Token(index, int(token_id), text[start:end], start, end, special))
+        covered = end
+    return tokens
+
+
+def check_text(text: Any) -> str:
+    """The text as ``str``, or a clear :class:`InputError` (bytes must be valid UTF-8)."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(f"text is not valid UTF-8 (byte {error.start}: {error.reason})") from None
+    if not isinstance(text, str):
+        raise InputError(f"text must be a string, not {type(text).__name__}")
+    if not text:
+        raise InputError("text is empty")
+    return text
+
+
+def render_chat(
+    tokenizer: Any, messages: list[dict[str, str]], *, add_generation_prompt: bool = True
+) -> tuple[str, list[Part]]:
+    """The chat template's rendering of ``messages`` and each message's span in it (role as name)."""
+    if not messages:
+        raise InputError("messages are empty")
+    for message in messages:
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise InputError("each message needs a 'role' and a 'content'")
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError("this model's tokenizer has no chat template; pass plain text instead")
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    parts: list[Part] = []
+    cursor = 0
+    for message in messages:
+        content = str(message["content"])
+        where = rendered.find(content, cursor)
+        if where < 0:
+            raise InputError(f"the chat template changed the content of a {message['role']!r} message")
+        parts.append(Part(str(message["role"]), where, where + len(content)))
+        cursor = where + len(content)
+    return rendered, parts

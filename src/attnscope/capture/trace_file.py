@@ -1,0 +1,141 @@
+"""The trace file: arrays in safetensors, metadata as JSON in the safetensors header.
+
+Format ``attnscope.trace`` version 1. A SHA-256 over every array (name, dtype, shape, bytes) is
+stored in the metadata and checked on load, so truncation and bit rot are reported, not loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from attnscope.capture.predictions import Predictions
+from attnscope.capture.sources import AttentionSource, FullSource, QKSource
+from attnscope.capture.tokens import Part, Token
+from attnscope.errors import TraceFormatError
+
+if TYPE_CHECKING:
+    from attnscope.capture.trace import Trace
+
+FORMAT = "attnscope.trace"
+FORMAT_VERSION = 1
+_META_KEY = "attnscope"
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def save_trace(trace: Trace, path: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    arrays: dict[str, np.ndarray] = {"token_ids": np.asarray(trace.token_ids, dtype=np.int64)}
+    if trace.predictions is not None:
+        arrays["pred/top_ids"] = trace.predictions.top_ids
+        arrays["pred/top_probs"] = trace.predictions.top_probs
+        arrays["pred/next_prob"] = trace.predictions.next_prob
+    arrays.update(trace.source.arrays())
+    arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "text": trace.text,
+        "tokens": [t.to_dict() for t in trace.tokens],
+        "target_text": trace.target_text,
+        "target_tokens": None if trace.target_tokens is None else [t.to_dict() for t in trace.target_tokens],
+        "parts": [p.to_dict() for p in trace.parts],
+        "model": trace.model,
+        "backend": trace.backend,
+        "source": trace.source.meta(),
+        "strings": None if trace.predictions is None else {str(k): v for k, v in trace.predictions.strings.items()},
+        "provenance": trace.provenance,
+        "checksum": _checksum(arrays),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(arrays, tmp, metadata={_META_KEY: json.dumps(meta, ensure_ascii=False)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise TraceFormatError(f"{path}: no such trace file")
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            header = handle.metadata() or {}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise TraceFormatError(f"{path} is not a readable trace file (truncated or not safetensors): {error}") from None
+    if _META_KEY not in header:
+        raise TraceFormatError(f"{path} is a safetensors file but not an attnscope trace")
+    try:
+        meta = json.loads(header[_META_KEY])
+    except ValueError as error:
+        raise TraceFormatError(f"{path}: corrupt trace metadata: {error}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise TraceFormatError(f"{path} is not an attnscope trace")
+    if meta.get("version") != FORMAT_VERSION:
+        raise TraceFormatError(
+            f"{path}: trace format version {meta.get('version')} is not supported "
+            f"(this attnscope reads version {FORMAT_VERSION})"
+        )
+    if meta.get("checksum") != _checksum(arrays):
+        raise TraceFormatError(f"{path}: checksum mismatch, the file is corrupt")
+    return meta, arrays
+
+
+def load_trace(path: Path) -> Trace:
+    from attnscope.capture.trace import Trace
+
+    meta, arrays = _read(path)
+    try:
+        source_meta = meta["source"]
+        source: AttentionSource
+        if source_meta["name"] == "qk":
+            source = QKSource.from_arrays(arrays, source_meta)
+        elif source_meta["name"] == "full":
+            source = FullSource.from_arrays(arrays, source_meta)
+        else:
+            raise TraceFormatError(f"{path}: unknown attention source {source_meta['name']!r}")
+        predictions = None
+        if "pred/top_ids" in arrays:
+            predictions = Predictions(
+                top_ids=arrays["pred/top_ids"],
+                top_probs=arrays["pred/top_probs"],
+                next_prob=arrays["pred/next_prob"],
+                strings={int(k): v for k, v in (meta.get("strings") or {}).items()},
+            )
+        target = meta.get("target_tokens")
+        return Trace(
+            text=meta["text"],
+            tokens=[Token.from_dict(t) for t in meta["tokens"]],
+            model=meta["model"],
+            source=source,
+            backend=meta["backend"],
+            predictions=predictions,
+            provenance=meta["provenance"],
+            parts=[Part(**p) for p in meta.get("parts", [])],
+            target_tokens=None if target is None else [Token.from_dict(t) for t in target],
+            target_text=meta.get("target_text"),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise TraceFormatError(f"{path}: incomplete trace metadata ({error})") from None

@@ -1,0 +1,132 @@
+"""The user cache: verified file hashes and one-time GGUF -> safetensors conversions.
+
+Everything lives under ``$ATTNSCOPE_CACHE`` (default ``$XDG_CACHE_HOME/attnscope`` or
+``~/.cache/attnscope``), never inside the installed package. Writes are atomic (temp + rename), so an
+interrupted conversion never leaves a half-written model that a later load would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+_BLOCK = 4 * 1024 * 1024
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ATTNSCOPE_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "attnscope"
+
+
+def _hash_index_path() -> Path:
+    return cache_dir() / "hashes.json"
+
+
+def _stat_key(paths: Iterable[Path]) -> str:
+    parts = []
+    for path in paths:
+        st = path.stat()
+        parts.append(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def _read_index() -> dict[str, str]:
+    try:
+        data = json.loads(_hash_index_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_index(index: dict[str, str]) -> None:
+    with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
+        write_text_atomic(_hash_index_path(), json.dumps(index, indent=0, sort_keys=True))
+
+
+def files_sha256(paths: list[Path], *, use_cache: bool = True) -> str:
+    """SHA-256 of the files' bytes concatenated in order (one file: its plain SHA-256).
+
+    Remembered per (path, size, mtime) so that a verified multi-hundred-MB file is hashed once.
+    """
+    key = _stat_key(paths)
+    if use_cache:
+        known = _read_index().get(key)
+        if known:
+            return known
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            while block := handle.read(_BLOCK):
+                digest.update(block)
+    value = digest.hexdigest()
+    if use_cache:
+        index = _read_index()
+        index[key] = value
+        _write_index(index)
+    return value
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def concatenate(parts: list[Path], target: Path) -> None:
+    """Join ``parts`` into ``target`` (written atomically)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    shutil.copyfileobj(handle, out, _BLOCK)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def conversion_dir(source_sha256: str, dtype_name: str) -> Path:
+    return cache_dir() / "converted" / f"{source_sha256[:16]}-{dtype_name}"
+
+
+CONVERSION_MARKER = "attnscope-conversion.json"
+
+
+def read_conversion(folder: Path, source_sha256: str) -> dict[str, object] | None:
+    """The marker of a finished conversion of ``source_sha256`` in ``folder``, or None."""
+    try:
+        marker = json.loads((folder / CONVERSION_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("source_sha256") != source_sha256:
+        return None
+    return marker
+
+
+def verify_conversion(folder: Path, marker: dict[str, object]) -> bool:
+    """True when every weight file recorded in the marker still has its recorded SHA-256."""
+    files = marker.get("files")
+    if not isinstance(files, dict) or not files:
+        return False
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file() or files_sha256([path]) != expected:
+            return False
+    return True

@@ -1,0 +1,310 @@
+"""``load_model(spec)``: every spec form (alias, hub id, folder, .gguf, tiny:) to a ``LoadedModel``."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from attnscope.errors import ChecksumError, ModelLoadError, ModelNotFoundError
+from attnscope.models import cache
+from attnscope.models.catalog import CatalogEntry, get_entry, resolve_default
+from attnscope.models.info import read_architecture
+from attnscope.models.loaded import LoadedModel
+from attnscope.models.provenance import library_versions, state_dict_sha256, tokenizer_sha256, utc_now
+from attnscope.models.tiny import build_tiny
+
+Progress = Callable[[str], None]
+
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def _resolve_dtype(dtype: str | None, device: str) -> str:
+    if dtype is None:
+        return "float32" if device == "cpu" else "float16"
+    name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    if name is None:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    return name
+
+
+def classify(config: Any) -> str:
+    """``causal``, ``masked`` or ``seq2seq`` from a config's flags and declared architectures."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    architectures = list(getattr(config, "architectures", None) or [])
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return "causal"
+    if any(a.endswith("ForMaskedLM") for a in architectures):
+        return "masked"
+    if architectures:
+        return "masked"  # a bare encoder (BertModel, ...): attention but no next-token head
+    return "causal" if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES else "masked"
+
+
+def _model_class(kind: str, config: Any) -> Any:
+    import transformers as tf
+
+    if kind == "causal":
+        return tf.AutoModelForCausalLM
+    if kind == "seq2seq":
+        return tf.AutoModelForSeq2SeqLM
+    architectures = list(getattr(config, "architectures", None) or [])
+    return tf.AutoModelForMaskedLM if any(a.endswith("ForMaskedLM") for a in architectures) else tf.AutoModel
+
+
+def _from_pretrained(cls: Any, source: str, torch_dtype: Any, trust_remote_code: bool, **kwargs: Any) -> Any:
+    last_error: Exception | None = None
+    for implementation in ("sdpa", "eager"):
+        try:
+            return cls.from_pretrained(
+                source,
+                dtype=torch_dtype,
+                attn_implementation=implementation,
+                trust_remote_code=trust_remote_code,
+                **kwargs,
+            )
+        except ValueError as error:  # architecture without SDPA support: retry with eager
+            last_error = error
+            if "sdpa" not in str(error).lower() and "attn_implementation" not in str(error):
+                break
+    raise ModelLoadError(f"could not load model from {source}: {last_error}") from last_error
+
+
+def _load_hf(source: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
+    """(model, tokenizer, kind) from a folder or hub id holding safetensors weights."""
+    import transformers as tf
+
+    try:
+        config = tf.AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        kind = classify(config)
+        model = _from_pretrained(
+            _model_class(kind, config), source, torch_dtype, trust_remote_code, use_safetensors=True
+        )
+        tokenizer = tf.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ModelLoadError(f"could not load {source!r}: {error}") from error
+    return model, tokenizer, kind
+
+
+def _safetensors_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors"))
+
+
+@contextlib.contextmanager
+def _gguf_file(paths: list[Path]) -> Iterator[Path]:
+    """One GGUF file: the file itself, or the parts joined into a temporary file in the cache."""
+    if len(paths) == 1:
+        yield paths[0]
+        return
+    tmp_dir = Path(tempfile.mkdtemp(prefix="join-", dir=_ensure(cache.cache_dir() / "tmp")))
+    try:
+        joined = tmp_dir / "model.gguf"
+        cache.concatenate(paths, joined)
+        yield joined
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _load_gguf(paths: list[Path], sha256: str, dtype_name: str, progress: Progress) -> tuple[Any, Any]:
+    """Load GGUF weights through the one-time safetensors conversion cache keyed by their SHA-256."""
+    import torch
+    import transformers as tf
+
+    torch_dtype = getattr(torch, dtype_name)
+    folder = cache.conversion_dir(sha256, dtype_name)
+    marker = cache.read_conversion(folder, sha256)
+    if marker is not None and cache.verify_conversion(folder, marker):
+        progress(f"loading converted weights from {folder}")
+        model = _from_pretrained(tf.AutoModelForCausalLM, str(folder), torch_dtype, False, use_safetensors=True)
+        tokenizer = tf.AutoTokenizer.from_pretrained(str(folder))
+        return model, tokenizer
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)  # stale or tampered conversion: redo it
+    progress("converting GGUF weights to safetensors (once; later loads take seconds)")
+    with _gguf_file(paths) as gguf_path:
+        try:
+            tokenizer = tf.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+            model = tf.AutoModelForCausalLM.from_pretrained(
+                str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch_dtype, attn_implementation="sdpa"
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            raise ModelLoadError(f"could not read GGUF file {paths[0]}: {error}") from error
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with contextlib.suppress(OSError):  # a read-only cache only costs converting again next time
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=_ensure(folder.parent)))
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            files = {p.name: cache.files_sha256([p]) for p in _safetensors_files(tmp)}
+            marker_text = _json({"source_sha256": sha256, "dtype": dtype_name, "files": files, "created": utc_now()})
+            (tmp / cache.CONVERSION_MARKER).write_text(marker_text, encoding="utf-8")
+            tmp.rename(folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return model, tokenizer
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True)
+
+
+def _verified(entry: CatalogEntry, progress: Progress) -> list[Path]:
+    paths = entry.located_files()
+    if paths is None:
+        raise ModelNotFoundError(f"model {entry.alias!r} is not installed; install it with: {entry.install_hint()}")
+    hashed = [p / "model.safetensors" for p in paths] if entry.weight_format == "folder" else paths
+    progress(f"verifying SHA-256 of {entry.alias}")
+    actual = cache.files_sha256(hashed)
+    if actual != entry.sha256:
+        raise ChecksumError(
+            f"checksum mismatch for {entry.alias}: expected SHA-256 {entry.sha256}, got {actual} "
+            f"(files: {', '.join(map(str, hashed))}); reinstall with: {entry.install_hint()}"
+        )
+    return paths
+
+
+def load_model(
+    spec: str | None = None,
+    *,
+    device: str = "auto",
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    progress: Progress | None = None,
+) -> LoadedModel:
+    """Load a model for capture.
+
+    Args:
+        spec: a catalog alias (``attnscope models``), a hub id, a local folder of safetensors
+            weights, a ``.gguf`` file, or ``tiny:<family>``. None picks the default catalog model
+            (``qwen2.5-coder-0.5b``, or an installed fallback).
+        device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
+        dtype: ``float32`` (default on CPU), ``float16`` (default on CUDA) or ``bfloat16``.
+        trust_remote_code: passed to transformers; off unless asked for.
+        progress: called with short status lines (the CLI prints them to stderr).
+
+    Raises:
+        ModelNotFoundError: the spec names nothing loadable.
+        ChecksumError: a catalog model's files differ from the expected SHA-256.
+        ModelLoadError: the files exist but do not load.
+    """
+    import torch
+
+    say = progress or _quiet
+    if spec is None or not str(spec).strip():
+        spec, _note = resolve_default()
+    spec = str(spec).strip()
+    device_name = _resolve_device(device)
+    dtype_name = _resolve_dtype(dtype, device_name)
+    torch_dtype = getattr(torch, dtype_name)
+    weights_sha: str | None
+    entry = get_entry(spec)
+    path = Path(spec).expanduser()
+
+    if spec.startswith("tiny:"):
+        model, tokenizer, kind = build_tiny(spec.removeprefix("tiny:"), attn_implementation="sdpa")
+        weights_sha = state_dict_sha256(model)
+        name = f"tiny random {spec.removeprefix('tiny:')} (seed 0)"
+        source = "random init from config"
+    elif entry is not None:
+        paths = _verified(entry, say)
+        weights_sha = entry.sha256
+        name, source, kind = entry.title, f"catalog:{entry.alias}", entry.kind
+        if entry.weight_format == "folder":
+            model, tokenizer, kind = _load_hf(str(paths[0]), torch_dtype, False)
+        else:
+            model, tokenizer = _load_gguf(paths, entry.sha256, dtype_name, say)
+    elif path.is_file() and path.suffix == ".gguf":
+        say(f"hashing {path}")
+        weights_sha = cache.files_sha256([path])
+        model, tokenizer = _load_gguf([path], weights_sha, dtype_name, say)
+        name, source, kind = path.stem, str(path.resolve()), "causal"
+    elif path.is_dir():
+        files = _safetensors_files(path)
+        if not files:
+            raise ModelLoadError(f"{path} holds no .safetensors weights (pickle checkpoints are not loaded)")
+        weights_sha = cache.files_sha256(files)
+        model, tokenizer, kind = _load_hf(str(path), torch_dtype, trust_remote_code)
+        name, source = path.resolve().name, str(path.resolve())
+    elif path.exists():
+        raise ModelNotFoundError(f"{path} is neither a .gguf file nor a model folder")
+    elif "/" in spec and not spec.startswith((".", "/", "~")):
+        say(f"loading {spec} from the Hugging Face hub")
+        try:
+            model, tokenizer, kind = _load_hf(spec, torch_dtype, trust_remote_code)
+        except ModelLoadError as error:
+            raise ModelNotFoundError(f"could not load hub model {spec!r} (no network access?): {error}") from None
+        weights_sha, name, source = None, spec, f"hub:{spec}"
+    else:
+        raise ModelNotFoundError(
+            f"unknown model {spec!r}: not a catalog alias (see `attnscope models`), not an existing path, "
+            "and not a hub id of the form owner/name"
+        )
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"{spec}: attnscope needs a fast tokenizer (character offsets); got {type(tokenizer)}")
+    model = model.to(device=device_name, dtype=torch_dtype)
+    model.eval()
+    arch = read_architecture(model.config, kind)
+    provenance = {
+        "model_spec": spec,
+        "model_name": name,
+        "source": source,
+        "weights_sha256": weights_sha,
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
+        "dtype": dtype_name,
+        "device": device_name,
+        "loaded_at": utc_now(),
+        "versions": library_versions(),
+    }
+    return LoadedModel(
+        spec=spec,
+        name=name,
+        kind=kind,
+        model=model,
+        tokenizer=tokenizer,
+        arch=arch,
+        provenance=provenance,
+        device=device_name,
+        dtype=dtype_name,
+        has_lm_head=model.get_output_embeddings() is not None,
+    )

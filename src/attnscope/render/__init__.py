@@ -1,0 +1,1 @@
+"""Render: traces and analysis results to JSON, terminal text, figures and HTML."""

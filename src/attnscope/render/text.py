@@ -1,0 +1,70 @@
+"""Readable terminal output of an analysis: tokens with weight bars, and the top predictions."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+BAR_WIDTH = 40  # characters for a weight (or probability) of 1.0
+
+
+def bar(value: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar whose length is ``value`` of ``width`` characters, in eighths."""
+    eighths = max(0, round(float(value) * width * 8))
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (_EIGHTHS[rest] if rest else "")
+
+
+def display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def quoted(text: str) -> str:
+    """A token's text with whitespace made visible and quotes around it."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+def analysis_text(result: dict[str, Any]) -> str:
+    model = result["model"]
+    attention = result["attention"]
+    tokens = (
+        result["tokens"]
+        if attention["stack"] in ("encoder", "cross")
+        else result.get("target_tokens", result["tokens"])
+    )
+    query_tokens = result.get("target_tokens", tokens) if attention["stack"] != "encoder" else tokens
+    query_token = query_tokens[attention["query"]]
+    lines = [
+        f"model   {model['spec']} — {model['name']}",
+        f"        {model['kind']}, {model['layers']} layers x {model['heads']} heads "
+        f"({model['kv_heads']} KV heads), vocab {model['vocab_size']:,}, tokenizer {model['tokenizer']}",
+        f"view    layer {attention['layer']}, head {attention['head']}, {attention['stack']} attention, "
+        f"query token {attention['query']} {quoted(query_token['text'])}, backend {result['provenance']['backend']}",
+        "",
+    ]
+    labels = [quoted(t["text"]) + (" (special)" if t["special"] else "") for t in tokens]
+    label_width = min(32, max(display_width(label) for label in labels))
+    lines.append(f"{'#':>5}  {pad('token', label_width)}  {'id':>7}  {'weight':>8}")
+    for token, label, weight in zip(tokens, labels, attention["weights"], strict=True):
+        lines.append(f"{token['index']:>5}  {pad(label, label_width)}  {token['id']:>7}  {weight:8.4f}  {bar(weight)}")
+    lines.append(f"{'':>5}  {pad('sum', label_width)}  {'':>7}  {sum(attention['weights']):8.4f}")
+    prediction = result.get("prediction")
+    if prediction:
+        lines += ["", f"prediction after token {prediction['position']} (raw softmax probabilities):"]
+        top = prediction["top"]
+        width = min(24, max(display_width(quoted(c["token"])) for c in top))
+        for rank, candidate in enumerate(top, start=1):
+            lines.append(
+                f"{rank:>5}. {pad(quoted(candidate['token']), width)}  {candidate['id']:>7}  "
+                f"{candidate['prob']:8.4f}  {bar(candidate['prob'])}"
+            )
+    else:
+        lines += ["", "prediction: none (this model has no next-token head)"]
+    lines += ["", f"bars: {BAR_WIDTH} characters = 1.0"]
+    return "\n".join(lines)

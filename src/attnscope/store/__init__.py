@@ -1,0 +1,1 @@
+"""Store: the runs database, array files, provenance and signatures (coming with the runs store)."""

