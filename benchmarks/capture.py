@@ -1,8 +1,10 @@
 """Capture cost: plain SDPA forward vs attnscope's ``qk`` and ``full`` capture.
 
-Each configuration runs in a fresh subprocess (so peak memory is its own): load the model, build an
-input of exactly N tokens, run ``--warmup`` untimed passes and ``--repeats`` timed ones, and report the
-median wall time and the peak RSS growth over the loaded model.
+Each (model, length) runs in a fresh subprocess: load the model, build an input of exactly N tokens,
+run every method ``--warmup`` times untimed, then ``--repeats`` timed rounds in which the methods
+alternate (so a drift of the machine's speed hits them alike). Reported: the median wall time, its
+ratio to ``plain`` from the same rounds, and the largest peak-RSS growth of one call over the loaded
+model (peak reset before each call through /proc/self/clear_refs, freed heap trimmed first).
 
 Methods:
   plain     model(input_ids, logits_to_keep=1) with SDPA — the baseline, nothing recorded
@@ -92,7 +94,9 @@ def text_of_tokens(tokenizer, n_tokens: int) -> str:
     return text[: offsets[n_tokens - 1 - special][1]] if special < n_tokens else text
 
 
-def child(spec: str, method: str, n_tokens: int, warmup: int, repeats: int, threads: int) -> dict:
+def child(spec: str, methods: list[str], n_tokens: int, warmup: int, repeats: int, threads: int) -> dict:
+    """Time every method on one model and length, interleaved round by round (so drift of the
+    machine's speed hits all methods alike), and measure each call's peak RSS growth."""
     import torch
 
     import attnscope
@@ -103,7 +107,7 @@ def child(spec: str, method: str, n_tokens: int, warmup: int, repeats: int, thre
     text = text_of_tokens(model.tokenizer, n_tokens)
     ids = model.tokenizer(text, return_tensors="pt")["input_ids"]
 
-    def once() -> None:
+    def once(method: str) -> None:
         if method == "plain":
             with torch.inference_mode():
                 model.model(input_ids=ids, logits_to_keep=1, use_cache=False)
@@ -114,19 +118,25 @@ def child(spec: str, method: str, n_tokens: int, warmup: int, repeats: int, thre
         else:
             capture(model, text, backend="full", predict="last")
 
-    for _ in range(warmup):  # also faults in the (memory-mapped) weights before the baseline is taken
-        once()
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so the baseline is the loaded model
-    reset_peak_rss()
-    base_rss = current_rss_mb()
-    times = []
+    for _ in range(warmup):  # also faults in the (memory-mapped) weights before any baseline is taken
+        for method in methods:
+            once(method)
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    peaks: dict[str, float] = dict.fromkeys(methods, 0.0)
     for _ in range(repeats):
-        begin = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - begin)
-    peak_mb = peak_rss_mb()
-    return {"tokens": int(ids.shape[1]), "median_s": statistics.median(times), "peak_extra_mb": peak_mb - base_rss}
+        for method in methods:
+            gc.collect()
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back: the baseline is the loaded model
+            reset_peak_rss()
+            base_rss = current_rss_mb()
+            begin = time.perf_counter()
+            once(method)
+            times[method].append(time.perf_counter() - begin)
+            peaks[method] = max(peaks[method], peak_rss_mb() - base_rss)
+    return {
+        "tokens": int(ids.shape[1]),
+        "rows": {m: {"median_s": statistics.median(times[m]), "peak_extra_mb": peaks[m]} for m in methods},
+    }
 
 
 def main() -> None:
@@ -140,8 +150,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("SPEC", "METHOD", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        spec, method, n = args.child
-        print(json.dumps(child(spec, method, int(n), args.warmup, args.repeats, args.threads)))
+        spec, methods, n = args.child
+        print(json.dumps(child(spec, methods.split(","), int(n), args.warmup, args.repeats, args.threads)))
         return
 
     print(
@@ -153,32 +163,30 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|")
     for spec in args.models:
         for n in args.lengths:
-            baseline = None
-            for method in args.methods:
-                command = [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    spec,
-                    method,
-                    str(n),
-                    "--warmup",
-                    str(args.warmup),
-                    "--repeats",
-                    str(args.repeats),
-                    "--threads",
-                    str(args.threads),
-                ]
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    print(f"| {spec} | {n} | {method} | failed: {done.stderr.strip().splitlines()[-1:]} | | |")
-                    continue
-                row = json.loads(done.stdout.strip().splitlines()[-1])
-                if method == "plain":
-                    baseline = row["median_s"]
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                spec,
+                ",".join(args.methods),
+                str(n),
+                "--warmup",
+                str(args.warmup),
+                "--repeats",
+                str(args.repeats),
+                "--threads",
+                str(args.threads),
+            ]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(f"| {spec} | {n} | failed: {done.stderr.strip().splitlines()[-1:]} | | | |", flush=True)
+                continue
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            baseline = result["rows"].get("plain", {}).get("median_s")
+            for method, row in result["rows"].items():
                 ratio = f"{row['median_s'] / baseline:.2f}" if baseline else "-"
                 print(
-                    f"| {spec} | {row['tokens']} | {method} | {row['median_s']:.3f} | {ratio} | "
+                    f"| {spec} | {result['tokens']} | {method} | {row['median_s']:.3f} | {ratio} | "
                     f"{row['peak_extra_mb']:.0f} |",
                     flush=True,
                 )

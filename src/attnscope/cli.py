@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--save", metavar="PATH", help="also save the whole trace (.safetensors) to PATH")
     analyze.add_argument("--device", default="auto")
     analyze.add_argument("--dtype", default=None, help="float32 (CPU default), float16 or bfloat16")
+    analyze.add_argument(
+        "--trust-remote-code", action="store_true", help="let transformers run code shipped with a hub model"
+    )
     analyze.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
 
     models = commands.add_parser(
@@ -121,7 +124,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from attnscope.render.text import analysis_text
 
     say(f"loading {spec} …")
-    model = load_model(spec, device=args.device, dtype=args.dtype, progress=say)
+    model = load_model(
+        spec, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, progress=say
+    )
     stack = args.stack or {"causal": "decoder", "masked": "encoder", "seq2seq": "cross"}[model.kind]
     if stack not in model.arch.stacks:
         raise InputError(f"--stack {stack}: this {model.kind} model has stacks {sorted(model.arch.stacks)}")
@@ -132,8 +137,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if isinstance(args.head, int) and not -heads <= args.head < heads:
         raise InputError(f"--head {args.head} out of range: {spec} has {heads} heads (0..{heads - 1}, mean, max)")
     say("capturing …")
+    # Without --save only what is shown is computed: one layer, predictions at the query position.
     layers = None if args.save else [args.layer]
-    trace = capture(model, text, target=args.target, backend=args.backend, layers=layers, top_k=args.top_k)
+    predict = "last" if args.query == -1 and not args.save else "all"
+    trace = capture(
+        model, text, target=args.target, backend=args.backend, layers=layers, top_k=args.top_k, predict=predict
+    )
     result = analysis_json(trace, layer=args.layer, head=args.head, query=args.query, top_k=args.top_k, stack=stack)
     if args.save:
         path = trace.save(args.save)

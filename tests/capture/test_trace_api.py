@@ -61,14 +61,16 @@ def test_capturing_a_subset_of_layers():
         part.attention(0)
 
 
-def test_auto_backend_switches_to_qk_for_long_inputs():
-    from attnscope.capture import AUTO_QK_MIN_TOKENS
+def test_auto_backend_switches_to_qk_above_the_threshold(monkeypatch):
+    from attnscope.capture import engine
 
     model = tiny("llama")
-    assert capture(model, "short").backend == "full"
-    long_text = "ab " * (AUTO_QK_MIN_TOKENS // 2)  # byte-level: about 3 tokens per repetition
-    assert capture(model, long_text[: model.arch.max_positions]).backend in ("full", "qk")
-    assert len(long_text) > AUTO_QK_MIN_TOKENS
+    assert engine.AUTO_QK_MIN_TOKENS == 512
+    monkeypatch.setattr(engine, "AUTO_QK_MIN_TOKENS", 8)
+    short, long = capture(model, "abc"), capture(model, "abcdefghijkl")
+    assert (len(short.tokens), short.backend) == (4, "full")
+    assert (len(long.tokens), long.backend) == (13, "qk")
+    assert long.provenance["backend"] == "qk"
 
 
 @pytest.mark.parametrize(

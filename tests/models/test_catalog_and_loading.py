@@ -130,3 +130,22 @@ def test_dtype_option(tmp_path):
     assert next(model.model.parameters()).dtype.__str__() == "torch.bfloat16" and model.dtype == "bfloat16"
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         attnscope.load_model("tiny:llama", dtype="int3")
+
+
+def test_a_local_folder_of_safetensors_loads(tmp_path):
+    source = tiny("qwen2")
+    source.model.save_pretrained(tmp_path / "m")
+    source.tokenizer.save_pretrained(tmp_path / "m")
+    model = attnscope.load_model(str(tmp_path / "m"))
+    assert model.kind == "causal" and model.arch.layers == 3
+    assert model.weights_sha256 == cache.files_sha256([tmp_path / "m" / "model.safetensors"])
+    ids = [t.id for t in attnscope.capture(model, "same weights").tokens]
+    assert ids == [t.id for t in attnscope.capture(source, "same weights").tokens]
+
+
+def test_a_gguf_path_loads_through_the_same_verified_cache():
+    packaged("smollm2-135m")
+    path = require_entry("smollm2-135m").located_files()[0]
+    model = attnscope.load_model(str(path))
+    assert model.weights_sha256 == require_entry("smollm2-135m").sha256
+    assert attnscope.capture(model, "The capital of France is").top_predictions(-1, 1)[0].token == " Paris"

@@ -86,8 +86,10 @@ def capture(
                 raise
             chosen = "full"
             source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
-        predictions = None if predict == "none" else _predictions(
-            model, logits_fn, tokens, target_tokens, top_k, only_last=predict == "last"
+        predictions = (
+            None
+            if predict == "none"
+            else _predictions(model, logits_fn, tokens, target_tokens, top_k, only_last=predict == "last")
         )
 
     provenance = {

@@ -123,8 +123,8 @@ class QKRecorder:
             is_causal = getattr(module, "is_causal", True)
         positions = np.arange(n_key - n_query, n_key, dtype=np.int64)
         record = LayerRecord(
-            query=np.ascontiguousarray(q),
-            key=np.ascontiguousarray(k),
+            query=np.array(q, order="C", copy=True),  # own copies: a KV cache may be updated in place later
+            key=np.array(k, order="C", copy=True),
             query_positions=positions,
             scaling=float(scaling),
             softcap=kwargs.get("softcap"),

@@ -22,6 +22,8 @@ from typing import Any
 from attnscope.errors import InputError
 
 _SPACE_MARKERS = ("Ġ", "▁")
+# Far beyond any model's context (32k tokens are ~130k characters); refused before tokenizing.
+MAX_TEXT_CHARS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def check_text(text: Any) -> str:
         raise InputError(f"text must be a string, not {type(text).__name__}")
     if not text:
         raise InputError("text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"text is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
     return text
 
 

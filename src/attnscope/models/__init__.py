@@ -3,7 +3,7 @@
 from attnscope.models.catalog import CATALOG, DEFAULT_MODEL, CatalogEntry, get_entry, resolve_default
 from attnscope.models.loaded import LoadedModel
 from attnscope.models.loading import load_model
-from attnscope.models.tiny import TINY_FAMILIES
+from attnscope.models.tiny import TINY_FAMILIES, tiny_kind
 
 __all__ = [
     "CATALOG",
@@ -43,7 +43,7 @@ def list_models() -> list[dict[str, object]]:
             {
                 "alias": f"tiny:{family}",
                 "title": f"tiny random {family}",
-                "kind": "seq2seq" if family in ("t5", "bart") else "masked" if family == "bert" else "causal",
+                "kind": tiny_kind(family),
                 "description": "randomly initialised from a small config (tests and demos; predictions are noise)",
                 "languages": "any (byte-level tokenizer)",
                 "license": "n/a",

@@ -29,6 +29,11 @@ _FAMILIES: dict[str, tuple[str, str, bool]] = {
 
 TINY_FAMILIES: tuple[str, ...] = tuple(_FAMILIES)
 
+
+def tiny_kind(family: str) -> str:
+    return _FAMILIES[family][0]
+
+
 _CHAT_TEMPLATE = (
     "{% for m in messages %}<bos>{{ m['role'] }}\n{{ m['content'] }}<eos>\n{% endfor %}"
     "{% if add_generation_prompt %}<bos>assistant\n{% endif %}"
