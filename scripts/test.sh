@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs into ./.venv, then runs lint and the whole suite.
+# Installs everything the test suite needs into ./.venv (and Debian's Chromium with CJK fonts for
+# the browser tests), then runs lint and the whole suite.
 # Usage: bash scripts/test.sh [pytest arguments]   (e.g. -m "not slow" for the quick loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/opentype/noto ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
@@ -13,4 +21,4 @@ python=${PYTHON:-python3}
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 
-ATTNSCOPE_REQUIRE_MODELS=1 .venv/bin/python -m pytest "$@"
+ATTNSCOPE_REQUIRE_MODELS=1 ATTNSCOPE_REQUIRE_BROWSER=1 .venv/bin/python -m pytest "$@"

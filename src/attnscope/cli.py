@@ -76,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true")
     models.add_argument("--force", action="store_true", help="with install: reinstall even if installed")
 
+    serve = commands.add_parser(
+        "serve",
+        help="start the web app",
+        description="Load a model and serve the interactive explorer on http://HOST:PORT (127.0.0.1 by default).",
+    )
+    serve.add_argument("--model", "-m", default=None, help="catalog alias, hub id, folder, .gguf or tiny:<family>")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--open", action="store_true", help="open the page in a browser")
+    serve.add_argument("--device", default="auto")
+    serve.add_argument("--dtype", default=None)
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -154,6 +166,41 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from attnscope.models.catalog import resolve_default
+
+    spec = args.model
+    if spec is None:
+        spec, note = resolve_default()
+        if note:
+            print(note, file=sys.stderr)
+    _quiet_libraries()
+    import uvicorn
+
+    from attnscope.models import load_model
+    from attnscope.server.app import create_app
+    from attnscope.server.host import ModelHost
+
+    say = _say(False)
+
+    def loader(name: str) -> Any:
+        say(f"loading {name} …")
+        return load_model(name, device=args.device, dtype=args.dtype, progress=say)
+
+    host = ModelHost(loader=loader)
+    host.load(spec)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: binding {args.host}: anyone who can reach this address can use the app", file=sys.stderr)
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
+    print(f"attnscope is serving {spec} at {url} (Ctrl+C stops it)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    uvicorn.run(create_app(host), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from attnscope.models import list_models
     from attnscope.models.catalog import CATALOG, DEFAULT_MODEL, require_entry
@@ -203,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_analyze(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "serve":
+            return cmd_serve(args)
         if args.command == "version":
             print(f"attnscope {__version__}")
             return 0
