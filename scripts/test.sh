@@ -18,7 +18,8 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet torch==2.13.0 -e ".[test]"
 .venv/bin/attnscope models install all
 
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
+.venv/bin/mypy src
 
 ATTNSCOPE_REQUIRE_MODELS=1 ATTNSCOPE_REQUIRE_BROWSER=1 .venv/bin/python -m pytest "$@"

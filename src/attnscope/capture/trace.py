@@ -96,7 +96,7 @@ class Trace:
             return list(range(count))
         if isinstance(head, str):
             raise OutOfRangeError(f"head {head!r} out of range: {count} heads (0..{count - 1}, 'mean', 'max')")
-        chosen = [head] if isinstance(head, int | np.integer) else list(head)  # type: ignore[arg-type]
+        chosen = [head] if isinstance(head, int | np.integer) else list(head)
         if not chosen:
             raise OutOfRangeError("no heads selected")
         for item in chosen:

@@ -165,7 +165,7 @@ def _load_gguf(paths: list[Path], sha256: str, dtype_name: str, progress: Progre
             )
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise ModelLoadError(f"could not read GGUF file {paths[0]}: {error}") from error
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # de-quantised: plain weights from here on
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     with contextlib.suppress(OSError):  # a read-only cache only costs converting again next time

@@ -141,7 +141,7 @@ def _config(family: str, vocab_size: int, ids: dict[str, int]) -> Any:
             pad_token_id=ids["<pad>"],
         )
     if family == "t5":
-        return tf.T5Config(
+        t5 = tf.T5Config(
             vocab_size=vocab_size,
             d_model=64,
             d_kv=16,
@@ -153,8 +153,9 @@ def _config(family: str, vocab_size: int, ids: dict[str, int]) -> Any:
             initializer_factor=1.0,
             pad_token_id=ids["<pad>"],
             eos_token_id=ids["<eos>"],
-            decoder_start_token_id=ids["<pad>"],
         )
+        t5.decoder_start_token_id = ids["<pad>"]
+        return t5
     if family == "bart":
         return tf.BartConfig(
             vocab_size=vocab_size,
