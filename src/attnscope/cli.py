@@ -117,19 +117,26 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
-    text = _read_text(args.text)
-    if args.top_k < 1:
-        raise InputError("--top-k must be at least 1")
-    say = _say(args.quiet)
+def _model_spec(requested: str | None) -> str:
+    """The spec to load (the default catalog model, or an installed fallback with a note on stderr);
+    also quietens transformers' own logging and progress bars, which the CLI replaces with its own lines."""
     from attnscope.models.catalog import resolve_default
 
-    spec = args.model
+    spec = requested
     if spec is None:
         spec, note = resolve_default()
         if note:
             print(note, file=sys.stderr)
     _quiet_libraries()
+    return spec
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    text = _read_text(args.text)
+    if args.top_k < 1:
+        raise InputError("--top-k must be at least 1")
+    say = _say(args.quiet)
+    spec = _model_spec(args.model)
     from attnscope.capture import capture
     from attnscope.models import load_model
     from attnscope.render.json import analysis_json
@@ -167,14 +174,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from attnscope.models.catalog import resolve_default
-
-    spec = args.model
-    if spec is None:
-        spec, note = resolve_default()
-        if note:
-            print(note, file=sys.stderr)
-    _quiet_libraries()
+    spec = _model_spec(args.model)
     import uvicorn
 
     from attnscope.models import load_model

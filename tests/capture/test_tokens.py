@@ -61,6 +61,15 @@ def test_smollm2_spans_rebuild_the_text(text):
     check_against_decoding(model.tokenizer, text, tokens)
 
 
+@pytest.mark.parametrize("text", MIXED_TEXTS)
+def test_gemma3_sentencepiece_spans_rebuild_the_text(text):
+    model = packaged("gemma3-270m")
+    tokens = tokenize(model.tokenizer, text)
+    assert tokens[0].special and tokens[0].start is None  # <bos>
+    assert rebuild(text, tokens) == text
+    check_against_decoding(model.tokenizer, text, tokens)
+
+
 def test_leading_space_belongs_to_the_word_piece():
     tokens = tokenize(packaged("smollm2-135m").tokenizer, "The capital of France is")
     assert [t.text for t in tokens] == ["The", " capital", " of", " France", " is"]

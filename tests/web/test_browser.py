@@ -37,6 +37,13 @@ def shown_weights(page) -> list[float]:
     return [float(w) for w in page.eval_on_selector_all("[data-testid=token]", "els => els.map(e => e.dataset.weight)")]
 
 
+def switch_model(page, spec: str, timeout_ms: int = 300_000) -> None:
+    """Pick a model in the page's model picker and wait for the re-analysis it triggers."""
+    before = counter(page, "analyses")
+    page.get_by_test_id("model-select").select_option(spec)
+    page.wait_for_function(f"Number(document.body.dataset.analyses || 0) > {before}", timeout=timeout_ms)
+
+
 def api(server, **payload) -> dict:
     return httpx.post(f"{server}/api/analyze", json=payload, timeout=120).json()
 
@@ -139,9 +146,7 @@ def test_exports_download_the_analysis_and_a_png(page, server):
 
 def test_encoder_model_from_the_model_picker(page, server):
     packaged("minilm-l6")
-    before = counter(page, "analyses")
-    page.get_by_test_id("model-select").select_option("minilm-l6")
-    page.wait_for_function(f"Number(document.body.dataset.analyses || 0) > {before}", timeout=120_000)
+    switch_model(page, "minilm-l6")
     try:
         analyze(page, "The capital of France is Paris.")
         tokens = page.get_by_test_id("token")
@@ -161,17 +166,13 @@ def test_encoder_model_from_the_model_picker(page, server):
         assert not tokens.first.is_visible()
         screenshot(page, "encoder-token-view")
     finally:
-        before = counter(page, "analyses")
-        page.get_by_test_id("model-select").select_option(SERVED_MODEL)
-        page.wait_for_function(f"Number(document.body.dataset.analyses || 0) > {before}", timeout=120_000)
+        switch_model(page, SERVED_MODEL)
 
 
 @pytest.mark.slow
 def test_chinese_example_on_the_default_model_predicts_beijing(page, server):
     packaged("qwen2.5-coder-0.5b")
-    before = counter(page, "analyses")
-    page.get_by_test_id("model-select").select_option("qwen2.5-coder-0.5b")
-    page.wait_for_function(f"Number(document.body.dataset.analyses || 0) > {before}", timeout=300_000)
+    switch_model(page, "qwen2.5-coder-0.5b")
     try:
         analyze(page, CHINESE)
         texts = page.get_by_test_id("token").evaluate_all("els => els.map(e => e.textContent)")
@@ -183,6 +184,4 @@ def test_chinese_example_on_the_default_model_predicts_beijing(page, server):
         assert page.get_by_test_id("candidate").count() == 10
         screenshot(page, "chinese-qwen-token-view")
     finally:
-        before = counter(page, "analyses")
-        page.get_by_test_id("model-select").select_option(SERVED_MODEL)
-        page.wait_for_function(f"Number(document.body.dataset.analyses || 0) > {before}", timeout=120_000)
+        switch_model(page, SERVED_MODEL)

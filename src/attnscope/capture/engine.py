@@ -161,10 +161,22 @@ def _forward(
         assert target_tokens is not None
         kwargs["decoder_input_ids"] = torch.tensor([[t.id for t in target_tokens]], device=device)
 
+    hidden: dict[str, torch.Tensor] = {}
+
     def run() -> Any:
-        if model.kind == "causal":
-            return hf.base_model(input_ids=input_ids, **kwargs)  # hidden states; head applied in chunks
-        return hf(input_ids=input_ids, **kwargs)
+        if model.kind != "causal":
+            return hf(input_ids=input_ids, **kwargs)
+
+        # The model's own forward (only the last position through its LM head); the final hidden
+        # states of every position are picked up from the base model for chunked predictions.
+        def keep(_module: Any, _args: Any, output: Any) -> None:
+            hidden["last"] = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+
+        handle = hf.base_model.register_forward_hook(keep)
+        try:
+            return hf(input_ids=input_ids, logits_to_keep=1, **kwargs)
+        finally:
+            handle.remove()
 
     if full:
         with qk.attention_implementation(hf, "eager"):
@@ -179,8 +191,8 @@ def _forward(
         source = QKSource(records=recorder.records, masks=recorder.masks, biases=recorder.biases)
 
     if model.kind == "causal":
-        hidden = outputs.last_hidden_state[0]  # (tokens, hidden)
-        return source, lambda begin, end: _lm_logits(hf, hidden[begin:end])
+        states = hidden["last"][0]  # (tokens, hidden)
+        return source, lambda begin, end: _lm_logits(hf, states[begin:end])
     logits = getattr(outputs, "logits", None)
     if logits is None:
         return source, None
