@@ -84,9 +84,11 @@ function renderTokens() {
   strip.classList.toggle("hide-special", $("hide-special").checked);
   const nodes = [];
   let cursor = 0;
-  const text = result.text;
+  // gaps between token spans are text no token covers (e.g. spaces a WordPiece tokenizer drops);
+  // decoder-side target tokens of an encoder-decoder have spans into the target, so no gaps there
+  const text = tokens === result.tokens ? result.text : "";
   tokens.forEach((token, index) => {
-    if (token.start !== null && token.start > cursor) {
+    if (text && token.start !== null && token.start > cursor) {
       const gap = document.createElement("span");
       gap.className = "gap";
       gap.textContent = text.slice(cursor, token.start);
@@ -109,7 +111,7 @@ function renderTokens() {
     nodes.push(span);
     if (token.end !== null) cursor = token.end;
   });
-  if (cursor < text.length && result.attention.stack !== "decoder") {
+  if (text && cursor < text.length) {
     const tail = document.createElement("span");
     tail.className = "gap";
     tail.textContent = text.slice(cursor);
