@@ -80,7 +80,12 @@ def test_analyze_table_shows_tokens_bars_and_predictions():
     result = run("analyze", "The capital", "--model", "tiny:gpt2", "--quiet")
     assert result.returncode == 0, result.stderr.decode()
     text = result.stdout.decode("utf-8")
-    assert ('"The"' in text and "prediction after token" in text and "█" in text) or "▏" in text
+    trace = capture(tiny("gpt2"), "The capital")
+    rows = [line for line in text.splitlines() if line.strip()[:1].isdigit()]
+    for token in trace.tokens:  # one row per token: index, quoted text, id, weight
+        assert any(json.dumps(token.text, ensure_ascii=False) in row and str(token.id) in row for row in rows)
+    assert "prediction after token" in text and json.dumps(trace.top_predictions(-1, 1)[0].token) in text
+    assert any(block in text for block in "█▉▊▋▌▍▎▏"), "weights are drawn as bars"
 
 
 @pytest.mark.parametrize(

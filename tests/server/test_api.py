@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attnscope.analysis.stats import row_stats
 from attnscope.capture import capture
 from attnscope.render.json import analysis_json
 from attnscope.server import binary
@@ -20,6 +21,9 @@ def test_analyze_returns_the_cli_shape_with_the_library_numbers(client):
     np.testing.assert_allclose(body["attention"]["weights"], expected["attention"]["weights"], atol=1e-6)
     assert body["prediction"]["top"][0]["id"] == expected["prediction"]["top"][0]["id"]
     assert body["view"] == {"stacks": ["decoder"], "layers": 3, "heads": 4, "query_tokens": len(body["tokens"])}
+    stats = row_stats(np.array(body["attention"]["weights"]))
+    assert body["stats"]["raw"]["argmax"] == stats.argmax
+    assert body["stats"]["raw"]["entropy_nats"] == pytest.approx(stats.entropy_nats, abs=1e-6)
 
 
 def test_changing_layer_head_or_query_reuses_the_forward_pass(client, host):

@@ -158,6 +158,10 @@ def test_encoder_model_from_the_model_picker(page, server):
             raw, api(server, text="The capital of France is Paris.")["attention"]["weights"], atol=1e-12
         )
         wait_after(page, lambda: page.get_by_test_id("exclude-special").check())
+        stats = api(server, text="The capital of France is Paris.")["stats"]["without_special"]
+        panel = page.get_by_test_id("weight-stats")
+        assert panel.locator("table").get_attribute("data-basis") == "without_special"
+        assert f"{stats['entropy_nats']:.4f} nats" in panel.inner_text()
         renormalised = shown_weights(page)
         assert renormalised[0] == 0 and renormalised[-1] == 0
         assert abs(sum(renormalised) - 1) < 1e-9

@@ -8,6 +8,7 @@ Shape (stable; other tools depend on it)::
      "tokens": [{"index", "id", "text", "start", "end", "special"}],
      "attention": {"layer", "head", "query", "stack", "weights": [one float per key token]},
      "prediction": {"position", "top": [{"id", "token", "prob"}]} | null,
+     "stats": {"raw": RowStats, "without_special": RowStats},
      "provenance": {...}}
 
 Weights and probabilities are raw softmax values (no rescaling).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from attnscope.analysis.stats import row_stats, without_special
 from attnscope.capture.trace import Trace
 from attnscope.errors import OutOfRangeError
 
@@ -60,6 +62,12 @@ def analysis_json(
             "weights": [float(w) for w in row],
         },
         "prediction": prediction,
+        "stats": {
+            "raw": row_stats(row).to_dict(),
+            "without_special": row_stats(
+                without_special(row, [t.special for t in trace.key_tokens(stack_name)])
+            ).to_dict(),
+        },
         "provenance": trace.provenance,
     }
     if trace.target_tokens is not None:

@@ -1,7 +1,7 @@
 // attnscope front end: one page, no build step, no network beyond its own server.
 import { getArray, getJSON, postJSON } from "./api.js";
 import { drawGridRow, drawHeatmap, drawLines, tokensToCanvas } from "./draw.js";
-import { displayWeights, weightStats } from "./weights.js";
+import { displayWeights } from "./weights.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -238,16 +238,18 @@ function renderPanels() {
   wrap.className = "tokenization";
   wrap.append(table(rows, ["#", "token", "id", "span", ""]));
   $("tokenization").replaceChildren(wrap);
-  const { weights } = displayWeights(result.attention.weights, tokens,
-    { excludeSpecial: $("exclude-special").checked, scale: "raw" });
-  const stats = weightStats(weights);
+  // computed by the library (attnscope.analysis.stats), the same numbers as the CLI's JSON
+  const excluded = $("exclude-special").checked;
+  const stats = excluded ? result.stats.without_special : result.stats.raw;
   const top = tokens[stats.argmax];
-  $("stats").replaceChildren(table([
+  const statsTable = table([
     ["sum", stats.sum.toFixed(6)],
     ["max", `${stats.max.toFixed(6)} on token ${stats.argmax} ${quoted(top ? top.text : "")}`],
-    ["entropy", `${stats.entropy.toFixed(4)} nats (${(stats.entropy / Math.LN2).toFixed(4)} bits)`],
-    ["tokens holding 90%", String(stats.mass90)],
-  ]));
+    ["entropy", `${stats.entropy_nats.toFixed(4)} nats (${(stats.entropy_nats / Math.LN2).toFixed(4)} bits)`],
+    ["tokens holding 90%", String(stats.mass90_tokens)],
+  ]);
+  statsTable.dataset.basis = excluded ? "without_special" : "raw";
+  $("stats").replaceChildren(statsTable);
 }
 
 // ---- other views -----------------------------------------------------------------------------

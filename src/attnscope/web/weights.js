@@ -19,20 +19,3 @@ export function displayWeights(raw, tokens, { excludeSpecial = false, scale = "r
   }
   return { weights, colours: colours.map((c) => Math.min(1, Math.max(0, c))) };
 }
-
-export function weightStats(weights) {
-  let sum = 0, max = -Infinity, argmax = 0, entropy = 0;
-  weights.forEach((w, i) => {
-    sum += w;
-    if (w > max) { max = w; argmax = i; }
-    if (w > 0) entropy -= w * Math.log(w);
-  });
-  const sorted = Array.from(weights).sort((a, b) => b - a);
-  let mass = 0, mass90 = 0;
-  for (const w of sorted) {
-    if (mass >= 0.9 * sum) break;
-    mass += w;
-    mass90 += 1;
-  }
-  return { sum, max, argmax, entropy, mass90 };
-}

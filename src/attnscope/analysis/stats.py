@@ -1,0 +1,46 @@
+"""Statistics of one attention row (a probability distribution over key tokens)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class RowStats:
+    sum: float
+    max: float
+    argmax: int  # key index of the largest weight
+    entropy_nats: float  # -sum w log w over w > 0
+    mass90_tokens: int  # fewest tokens whose weights add up to 90 % of the row's sum
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def row_stats(weights: npt.ArrayLike) -> RowStats:
+    """Statistics of a (key,) row of non-negative weights."""
+    row = np.asarray(weights, dtype=np.float64)
+    if row.ndim != 1 or row.size == 0:
+        raise ValueError("row_stats needs a non-empty 1-D row")
+    total = float(row.sum())
+    positive = row[row > 0]
+    ordered = np.sort(row)[::-1]
+    reached = np.cumsum(ordered) >= 0.9 * total - 1e-12
+    return RowStats(
+        sum=total,
+        max=float(row.max()),
+        argmax=int(row.argmax()),
+        entropy_nats=float(-(positive * np.log(positive)).sum()),
+        mass90_tokens=int(np.argmax(reached)) + 1 if total > 0 else 0,
+    )
+
+
+def without_special(weights: npt.ArrayLike, special: npt.ArrayLike) -> np.ndarray:
+    """The row with special tokens set to 0 and the rest renormalised to sum to 1 (all 0 if nothing is left)."""
+    row = np.where(np.asarray(special, dtype=bool), 0.0, np.asarray(weights, dtype=np.float64))
+    total = row.sum()
+    return row / total if total > 0 else row
