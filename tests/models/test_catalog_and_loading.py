@@ -149,3 +149,18 @@ def test_a_gguf_path_loads_through_the_same_verified_cache():
     model = attnscope.load_model(str(path))
     assert model.weights_sha256 == require_entry("smollm2-135m").sha256
     assert attnscope.capture(model, "The capital of France is").top_predictions(-1, 1)[0].token == " Paris"
+
+
+def test_corrupt_weights_are_a_load_error_not_a_crash(tmp_path):
+    source = tiny("llama")
+    folder = tmp_path / "truncated"
+    source.model.save_pretrained(folder)
+    source.tokenizer.save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="could not load"):
+        attnscope.load_model(str(folder))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 100)
+    with pytest.raises(ModelLoadError, match="could not read GGUF file"):
+        attnscope.load_model(str(bad))

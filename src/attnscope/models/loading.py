@@ -99,6 +99,13 @@ def _from_pretrained(cls: Any, source: str, torch_dtype: Any, trust_remote_code:
     raise ModelLoadError(f"could not load model from {source}: {last_error}") from last_error
 
 
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What a failed load raises: I/O, bad configs, and corrupt safetensors headers."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
+
+
 def _load_hf(source: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
     """(model, tokenizer, kind) from a folder or hub id holding safetensors weights."""
     import transformers as tf
@@ -112,7 +119,7 @@ def _load_hf(source: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[An
         tokenizer = tf.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except ModelLoadError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+    except _load_errors() as error:
         raise ModelLoadError(f"could not load {source!r}: {error}") from error
     return model, tokenizer, kind
 
@@ -151,8 +158,11 @@ def _load_gguf(paths: list[Path], sha256: str, dtype_name: str, progress: Progre
     marker = cache.read_conversion(folder, sha256)
     if marker is not None and cache.verify_conversion(folder, marker):
         progress(f"loading converted weights from {folder}")
-        model = _from_pretrained(tf.AutoModelForCausalLM, str(folder), torch_dtype, False, use_safetensors=True)
-        tokenizer = tf.AutoTokenizer.from_pretrained(str(folder))
+        try:
+            model = _from_pretrained(tf.AutoModelForCausalLM, str(folder), torch_dtype, False, use_safetensors=True)
+            tokenizer = tf.AutoTokenizer.from_pretrained(str(folder))
+        except _load_errors() as error:
+            raise ModelLoadError(f"could not load the converted weights in {folder}: {error}") from error
         return model, tokenizer
     if folder.exists():
         shutil.rmtree(folder, ignore_errors=True)  # stale or tampered conversion: redo it
@@ -163,7 +173,7 @@ def _load_gguf(paths: list[Path], sha256: str, dtype_name: str, progress: Progre
             model = tf.AutoModelForCausalLM.from_pretrained(
                 str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch_dtype, attn_implementation="sdpa"
             )
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+        except _load_errors() as error:
             raise ModelLoadError(f"could not read GGUF file {paths[0]}: {error}") from error
     model.hf_quantizer = None  # type: ignore[assignment]  # de-quantised: plain weights from here on
     if hasattr(model.config, "quantization_config"):

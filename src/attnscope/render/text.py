@@ -54,6 +54,12 @@ def analysis_text(result: dict[str, Any]) -> str:
     for token, label, weight in zip(tokens, labels, attention["weights"], strict=True):
         lines.append(f"{token['index']:>5}  {pad(label, label_width)}  {token['id']:>7}  {weight:8.4f}  {bar(weight)}")
     lines.append(f"{'':>5}  {pad('sum', label_width)}  {'':>7}  {sum(attention['weights']):8.4f}")
+    stats = result.get("stats", {}).get("raw")
+    if stats:
+        lines.append(
+            f"        entropy {stats['entropy_nats']:.4f} nats; 90% of the weight on {stats['mass90_tokens']} "
+            f"of {len(tokens)} tokens; largest on token {stats['argmax']}"
+        )
     prediction = result.get("prediction")
     if prediction:
         lines += ["", f"prediction after token {prediction['position']} (raw softmax probabilities):"]
