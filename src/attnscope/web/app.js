@@ -80,7 +80,8 @@ function renderTokens() {
     `Red: attention from token ${result.attention.query} in layer ${result.attention.layer}, ` +
     `${typeof result.attention.head === "number" ? `head ${result.attention.head}` : `${result.attention.head} of heads`}` +
     ` (${excludeSpecial ? "renormalised without special tokens" : "raw softmax probabilities"}` +
-    `${scale === "minmax" ? ", colour min–max scaled" : ""}). Blue: the predicted next token.`;
+    `${scale === "minmax" ? ", colour min–max scaled" : ""}).` +
+    (result.prediction ? " Blue: the predicted next token." : " This model has no next-token head.");
   strip.classList.toggle("hide-special", $("hide-special").checked);
   const nodes = [];
   let cursor = 0;
