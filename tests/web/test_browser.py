@@ -115,6 +115,10 @@ def test_heatmap_grid_and_head_view_draw(page, server):
     cells = page.get_by_test_id("grid-cell")
     assert cells.count() == 30 * 9
     screenshot(page, "head-grid")
+    with page.expect_download() as download:
+        page.get_by_test_id("export-png").click()
+    assert download.value.suggested_filename == "attnscope-grid.png"
+    assert Path(download.value.path()).stat().st_size > 2000
     wait_after(page, lambda: cells.nth(9 * 4 + 5).click())
     assert page.get_by_test_id("layer-select").input_value() == "4"
     assert page.get_by_test_id("head-select").input_value() == "5"

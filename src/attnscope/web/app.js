@@ -1,6 +1,6 @@
 // attnscope front end: one page, no build step, no network beyond its own server.
 import { getArray, getJSON, postJSON } from "./api.js";
-import { drawGridRow, drawHeatmap, drawLines, tokensToCanvas } from "./draw.js";
+import { drawGridRow, drawHeatmap, drawLines, gridToCanvas, tokensToCanvas } from "./draw.js";
 import { displayWeights } from "./weights.js";
 
 const $ = (id) => document.getElementById(id);
@@ -269,6 +269,7 @@ async function renderGrid() {
   const { header, values } = await getArray(
     `/api/traces/${r.trace_id}/grid?query=${r.attention.query}&stack=${r.attention.stack}`);
   const [layers, heads, keys] = header.shape;
+  state.grid = { header, values };
   const grid = $("head-grid");
   grid.style.gridTemplateColumns = `repeat(${heads}, minmax(40px, 1fr))`;
   const figures = [];
@@ -372,6 +373,7 @@ function exportPNG() {
   let canvas;
   if (state.view === "heatmap") canvas = $("heatmap");
   else if (state.view === "lines") canvas = $("lines");
+  else if (state.view === "grid" && state.grid) canvas = gridToCanvas(state.grid.header, state.grid.values, $("scale").value);
   else {
     const r = state.result;
     const tokens = keyTokens(r);

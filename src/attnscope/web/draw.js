@@ -119,3 +119,30 @@ export function tokensToCanvas(tokens, colours, prediction) {
   }
   return canvas;
 }
+
+// All layers x heads rows as one image (for PNG export of the grid view).
+export function gridToCanvas(header, values, scale = "raw") {
+  const [layers, heads, keys] = header.shape;
+  const cellWidth = Math.max(48, keys * 4), cellHeight = 14, gap = 4, labelWidth = 40;
+  const canvas = document.createElement("canvas");
+  canvas.width = labelWidth + heads * (cellWidth + gap);
+  canvas.height = 20 + layers * (cellHeight + gap);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#6b7280";
+  for (let h = 0; h < heads; h++) ctx.fillText(`H${h}`, labelWidth + h * (cellWidth + gap), 12);
+  const strip = document.createElement("canvas");
+  for (let l = 0; l < layers; l++) {
+    const y = 20 + l * (cellHeight + gap);
+    ctx.fillStyle = "#6b7280";
+    ctx.fillText(`L${header.layers[l]}`, 2, y + 11);
+    for (let h = 0; h < heads; h++) {
+      drawGridRow(strip, values.subarray((l * heads + h) * keys, (l * heads + h + 1) * keys), scale);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(strip, labelWidth + h * (cellWidth + gap), y, cellWidth, cellHeight);
+    }
+  }
+  return canvas;
+}
