@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -87,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
     serve.add_argument("--device", default="auto")
     serve.add_argument("--dtype", default=None)
+
+    commands.add_parser("methods", help="list the analysis methods", description="List registered analysis methods.")
+
+    heads = commands.add_parser(
+        "heads",
+        help="metrics and type labels for every layer x head",
+        description="Entropy, sparsity, locality, sink mass and previous-token score of every head over TEXT, "
+        "with a label per head (see attnscope.analysis.heads for the rules).",
+    )
+    heads.add_argument("text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input")
+    heads.add_argument("--model", "-m", default=None)
+    heads.add_argument("--backend", choices=("auto", "full", "qk"), default="auto")
+    heads.add_argument("--threshold", type=float, default=0.01, help="sparsity threshold (default 0.01)")
+    heads.add_argument("--json", action="store_true")
+    heads.add_argument("--quiet", "-q", action="store_true")
 
     commands.add_parser("version", help="print the version")
     return parser
@@ -201,6 +217,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_methods(_: argparse.Namespace) -> int:
+    from attnscope.analysis.registry import list_methods
+
+    methods = list_methods()
+    width = max(len(m.name) for m in methods)
+    for method in methods:
+        print(f"{method.name:<{width}}  {method.family:<10} {method.description}")
+    return 0
+
+
+def cmd_heads(args: argparse.Namespace) -> int:
+    text = _read_text(args.text)
+    say = _say(args.quiet)
+    spec = _model_spec(args.model)
+    from attnscope.analysis.heads import head_labels, head_metrics
+    from attnscope.capture import capture
+    from attnscope.models import load_model
+
+    say(f"loading {spec} …")
+    model = load_model(spec, progress=say)
+    trace = capture(model, text, backend=args.backend, predict="none")
+    metrics = head_metrics(trace, threshold=args.threshold)
+    labels = head_labels(metrics, len(trace.key_tokens()))
+    if args.json:
+        as_lists = {
+            name: [[None if math.isnan(v) else float(v) for v in row] for row in values.tolist()]
+            for name, values in metrics.items()
+        }
+        print(
+            json.dumps(
+                {"model": trace.model["spec"], "text": text, "metrics": as_lists, "labels": labels}, ensure_ascii=False
+            )
+        )
+        return 0
+    print(f"{trace.model['spec']}: {len(trace.tokens)} tokens; label per head (layer rows, head columns)")
+    for layer, row in enumerate(labels):
+        print(f"L{layer:<3} " + " ".join(f"{label:<14}" for label in row))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from attnscope.models import list_models
     from attnscope.models.catalog import CATALOG, DEFAULT_MODEL, require_entry
@@ -252,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "serve":
             return cmd_serve(args)
+        if args.command == "methods":
+            return cmd_methods(args)
+        if args.command == "heads":
+            return cmd_heads(args)
         if args.command == "version":
             print(f"attnscope {__version__}")
             return 0

@@ -1,0 +1,83 @@
+"""Per-head metrics for every layer x head, and head-type labels derived from them.
+
+All metrics average over the query rows asked for (default: all), using only the keys each row may
+attend to (for causal models: keys up to the query):
+
+- ``entropy``: mean row entropy in nats.
+- ``sparsity``: mean share of attendable keys whose weight is below ``threshold``.
+- ``locality``: mean attention distance, sum_k w_qk |q - k|, in tokens.
+- ``sink``: mean weight on the first token (BOS or [CLS] where there is one).
+- ``previous_token``: mean weight on key q - 1 (rows q >= 1).
+
+Labels, first match wins: ``previous-token`` (previous_token >= 0.5), ``sink`` (sink >= 0.5),
+``local`` (locality <= 2), ``broad`` (entropy >= 0.7 x the entropy of a uniform row), else ``mixed``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attnscope.analysis.registry import register
+from attnscope.capture.trace import RowSelector, Trace
+
+METRICS = ("entropy", "sparsity", "locality", "sink", "previous_token")
+
+
+def _row_metrics(weights: np.ndarray, query_rows: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """Metrics per head for (heads, rows, key) weights."""
+    n_key = weights.shape[-1]
+    keys = np.arange(n_key)[None, :]
+    positions = query_rows[:, None]
+    attendable: np.ndarray = np.asarray((weights > 0).any(axis=0))  # (rows, key): keys some head reaches (masked = 0)
+    distance = np.abs(positions - keys)  # (rows, key)
+    safe = np.where(weights > 0, weights, 1.0)
+    entropy = -(weights * np.log(safe)).sum(axis=-1)  # (heads, rows)
+    below = ((weights < threshold) & attendable[None]).sum(axis=-1) / np.maximum(attendable.sum(axis=-1), 1)[None]
+    previous = np.where(query_rows >= 1, weights[:, np.arange(len(query_rows)), np.maximum(query_rows - 1, 0)], np.nan)
+    return {
+        "entropy": entropy.mean(axis=-1),
+        "sparsity": below.mean(axis=-1),
+        "locality": (weights * distance[None]).sum(axis=-1).mean(axis=-1),
+        "sink": weights[:, :, 0].mean(axis=-1),
+        "previous_token": np.nanmean(previous, axis=-1) if (query_rows >= 1).any() else np.zeros(weights.shape[0]),
+    }
+
+
+@register("head-metrics", "heads", "entropy, sparsity, locality, sink and previous-token score of every head")
+def head_metrics(
+    trace: Trace, *, stack: str | None = None, rows: RowSelector = None, threshold: float = 0.01
+) -> dict[str, np.ndarray]:
+    """``{metric: (layers, heads) array}``; layers not captured are NaN."""
+    name = stack or trace.default_stack
+    query_rows = trace.resolve_rows(rows, name)
+    n_layers, n_heads = trace.num_layers(name), trace.num_heads(name)
+    result = {metric: np.full((n_layers, n_heads), np.nan) for metric in METRICS}
+    for layer in trace.captured_layers(name):
+        weights = trace.attention(layer, None, rows=query_rows, stack=name).astype(np.float64)
+        for metric, values in _row_metrics(weights, query_rows, threshold).items():
+            result[metric][layer] = values
+    return result
+
+
+def head_labels(metrics: dict[str, np.ndarray], n_keys: int) -> list[list[str]]:
+    """A label per (layer, head) from :func:`head_metrics` (rules in the module docstring)."""
+    uniform = np.log(max(n_keys, 2) / 2)  # entropy of a uniform row over half the keys (causal average)
+    labels: list[list[str]] = []
+    for layer in range(metrics["entropy"].shape[0]):
+        row: list[str] = []
+        for head in range(metrics["entropy"].shape[1]):
+            value = {name: float(metrics[name][layer, head]) for name in METRICS}
+            if np.isnan(value["entropy"]):
+                row.append("not captured")
+            elif value["previous_token"] >= 0.5:
+                row.append("previous-token")
+            elif value["sink"] >= 0.5:
+                row.append("sink")
+            elif value["locality"] <= 2:
+                row.append("local")
+            elif value["entropy"] >= 0.7 * uniform:
+                row.append("broad")
+            else:
+                row.append("mixed")
+        labels.append(row)
+    return labels

@@ -1,0 +1,39 @@
+"""Attention rollout (Abnar & Zuidema 2020): attention propagated through the residual stream.
+
+Each layer's head-averaged attention ``A`` is mixed with the identity for the residual connection,
+``Â = r·I + (1 − r)·A`` (r = 0.5 in the paper), rows renormalised, and the layers multiplied:
+``R = Â_{L-1} · … · Â_1 · Â_0``. ``R[q, k]`` is how much input token ``k`` reaches position ``q``
+after the last layer. It needs every layer's full map: memory O(N²), time O(L·N³).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attnscope.analysis.registry import register
+from attnscope.capture.trace import Trace
+from attnscope.errors import InputError
+
+
+@register("rollout", "rollout", "attention rollout through the residual stream (Abnar & Zuidema 2020)")
+def attention_rollout(
+    trace: Trace, *, stack: str | None = None, residual: float = 0.5, head: str = "mean"
+) -> np.ndarray:
+    """(query, key) rollout over all layers of ``stack`` (self-attention stacks only)."""
+    name = stack or trace.default_stack
+    if name == "cross":
+        raise InputError("rollout runs over a self-attention stack (encoder or decoder), not cross-attention")
+    if not 0.0 <= residual <= 1.0:
+        raise InputError("residual must be between 0 and 1")
+    layers = range(trace.num_layers(name))
+    missing = [layer for layer in layers if layer not in trace.captured_layers(name)]
+    if missing:
+        raise InputError(f"rollout needs every layer; layers {missing} were not captured")
+    rollout: np.ndarray | None = None
+    for layer in layers:
+        attention = trace.attention(layer, head, stack=name).astype(np.float64)  # (query, key)
+        mixed = residual * np.eye(attention.shape[0]) + (1 - residual) * attention
+        mixed /= mixed.sum(axis=-1, keepdims=True)
+        rollout = mixed if rollout is None else mixed @ rollout
+    assert rollout is not None
+    return rollout

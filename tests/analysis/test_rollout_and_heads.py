@@ -1,0 +1,104 @@
+"""Rollout against explicit matrix products; head metrics on hand-set attention patterns."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from attnscope.analysis.heads import head_labels, head_metrics
+from attnscope.analysis.registry import get_method, list_methods
+from attnscope.analysis.rollout import attention_rollout
+from attnscope.capture import capture
+from attnscope.capture.sources import FullSource
+from attnscope.capture.tokens import Token
+from attnscope.capture.trace import Trace
+from attnscope.errors import InputError
+from tests.conftest import tiny
+
+
+def test_rollout_is_the_product_of_residual_mixed_layers():
+    trace = capture(tiny("llama"), "rollout over three layers", backend="full")
+    n = len(trace.tokens)
+    mixed = []
+    for layer in range(3):
+        heads = trace.source.maps["decoder"][layer].astype(np.float64)  # (heads, query, key), from the eager forward
+        a = 0.5 * np.eye(n) + 0.5 * heads.mean(axis=0)
+        mixed.append(a / a.sum(axis=1, keepdims=True))
+    expected = np.linalg.multi_dot([mixed[2], mixed[1], mixed[0]])
+    result = attention_rollout(trace)
+    np.testing.assert_allclose(result, expected, atol=1e-10)
+    np.testing.assert_allclose(result.sum(axis=1), 1, atol=1e-10)
+    assert (result[np.triu_indices(n, 1)] == 0).all()  # causal stays causal
+    np.testing.assert_allclose(attention_rollout(trace, residual=1.0), np.eye(n))
+    with pytest.raises(InputError, match="every layer"):
+        attention_rollout(capture(tiny("llama"), "partial", layers=[0]))
+
+
+def hand_made_trace(n: int) -> Trace:
+    """One layer, three heads with known patterns over n tokens (causal)."""
+    previous = np.zeros((n, n))
+    previous[0, 0] = 1
+    previous[np.arange(1, n), np.arange(n - 1)] = 1
+    sink = np.zeros((n, n))
+    sink[:, 0] = 1
+    uniform = np.tril(np.ones((n, n))) / np.arange(1, n + 1)[:, None]
+    maps = {"decoder": {0: np.stack([previous, sink, uniform]).astype(np.float32)}}
+    tokens = [Token(i, i, "x", i, i + 1, False) for i in range(n)]
+    model = {"kind": "causal", "spec": "hand-made", "stacks": {"decoder": {"layers": 1, "heads": 3, "kv_heads": 3}}}
+    return Trace(
+        text="x" * n,
+        tokens=tokens,
+        model=model,
+        source=FullSource(maps),
+        backend="full",
+        predictions=None,
+        provenance={},
+    )
+
+
+def test_head_metrics_on_known_patterns():
+    n = 12
+    metrics = head_metrics(hand_made_trace(n))
+    # previous-token head: 1 on every row q >= 1; sink head: only row 1's previous key is the first token
+    expected_previous = [1.0, 1 / (n - 1), np.mean([1 / (q + 1) for q in range(1, n)])]
+    np.testing.assert_allclose(metrics["previous_token"][0], expected_previous)
+    # rows 0 and 1 of the previous-token head sit on the first token
+    np.testing.assert_allclose(metrics["sink"][0], [2 / n, 1.0, np.mean([1 / (q + 1) for q in range(n)])])
+    np.testing.assert_allclose(metrics["entropy"][0], [0, 0, np.mean([math.log(q + 1) for q in range(n)])])
+    np.testing.assert_allclose(metrics["locality"][0][0], (n - 1) / n)  # distance 1 on every row but the first
+    np.testing.assert_allclose(metrics["locality"][0][2], np.mean([q / 2 for q in range(n)]))
+    # sparsity: share of attendable keys under 1 %: one-hot rows leave q of q+1 keys at zero
+    assert metrics["sparsity"][0][1] == pytest.approx(np.mean([q / (q + 1) for q in range(n)]))
+    assert metrics["sparsity"][0][2] == 0
+    assert head_labels(metrics, n) == [["previous-token", "sink", "broad"]]
+
+
+def test_registry_and_cli_list_the_methods():
+    names = {m.name for m in list_methods()}
+    assert {"rollout", "head-metrics"} <= names
+    assert get_method("rollout").function is attention_rollout
+    with pytest.raises(InputError, match="unknown analysis method"):
+        get_method("nope")
+    listing = subprocess.run(
+        [sys.executable, "-m", "attnscope", "methods"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "rollout" in listing and "head-metrics" in listing
+
+
+def test_heads_cli_json_has_layers_by_heads():
+    result = subprocess.run(
+        [sys.executable, "-m", "attnscope", "heads", "one two three four", "--model", "tiny:qwen2", "--json", "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    body = json.loads(result.stdout)
+    assert set(body["metrics"]) == {"entropy", "sparsity", "locality", "sink", "previous_token"}
+    assert np.array(body["metrics"]["entropy"]).shape == (3, 4) and len(body["labels"]) == 3
+    expected = head_metrics(capture(tiny("qwen2"), "one two three four"))
+    np.testing.assert_allclose(body["metrics"]["locality"], expected["locality"], atol=1e-5)
