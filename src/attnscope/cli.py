@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from attnscope import __version__
-from attnscope.errors import AttnscopeError, InputError
+from attnscope.errors import AttnscopeError, InputError, UnsupportedError
 
 EXAMPLE_ZH = "我爱中国，他的首都在于"
 
@@ -231,14 +231,23 @@ def cmd_heads(args: argparse.Namespace) -> int:
     text = _read_text(args.text)
     say = _say(args.quiet)
     spec = _model_spec(args.model)
-    from attnscope.analysis.heads import head_labels, head_metrics
+    from attnscope.analysis.heads import head_labels, head_metrics, induction_scores
     from attnscope.capture import capture
+    from attnscope.capture.probes import repeated_random_words
     from attnscope.models import load_model
 
     say(f"loading {spec} …")
     model = load_model(spec, progress=say)
     trace = capture(model, text, backend=args.backend, predict="none")
     metrics = head_metrics(trace, threshold=args.threshold)
+    if model.kind == "causal":  # induction needs its own probe: random words written twice
+        try:
+            probe, period = repeated_random_words(model.tokenizer)
+        except UnsupportedError as error:
+            say(f"induction not measured: {error}")
+        else:
+            probe_trace = capture(model, probe, backend=args.backend, predict="none")
+            metrics["induction"] = induction_scores(probe_trace, period)
     labels = head_labels(metrics, len(trace.key_tokens()))
     if args.json:
         as_lists = {

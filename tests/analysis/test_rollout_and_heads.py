@@ -102,3 +102,23 @@ def test_heads_cli_json_has_layers_by_heads():
     assert np.array(body["metrics"]["entropy"]).shape == (3, 4) and len(body["labels"]) == 3
     expected = head_metrics(capture(tiny("qwen2"), "one two three four"))
     np.testing.assert_allclose(body["metrics"]["locality"], expected["locality"], atol=1e-5)
+
+
+def test_a_repeated_sequence_lights_up_induction_heads_on_a_real_model():
+    from attnscope.analysis.heads import induction_scores
+    from attnscope.capture.probes import repeated_random_words
+    from tests.conftest import packaged
+
+    model = packaged("smollm2-135m")
+    probe, period = repeated_random_words(model.tokenizer, 40)
+    trace = capture(model, probe, predict="none")
+    assert len(trace.tokens) == 2 * period
+    scores = induction_scores(trace, period)
+    first_half = probe[: len(probe) // 2]
+    words = [" " + w for w in first_half.split(" ")[1:]]
+    control = capture(model, first_half + "".join(reversed(words)), predict="none")  # same words, no repeat order
+    assert np.nanmax(scores) > 0.5, "some head should copy from the first occurrence"
+    assert np.nanmax(induction_scores(control, period)) < 0.2
+    labels = head_labels({**head_metrics(trace), "induction": scores}, len(trace.tokens))
+    layer, head = np.unravel_index(np.nanargmax(scores), scores.shape)
+    assert labels[layer][head] == "induction"

@@ -9,8 +9,12 @@ attend to (for causal models: keys up to the query):
 - ``sink``: mean weight on the first token (BOS or [CLS] where there is one).
 - ``previous_token``: mean weight on key q - 1 (rows q >= 1).
 
-Labels, first match wins: ``previous-token`` (previous_token >= 0.5), ``sink`` (sink >= 0.5),
-``local`` (locality <= 2), ``broad`` (entropy >= 0.7 x the entropy of a uniform row), else ``mixed``.
+- ``induction`` (separate probe, :func:`induction_scores`): on a random sequence written twice, the
+  weight from a token's second occurrence to the token after its first one.
+
+Labels, first match wins: ``induction`` (induction >= 0.3, when measured), ``previous-token``
+(previous_token >= 0.5), ``sink`` (sink >= 0.5), ``local`` (locality <= 2), ``broad`` (entropy >=
+0.7 x the entropy of a uniform row over half the keys), else ``mixed``.
 """
 
 from __future__ import annotations
@@ -67,8 +71,11 @@ def head_labels(metrics: dict[str, np.ndarray], n_keys: int) -> list[list[str]]:
         row: list[str] = []
         for head in range(metrics["entropy"].shape[1]):
             value = {name: float(metrics[name][layer, head]) for name in METRICS}
+            induction = metrics.get("induction")
             if np.isnan(value["entropy"]):
                 row.append("not captured")
+            elif induction is not None and float(induction[layer, head]) >= 0.3:
+                row.append("induction")
             elif value["previous_token"] >= 0.5:
                 row.append("previous-token")
             elif value["sink"] >= 0.5:
@@ -81,3 +88,22 @@ def head_labels(metrics: dict[str, np.ndarray], n_keys: int) -> list[list[str]]:
                 row.append("mixed")
         labels.append(row)
     return labels
+
+
+@register("induction", "heads", "attention from a repeated token to the one after its first occurrence")
+def induction_scores(trace: Trace, period: int, *, stack: str | None = None) -> np.ndarray:
+    """(layers, heads) mean weight that query ``q`` puts on key ``q - period + 1``, over ``q >= period``.
+
+    Meant for a trace of a random token sequence repeated (``period`` = its length): an induction
+    head attends from a token's second occurrence to the token that followed its first one.
+    """
+    name = stack or trace.default_stack
+    n_query = len(trace.query_tokens(name))
+    if not 1 <= period < n_query:
+        raise ValueError(f"period must be between 1 and {n_query - 1}")
+    query_rows = np.arange(period, n_query)
+    scores = np.full((trace.num_layers(name), trace.num_heads(name)), np.nan)
+    for layer in trace.captured_layers(name):
+        weights = trace.attention(layer, None, rows=query_rows, stack=name)  # (heads, rows, key)
+        scores[layer] = weights[:, np.arange(len(query_rows)), query_rows - period + 1].mean(axis=-1)
+    return scores

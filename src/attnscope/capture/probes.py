@@ -1,0 +1,28 @@
+"""Probe inputs built from a model's own vocabulary (for head metrics such as induction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from attnscope.errors import UnsupportedError
+
+
+def repeated_random_words(tokenizer: Any, length: int = 40, *, seed: int = 0) -> tuple[str, int]:
+    """A text of ``length`` random single-token words, written twice; returns (text, period).
+
+    Words are vocabulary entries that decode to a space plus letters and re-tokenize to themselves,
+    so the text is exactly ``2 x length`` tokens (plus the tokenizer's own specials).
+    """
+    rng = np.random.default_rng(seed)
+    vocab = len(tokenizer)
+    words: list[str] = []
+    for token_id in rng.permutation(vocab):
+        text = tokenizer.decode([int(token_id)])
+        is_word = len(text) > 3 and text[0] == " " and text[1:].isalpha() and text not in words
+        if is_word and tokenizer(text, add_special_tokens=False)["input_ids"] == [int(token_id)]:
+            words.append(text)
+            if len(words) == length:
+                return "".join(words) * 2, length
+    raise UnsupportedError(f"the vocabulary has fewer than {length} single-token words")
