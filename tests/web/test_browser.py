@@ -119,7 +119,9 @@ def test_heatmap_grid_and_head_view_draw(page, server):
         page.get_by_test_id("export-png").click()
     assert download.value.suggested_filename == "attnscope-grid.png"
     assert Path(download.value.path()).stat().st_size > 2000
-    wait_after(page, lambda: cells.nth(9 * 4 + 5).click())
+    before = counter(page, "analyses")
+    cells.nth(9 * 4 + 5).click()  # selecting a head re-analyses with that layer and head
+    page.wait_for_function(f"Number(document.body.dataset.analyses || 0) > {before}")
     assert page.get_by_test_id("layer-select").input_value() == "4"
     assert page.get_by_test_id("head-select").input_value() == "5"
     wait_after(page, lambda: page.get_by_role("tab", name="Head view").click())

@@ -289,7 +289,7 @@ async function renderGrid() {
       figure.addEventListener("click", () => {
         state.layer = header.layers[l];
         state.head = h;
-        selectView("tokens");
+        selectView("tokens", { render: false }); // the analysis below renders once, with the new head
         analyze();
       });
       figures.push(figure);
@@ -320,11 +320,11 @@ async function render() {
   document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
 }
 
-function selectView(view) {
+function selectView(view, { render: andRender = true } = {}) {
   state.view = view;
   document.querySelectorAll(".tabs button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.view === view)));
   for (const name of ["tokens", "heatmap", "grid", "lines"]) $(`view-${name}`).hidden = name !== view;
-  render();
+  if (andRender) render();
 }
 
 // ---- heatmap hover and click -----------------------------------------------------------------
