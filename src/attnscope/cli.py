@@ -29,6 +29,13 @@ def _head(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"head must be an integer, 'mean' or 'max', not {value!r}") from None
 
 
+def _add_input_arguments(command: argparse.ArgumentParser) -> None:
+    """TEXT, --model and --backend: what every command that runs a model over a text takes."""
+    command.add_argument("text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input")
+    command.add_argument("--model", "-m", default=None, help="catalog alias, hub id, folder, .gguf or tiny:<family>")
+    command.add_argument("--backend", choices=("auto", "full", "qk"), default="auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attnscope",
@@ -43,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the model once over TEXT; show the attention of one query token (default: the last) "
         "in one layer (default: the last) averaged over heads, and the top next-token candidates.",
     )
-    analyze.add_argument("text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input")
-    analyze.add_argument("--model", "-m", default=None, help="catalog alias, hub id, folder, .gguf or tiny:<family>")
-    analyze.add_argument("--backend", choices=("auto", "full", "qk"), default="auto")
+    _add_input_arguments(analyze)
     analyze.add_argument("--layer", type=int, default=-1, help="layer index, negative from the end (default -1)")
     analyze.add_argument("--head", type=_head, default="mean", help="head index, 'mean' (default) or 'max'")
     analyze.add_argument("--query", type=int, default=-1, help="query token index (default -1: the last token)")
@@ -97,9 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Entropy, sparsity, locality, sink mass and previous-token score of every head over TEXT, "
         "with a label per head (see attnscope.analysis.heads for the rules).",
     )
-    heads.add_argument("text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input")
-    heads.add_argument("--model", "-m", default=None)
-    heads.add_argument("--backend", choices=("auto", "full", "qk"), default="auto")
+    _add_input_arguments(heads)
     heads.add_argument("--threshold", type=float, default=0.01, help="sparsity threshold (default 0.01)")
     heads.add_argument("--json", action="store_true")
     heads.add_argument("--quiet", "-q", action="store_true")
