@@ -270,12 +270,12 @@ def _predictions(
         chunk_ids, chunk_probs, log_norm = top_k_from_logits(logits, k)
         top_ids[begin:end] = chunk_ids.numpy()
         top_probs[begin:end] = chunk_probs.numpy()
-        following = ids[begin + 1 : end + 1]  # the token after each position, where there is one
+        # the token after each position, where there is one (a masked LM predicts the token at a
+        # position, not the next one: no next_prob there)
+        following = ids[begin + 1 : end + 1] if model.kind != "masked" else ids[:0]
         if len(following):
             rows = torch.arange(len(following))
             next_prob[begin : begin + len(following)] = torch.exp(
                 logits[rows, following] - log_norm[: len(following)]
             ).numpy()
-    if model.kind == "masked":
-        next_prob[:] = np.nan  # a masked LM predicts the token at a position, not the next one
     return Predictions(top_ids, top_probs, next_prob, decode_ids(model.tokenizer, top_ids[top_ids >= 0]))

@@ -112,8 +112,11 @@ class QKSource:
             return self.masks[record.mask_id][query_rows]
         return rule_allowed(record, query_rows, record.key.shape[1])
 
-    def scores(self, record: LayerRecord, head: int, query_rows: np.ndarray) -> np.ndarray:
-        """(rows, key) float32 pre-softmax scores, masked positions at -inf."""
+    def scores(
+        self, record: LayerRecord, head: int, query_rows: np.ndarray, allowed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(rows, key) float32 pre-softmax scores, masked positions at -inf (``allowed``: the
+        rows' mask when the caller already has it, as it is the same for every head)."""
         n_rep = record.query.shape[0] // record.key.shape[0]
         query = record.query[head, query_rows]  # (rows, head_dim)
         key = record.key[head // n_rep]  # (key, head_dim)
@@ -122,7 +125,9 @@ class QKSource:
             scores = np.tanh(scores / np.float32(record.softcap)) * np.float32(record.softcap)
         if record.bias_id is not None:
             scores = scores + self.biases[record.bias_id][head][query_rows]
-        return np.where(self.allowed(record, query_rows), scores, -np.inf).astype(np.float32, copy=False)
+        if allowed is None:
+            allowed = self.allowed(record, query_rows)
+        return np.where(allowed, scores, -np.inf).astype(np.float32, copy=False)
 
     def rows(self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray) -> np.ndarray:
         record = self.records[(stack, layer)]
@@ -131,8 +136,9 @@ class QKSource:
         step = max(1, CHUNK_ELEMENTS // max(1, n_key))
         for begin in range(0, len(query_rows), step):
             chunk = query_rows[begin : begin + step]
+            allowed = self.allowed(record, chunk)  # (rows, key): one mask for all heads
             for slot, head in enumerate(heads):
-                out[slot, begin : begin + len(chunk)] = _softmax(self.scores(record, head, chunk))
+                out[slot, begin : begin + len(chunk)] = _softmax(self.scores(record, head, chunk, allowed))
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:

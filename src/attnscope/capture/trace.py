@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from attnscope.capture.predictions import Candidate, Predictions
-from attnscope.capture.sources import AttentionSource
+from attnscope.capture.sources import CHUNK_ELEMENTS, AttentionSource
 from attnscope.capture.tokens import Part, Token
 from attnscope.errors import OutOfRangeError
 
@@ -136,17 +136,13 @@ class Trace:
         heads = self.resolve_heads(head, name)
         query_rows = self.resolve_rows(rows, name)
         if head == "mean" or head == "max":
-            combined: np.ndarray | None = None
-            for h in heads:  # one head at a time: the working set stays (rows, key)
-                one = self.source.rows(name, index, [h], query_rows)[0]
-                if combined is None:
-                    combined = one
-                elif head == "mean":
-                    combined += one
-                else:
-                    np.maximum(combined, one, out=combined)
-            assert combined is not None
-            return combined / len(heads) if head == "mean" else combined
+            n_key = self.source.shape(name)[1]
+            combined = np.empty((len(query_rows), n_key), dtype=np.float32)
+            step = max(1, CHUNK_ELEMENTS // max(1, len(heads) * n_key))  # bounded (heads, rows, key) working set
+            for begin in range(0, len(query_rows), step):
+                weights = self.source.rows(name, index, heads, query_rows[begin : begin + step])
+                combined[begin : begin + step] = weights.mean(axis=0) if head == "mean" else weights.max(axis=0)
+            return combined
         weights = self.source.rows(name, index, heads, query_rows)  # (heads, rows, key)
         return weights[0] if isinstance(head, int | np.integer) else weights
 
