@@ -75,6 +75,10 @@ def test_head_metrics_on_known_patterns():
     # sparsity: share of attendable keys under 1 %: one-hot rows leave q of q+1 keys at zero
     assert metrics["sparsity"][0][1] == pytest.approx(np.mean([q / (q + 1) for q in range(n)]))
     assert metrics["sparsity"][0][2] == 0
+    # focus consistency: weight on the usual focus (offset 1; key 0; key 0 of a uniform row = 1/(q+1))
+    np.testing.assert_allclose(
+        metrics["focus_consistency"][0], [(n - 1) / n, 1.0, np.mean([1 / (q + 1) for q in range(n)])]
+    )
     assert head_labels(metrics, n) == [["previous-token", "sink", "broad"]]
 
 
@@ -98,7 +102,7 @@ def test_heads_cli_json_has_layers_by_heads():
         check=True,
     )
     body = json.loads(result.stdout)
-    assert set(body["metrics"]) == {"entropy", "sparsity", "locality", "sink", "previous_token"}
+    assert set(body["metrics"]) == {"entropy", "sparsity", "locality", "sink", "previous_token", "focus_consistency"}
     assert np.array(body["metrics"]["entropy"]).shape == (3, 4) and len(body["labels"]) == 3
     expected = head_metrics(capture(tiny("qwen2"), "one two three four"))
     np.testing.assert_allclose(body["metrics"]["locality"], expected["locality"], atol=1e-5)

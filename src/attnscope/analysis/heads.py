@@ -8,6 +8,10 @@ attend to (for causal models: keys up to the query):
 - ``locality``: mean attention distance, sum_k w_qk |q - k|, in tokens.
 - ``sink``: mean weight on the first token (BOS or [CLS] where there is one).
 - ``previous_token``: mean weight on key q - 1 (rows q >= 1).
+- ``focus_consistency``: how much weight the rows put on the head's usual focus. The usual focus is
+  the most common strongest key, either as an absolute position (anchors, sinks) or as an offset
+  q - k (previous-token, local heads); the metric is the mean weight on it, whichever of the two
+  holds more (1 = every row puts all its weight on the same focus; a uniform head scores ~0).
 
 - ``induction`` (separate probe, :func:`induction_scores`): on a random sequence written twice, the
   weight from a token's second occurrence to the token after its first one.
@@ -24,7 +28,7 @@ import numpy as np
 from attnscope.analysis.registry import register
 from attnscope.capture.trace import RowSelector, Trace
 
-METRICS = ("entropy", "sparsity", "locality", "sink", "previous_token")
+METRICS = ("entropy", "sparsity", "locality", "sink", "previous_token", "focus_consistency")
 
 
 def _row_metrics(weights: np.ndarray, query_rows: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
@@ -38,7 +42,9 @@ def _row_metrics(weights: np.ndarray, query_rows: np.ndarray, threshold: float) 
     entropy = -(weights * np.log(safe)).sum(axis=-1)  # (heads, rows)
     below = ((weights < threshold) & attendable[None]).sum(axis=-1) / np.maximum(attendable.sum(axis=-1), 1)[None]
     previous = np.where(query_rows >= 1, weights[:, np.arange(len(query_rows)), np.maximum(query_rows - 1, 0)], np.nan)
+    strongest = weights.argmax(axis=-1)  # (heads, rows)
     return {
+        "focus_consistency": np.array([_focus_mass(w, s, query_rows) for w, s in zip(weights, strongest, strict=True)]),
         "entropy": entropy.mean(axis=-1),
         "sparsity": below.mean(axis=-1),
         "locality": (weights * distance[None]).sum(axis=-1).mean(axis=-1),
@@ -47,7 +53,26 @@ def _row_metrics(weights: np.ndarray, query_rows: np.ndarray, threshold: float) 
     }
 
 
-@register("head-metrics", "heads", "entropy, sparsity, locality, sink and previous-token score of every head")
+def _mode(values: np.ndarray) -> int:
+    found, counts = np.unique(values, return_counts=True)
+    return int(found[counts.argmax()])
+
+
+def _focus_mass(weights: np.ndarray, strongest: np.ndarray, query_rows: np.ndarray) -> float:
+    """Mean weight of (rows, key) ``weights`` on the modal argmax key or the modal offset, the larger."""
+    rows = np.arange(len(query_rows))
+    absolute = weights[rows, _mode(strongest)].mean()
+    keys = query_rows - _mode(query_rows - strongest)
+    valid = (keys >= 0) & (keys < weights.shape[-1])
+    relative = np.where(valid, weights[rows, np.clip(keys, 0, weights.shape[-1] - 1)], 0.0).mean()
+    return float(max(absolute, relative))
+
+
+@register(
+    "head-metrics",
+    "heads",
+    "entropy, sparsity, locality, sink, previous-token score and focus consistency of every head",
+)
 def head_metrics(
     trace: Trace, *, stack: str | None = None, rows: RowSelector = None, threshold: float = 0.01
 ) -> dict[str, np.ndarray]:

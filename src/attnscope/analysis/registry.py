@@ -35,7 +35,16 @@ def register(name: str, family: str, description: str) -> Callable[[Callable[...
 
 
 def _load_builtin() -> None:
-    from attnscope.analysis import heads, rollout  # noqa: F401  (registers on import)
+    from attnscope.analysis import (  # noqa: F401  (registers on import)
+        aggregate,
+        faithfulness,
+        flow,
+        gradients,
+        heads,
+        occlusion,
+        parts,
+        rollout,
+    )
 
 
 def list_methods() -> list[Method]:

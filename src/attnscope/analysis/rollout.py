@@ -15,7 +15,14 @@ from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
 
 
-@register("rollout", "rollout", "attention rollout through the residual stream (Abnar & Zuidema 2020)")
+def residual_attention(trace: Trace, layer: int, stack: str, residual: float, head: str) -> np.ndarray:
+    """(query, key) ``r·I + (1 − r)·A`` of one layer, rows renormalised."""
+    attention = trace.attention(layer, head, stack=stack).astype(np.float64)
+    mixed = residual * np.eye(attention.shape[0]) + (1 - residual) * attention
+    return mixed / mixed.sum(axis=-1, keepdims=True)
+
+
+@register("rollout", "attribution", "attention rollout through the residual stream (Abnar & Zuidema 2020)")
 def attention_rollout(
     trace: Trace, *, stack: str | None = None, residual: float = 0.5, head: str = "mean"
 ) -> np.ndarray:
@@ -31,9 +38,7 @@ def attention_rollout(
         raise InputError(f"rollout needs every layer; layers {missing} were not captured")
     rollout: np.ndarray | None = None
     for layer in layers:
-        attention = trace.attention(layer, head, stack=name).astype(np.float64)  # (query, key)
-        mixed = residual * np.eye(attention.shape[0]) + (1 - residual) * attention
-        mixed /= mixed.sum(axis=-1, keepdims=True)
+        mixed = residual_attention(trace, layer, name, residual, head)  # (query, key)
         rollout = mixed if rollout is None else mixed @ rollout
     assert rollout is not None
     return rollout

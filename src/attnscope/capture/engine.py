@@ -192,7 +192,7 @@ def _forward(
 
     if model.kind == "causal":
         states = hidden["last"][0]  # (tokens, hidden)
-        return source, lambda begin, end: _lm_logits(hf, states[begin:end])
+        return source, lambda begin, end: lm_logits(hf, states[begin:end])
     logits = getattr(outputs, "logits", None)
     if logits is None:
         return source, None
@@ -231,7 +231,7 @@ def _check_complete(model: LoadedModel, recorder: qk.QKRecorder, wanted: set[int
             )
 
 
-def _lm_logits(hf: Any, hidden: torch.Tensor) -> torch.Tensor:
+def lm_logits(hf: Any, hidden: torch.Tensor) -> torch.Tensor:
     """(rows, vocab) logits from final hidden states, as the model's LM head computes them."""
     logits = hf.get_output_embeddings()(hidden)
     config = hf.config.get_text_config()

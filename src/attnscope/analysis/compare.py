@@ -1,0 +1,87 @@
+"""Comparisons: several prompts side by side, and the difference between two traces.
+
+- :func:`prompt_summary` condenses one trace (prediction, head-metric means, most attended units)
+  so that prompts — templates, languages, paraphrases — can be tabulated side by side.
+- :func:`trace_difference` subtracts two traces' attention maps (layer, heads combined) after
+  aligning their tokens: tokens are matched by ``difflib.SequenceMatcher`` on their texts, so two
+  prompts that share words (or two models' tokenizations of one text, when pieces agree) are compared
+  on the tokens they have in common; unmatched tokens are listed, not guessed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from attnscope.analysis.aggregate import aggregate_attention
+from attnscope.analysis.heads import head_metrics
+from attnscope.analysis.units import Granularity, aggregate_scores, make_units
+from attnscope.capture.trace import HeadSelector, Trace
+
+
+def prompt_summary(trace: Trace, *, granularity: Granularity = "word", top: int = 5) -> dict[str, Any]:
+    """Prediction, mean head metrics and the ``top`` units the last position attends to most."""
+    summary: dict[str, Any] = {"text": trace.text, "n_tokens": len(trace.tokens), "prediction": None}
+    if trace.predictions is not None:
+        best = trace.top_predictions(-1, 1)[0]
+        summary["prediction"] = {"token": best.token, "id": best.id, "prob": best.prob}
+    metrics = head_metrics(trace, rows=[-1])
+    summary["head_means"] = {name: float(np.nanmean(values)) for name, values in metrics.items()}
+    row = aggregate_attention(trace, layers="all", head="mean", rows=[-1])[0]
+    units = make_units(trace.text, trace.query_tokens(), granularity)
+    scores = aggregate_scores(row, units)
+    order = np.argsort(-scores)[:top]
+    summary["top_units"] = [
+        {"text": units[i].text, "start": units[i].start, "end": units[i].end, "attention": float(scores[i])}
+        for i in order
+    ]
+    return summary
+
+
+@dataclass
+class TraceDifference:
+    pairs: list[tuple[int, int]]  # matched (token in a, token in b)
+    tokens: list[str]  # text of the matched tokens
+    difference: np.ndarray  # (matched, matched): a − b on matched query/key pairs
+    only_a: list[int]  # tokens of a without a partner
+    only_b: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pairs": [list(p) for p in self.pairs],
+            "tokens": self.tokens,
+            "difference": np.round(self.difference, 6).tolist(),
+            "max_abs": float(np.abs(self.difference).max()) if self.difference.size else 0.0,
+            "only_a": self.only_a,
+            "only_b": self.only_b,
+        }
+
+
+def align_tokens(a: Trace, b: Trace) -> list[tuple[int, int]]:
+    """Pairs of token indexes with equal text, in order (longest matching blocks first)."""
+    texts_a, texts_b = [t.text for t in a.tokens], [t.text for t in b.tokens]
+    matcher = difflib.SequenceMatcher(a=texts_a, b=texts_b, autojunk=False)
+    pairs: list[tuple[int, int]] = []
+    for block in matcher.get_matching_blocks():
+        pairs += [(block.a + i, block.b + i) for i in range(block.size)]
+    return pairs
+
+
+def trace_difference(a: Trace, b: Trace, *, layer: int = -1, head: HeadSelector = "mean") -> TraceDifference:
+    """Attention of ``a`` minus attention of ``b`` on the tokens they share."""
+    pairs = align_tokens(a, b)
+    rows_a = np.array([i for i, _ in pairs], dtype=np.int64)
+    rows_b = np.array([j for _, j in pairs], dtype=np.int64)
+    map_a = aggregate_attention(a, layers=layer, head=head, rows=rows_a)[:, rows_a]
+    map_b = aggregate_attention(b, layers=layer, head=head, rows=rows_b)[:, rows_b]
+    matched_a, matched_b = set(rows_a.tolist()), set(rows_b.tolist())
+    return TraceDifference(
+        pairs,
+        [a.tokens[i].text for i in rows_a],
+        map_a - map_b,
+        [i for i in range(len(a.tokens)) if i not in matched_a],
+        [j for j in range(len(b.tokens)) if j not in matched_b],
+    )
