@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from attnscope import __version__
-from attnscope.errors import AttnscopeError, InputError, UnsupportedError
+from attnscope.errors import AttnscopeError, InputError
 
 EXAMPLE_ZH = "我爱中国，他的首都在于"
 
@@ -107,8 +106,70 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--json", action="store_true")
     heads.add_argument("--quiet", "-q", action="store_true")
 
+    attribute = commands.add_parser(
+        "attribute",
+        help="token importance for a prediction by one method (attention, rollout, flow, gradients, occlusion)",
+        description="Score every unit of TEXT (token, word, sentence or paragraph) for the prediction made at the "
+        "last token (or --query): one raw score per unit. Methods: " + ", ".join(_attribution_methods()) + ".",
+    )
+    _add_input_arguments(attribute)
+    attribute.add_argument("--method", required=True, choices=_attribution_methods())
+    attribute.add_argument("--target", default=None, help="text to explain instead of the predicted next token")
+    attribute.add_argument(
+        "--objective",
+        choices=("next-token", "continuation", "loss"),
+        default=None,
+        help="what gradient/occlusion methods explain (default: next-token, or continuation with --target)",
+    )
+    attribute.add_argument("--granularity", choices=("token", "word", "sentence", "paragraph"), default="token")
+    attribute.add_argument("--query", type=int, default=-1, help="token whose prediction is explained (default -1)")
+    attribute.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    attribute.add_argument("--baseline", choices=("mean", "pad", "zero"), default="mean", help="integrated gradients")
+    attribute.add_argument("--mode", choices=("remove", "mask"), default="remove", help="occlusion: remove or mask")
+    attribute.add_argument(
+        "--scorer-url",
+        default=None,
+        help="occlusion: score with an OpenAI-compatible completions endpoint (e.g. http://127.0.0.1:8000/v1)",
+    )
+    attribute.add_argument("--scorer-model", default=None, help="model name sent to --scorer-url")
+    attribute.add_argument("--json", action="store_true")
+    attribute.add_argument("--quiet", "-q", action="store_true")
+
+    compare = commands.add_parser(
+        "compare",
+        help="several prompts side by side (prediction, head metrics, most attended words); two: a difference map",
+        description="Capture every TEXT with one model and tabulate them side by side. With two texts, also "
+        "the attention difference (first minus second) on the tokens they share.",
+    )
+    compare.add_argument("texts", nargs="+", metavar="TEXT")
+    compare.add_argument("--model", "-m", default=None)
+    compare.add_argument("--layer", type=int, default=-1, help="layer of the difference map (default -1)")
+    compare.add_argument("--head", type=_head, default="mean")
+    compare.add_argument("--granularity", choices=("token", "word", "sentence", "paragraph"), default="word")
+    compare.add_argument("--json", action="store_true")
+    compare.add_argument("--quiet", "-q", action="store_true")
+
+    report = commands.add_parser(
+        "report",
+        help="a self-contained HTML report (and JSON) with every method, agreement and head metrics",
+        description="Run every attribution method on TEXT, compare their rankings, measure every head, and write "
+        "PATH.html with the same data as PATH.json beside it.",
+    )
+    report.add_argument("text", metavar="TEXT", help="the input text; '-' reads standard input")
+    report.add_argument("--model", "-m", default=None)
+    report.add_argument("--out", required=True, metavar="PATH.html")
+    report.add_argument("--granularity", choices=("token", "word", "sentence", "paragraph"), default="word")
+    report.add_argument("--methods", nargs="+", default=None, choices=_attribution_methods())
+    report.add_argument("--target", default=None)
+    report.add_argument("--steps", type=int, default=32)
+    report.add_argument("--quiet", "-q", action="store_true")
+
     commands.add_parser("version", help="print the version")
     return parser
+
+
+def _attribution_methods() -> list[str]:
+    return ["attention", "rollout", "flow", "grad-norm", "grad-x-input", "integrated-gradients", "occlusion"]
 
 
 def _say(quiet: bool) -> Any:
@@ -234,38 +295,151 @@ def cmd_heads(args: argparse.Namespace) -> int:
     text = _read_text(args.text)
     say = _say(args.quiet)
     spec = _model_spec(args.model)
-    from attnscope.analysis.heads import head_labels, head_metrics, induction_scores
+    from attnscope.analysis.heads import measure_heads, metrics_json
     from attnscope.capture import capture
-    from attnscope.capture.probes import repeated_random_words
     from attnscope.models import load_model
 
     say(f"loading {spec} …")
     model = load_model(spec, progress=say)
     trace = capture(model, text, backend=args.backend, predict="none")
-    metrics = head_metrics(trace, threshold=args.threshold)
-    if model.kind == "causal":  # induction needs its own probe: random words written twice
-        try:
-            probe, period = repeated_random_words(model.tokenizer)
-        except UnsupportedError as error:
-            say(f"induction not measured: {error}")
-        else:
-            probe_trace = capture(model, probe, backend=args.backend, predict="none")
-            metrics["induction"] = induction_scores(probe_trace, period)
-    labels = head_labels(metrics, len(trace.key_tokens()))
+    metrics, labels, note = measure_heads(model, trace, threshold=args.threshold, backend=args.backend)
+    if note and model.kind == "causal":
+        say(note)
     if args.json:
-        as_lists = {
-            name: [[None if math.isnan(v) else float(v) for v in row] for row in values.tolist()]
-            for name, values in metrics.items()
-        }
-        print(
-            json.dumps(
-                {"model": trace.model["spec"], "text": text, "metrics": as_lists, "labels": labels}, ensure_ascii=False
-            )
-        )
+        body = {"model": trace.model["spec"], "text": text, "metrics": metrics_json(metrics), "labels": labels}
+        print(json.dumps(body, ensure_ascii=False))
         return 0
     print(f"{trace.model['spec']}: {len(trace.tokens)} tokens; label per head (layer rows, head columns)")
     for layer, row in enumerate(labels):
         print(f"L{layer:<3} " + " ".join(f"{label:<14}" for label in row))
+    return 0
+
+
+def _bar(value: float | None, scale: float, width: int = 24) -> str:
+    if value is None or scale <= 0:
+        return ""
+    filled = round(min(1.0, abs(value) / scale) * width)
+    return ("█" if value >= 0 else "░") * filled
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    text = _read_text(args.text)
+    say = _say(args.quiet)
+    spec = _model_spec(args.model)
+    from attnscope.analysis.attribution import attribute
+    from attnscope.analysis.occlusion import OpenAICompletionsScorer
+    from attnscope.models import load_model
+    from attnscope.render.text import display_width
+
+    if args.scorer_url and args.method != "occlusion":
+        raise InputError("--scorer-url is for --method occlusion")
+    say(f"loading {spec} …")
+    model = load_model(spec, progress=say)
+    say(f"{args.method} …")
+    scorer = OpenAICompletionsScorer(args.scorer_url, args.scorer_model) if args.scorer_url else None
+    result = attribute(
+        model,
+        text,
+        args.method,
+        target=args.target,
+        objective=args.objective,
+        granularity=args.granularity,
+        query=args.query,
+        steps=args.steps,
+        baseline=args.baseline,
+        mode=args.mode,
+        scorer=scorer,
+    )
+    body = result.to_json()
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False))
+        return 0
+    target = body["target"]
+    print(f"{args.method} · {spec} · explains {target['text']!r} ({body['objective']}) at token {body['query']}")
+    for key in ("delta", "f", "base_logprob"):
+        if key in body["details"]:
+            print(f"{key}: {body['details'][key]:.6g}")
+    finite = [abs(s) for s in body["scores"] if s is not None]
+    scale = max(finite) if finite else 0.0
+    width = min(30, max((display_width(u["text"]) for u in body["units"]), default=4))
+    for unit, score in zip(body["units"], body["scores"], strict=True):
+        shown = unit["text"].replace("\n", "↵")
+        pad = " " * max(0, width - display_width(shown))
+        value = "       —" if score is None else f"{score:>+10.4f}"
+        print(f"{shown}{pad}  {value}  {_bar(score, scale)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    say = _say(args.quiet)
+    texts = [_read_text(t) for t in args.texts]
+    spec = _model_spec(args.model)
+    from attnscope.analysis.compare import prompt_summary, trace_difference
+    from attnscope.capture import capture
+    from attnscope.models import load_model
+
+    say(f"loading {spec} …")
+    model = load_model(spec, progress=say)
+    traces = [capture(model, text, predict="last") for text in texts]
+    summaries = [prompt_summary(trace, granularity=args.granularity) for trace in traces]
+    difference = None
+    if len(traces) == 2:
+        difference = trace_difference(traces[0], traces[1], layer=args.layer, head=args.head).to_json()
+    if args.json:
+        print(json.dumps({"model": spec, "prompts": summaries, "difference": difference}, ensure_ascii=False))
+        return 0
+    for index, summary in enumerate(summaries):
+        prediction = summary["prediction"]
+        guess = f"{prediction['token']!r} p={prediction['prob']:.4f}" if prediction else "—"
+        means = summary["head_means"]
+        print(f"[{index}] {summary['text']!r}")
+        print(
+            f"    tokens {summary['n_tokens']} · prediction {guess} · mean head entropy {means['entropy']:.3f} "
+            f"· sink {means['sink']:.3f}"
+        )
+        print("    most attended: " + ", ".join(f"{u['text']!r} {u['attention']:.3f}" for u in summary["top_units"]))
+    if difference is not None:
+        print(
+            f"difference (layer {args.layer}, head {args.head}) on {len(difference['pairs'])} shared tokens: "
+            f"max |Δ| = {difference['max_abs']:.4f}; only in first: {len(difference['only_a'])}, "
+            f"only in second: {len(difference['only_b'])}"
+        )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    text = _read_text(args.text)
+    say = _say(args.quiet)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError("--out must name an .html file (the JSON is written beside it)")
+    if not out.parent.exists():
+        raise InputError(f"--out: folder {out.parent} does not exist")
+    spec = _model_spec(args.model)
+    from attnscope.analysis.report import DEFAULT_REPORT_METHODS, explain
+    from attnscope.models import load_model
+    from attnscope.render.html import report_html
+
+    say(f"loading {spec} …")
+    model = load_model(spec, progress=say)
+    say("running every method …")
+    data = explain(
+        model,
+        text,
+        methods=args.methods or DEFAULT_REPORT_METHODS,
+        granularity=args.granularity,
+        target=args.target,
+        steps=args.steps,
+    )
+    page = report_html(data)
+    json_path = out.with_suffix(".json")
+    for path, content in ((out, page), (json_path, json.dumps(data, ensure_ascii=False, indent=1))):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(content, encoding="utf-8")
+        partial.replace(path)
+    print(f"wrote {out} and {json_path}")
     return 0
 
 
@@ -324,6 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_methods(args)
         if args.command == "heads":
             return cmd_heads(args)
+        if args.command == "attribute":
+            return cmd_attribute(args)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command == "version":
             print(f"attnscope {__version__}")
             return 0

@@ -23,6 +23,8 @@ Labels, first match wins: ``induction`` (induction >= 0.3, when measured), ``pre
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from attnscope.analysis.registry import register
@@ -132,3 +134,36 @@ def induction_scores(trace: Trace, period: int, *, stack: str | None = None) -> 
         weights = trace.attention(layer, None, rows=query_rows, stack=name)  # (heads, rows, key)
         scores[layer] = weights[:, np.arange(len(query_rows)), query_rows - period + 1].mean(axis=-1)
     return scores
+
+
+def measure_heads(
+    model: Any, trace: Trace, *, threshold: float = 0.01, backend: str = "auto"
+) -> tuple[dict[str, np.ndarray], list[list[str]], str | None]:
+    """Head metrics of ``trace`` plus induction scores from a repeated-random-words probe run on
+    ``model`` (causal models only); returns ``(metrics, labels, note)`` — the note says why
+    induction was not measured, if it was not."""
+    from attnscope.capture.engine import capture
+    from attnscope.capture.probes import repeated_random_words
+    from attnscope.errors import UnsupportedError
+
+    metrics = head_metrics(trace, threshold=threshold)
+    note = None
+    if model.kind == "causal":
+        try:
+            probe, period = repeated_random_words(model.tokenizer)
+        except UnsupportedError as error:
+            note = f"induction not measured: {error}"
+        else:
+            probe_trace = capture(model, probe, backend=backend, predict="none")  # type: ignore[arg-type]
+            metrics["induction"] = induction_scores(probe_trace, period)
+    else:
+        note = "induction is measured on causal models only"
+    return metrics, head_labels(metrics, len(trace.key_tokens())), note
+
+
+def metrics_json(metrics: dict[str, np.ndarray]) -> dict[str, list[list[float | None]]]:
+    """``{metric: [[layers x heads]]}`` with NaN (layers not captured) as None."""
+    return {
+        name: [[None if np.isnan(v) else float(v) for v in row] for row in values.tolist()]
+        for name, values in metrics.items()
+    }

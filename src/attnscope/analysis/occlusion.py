@@ -112,8 +112,10 @@ class OpenAICompletionsScorer:
             except (KeyError, IndexError, TypeError):
                 raise AttnscopeError(f"completions endpoint {self.url} returned no echoed log-probabilities") from None
             total = 0.0
+            inside = False  # from the first token that reaches past the prompt, as ModelScorer counts
             for offset, value, piece in zip(offsets, values, pieces, strict=True):
-                if offset + len(piece) > len(prompt) or offset >= len(prompt):
+                inside = inside or offset + len(piece) > len(prompt)
+                if inside:
                     if value is None:
                         raise AttnscopeError("the endpoint gave no log-probability for a continuation token")
                     total += float(value)

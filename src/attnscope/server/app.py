@@ -165,6 +165,11 @@ def create_app(host: ModelHost) -> FastAPI:
         weights = trace.attention(layer, selector, stack=stack)
         return _binary(weights, encoding, layer=trace.resolve_layer(layer, stack))
 
+    from attnscope.server.analysis_routes import add_analysis_routes
+    from attnscope.server.openai import add_openai_routes
+
+    add_analysis_routes(app, host)
+    add_openai_routes(app, host)
     return app
 
 

@@ -1,0 +1,212 @@
+"""A self-contained HTML report from :func:`attnscope.analysis.report.explain` data.
+
+One file, no network: CSS inline, head-metric heatmaps as matplotlib PNGs in ``data:`` URIs, the
+report data itself embedded as JSON. Token-importance views colour each unit by its score divided
+by the method's largest |score| (display scaling, labelled); the raw values are in the tables and
+tooltips.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+METRIC_TITLES = {
+    "entropy": "entropy (nats)",
+    "sparsity": "sparsity (share < threshold)",
+    "locality": "locality (mean distance, tokens)",
+    "sink": "sink mass (first token)",
+    "previous_token": "previous-token score",
+    "focus_consistency": "focus consistency",
+    "induction": "induction score (repeated random words)",
+}
+LABEL_COLOURS = {
+    "induction": "#7b3294",
+    "previous-token": "#1b7837",
+    "sink": "#b2182b",
+    "local": "#2166ac",
+    "broad": "#999999",
+    "mixed": "#dddddd",
+    "not captured": "#ffffff",
+}
+
+STYLE = """
+body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans",sans-serif;margin:2rem;max-width:1200px;color:#222}
+h1{font-size:1.4rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:2px 6px;font-size:.85rem}
+th{background:#f4f4f4} .num{text-align:right;font-variant-numeric:tabular-nums}
+.units{line-height:2;white-space:pre-wrap;font-size:1rem;border:1px solid #eee;padding:.5rem}
+.unit{border-radius:3px;padding:1px 0} .special{border:1px dashed #999;font-size:.8rem}
+.grid img{max-width:100%} .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:1rem}
+.labels td{width:14px;height:14px;padding:0} .note{color:#666;font-size:.85rem}
+"""
+
+
+def _colour(value: float | None, scale: float) -> str:
+    if value is None or not np.isfinite(value) or scale <= 0:
+        return "transparent"
+    share = min(1.0, abs(value) / scale)
+    return f"rgba(214,39,40,{share:.3f})" if value >= 0 else f"rgba(31,119,180,{share:.3f})"
+
+
+def _unit_view(data: dict[str, Any], method: str) -> str:
+    body = data["methods"][method]
+    scores = body["scores"]
+    finite = [abs(s) for s in scores if s is not None]
+    scale = max(finite) if finite else 0.0
+    text = data["text"]
+    pieces: list[str] = []
+    position = 0
+    for unit, score in zip(body["units"], scores, strict=True):
+        label = "—" if score is None else f"{score:.4g}"
+        if unit["start"] is None:
+            pieces.append(f'<span class="unit special" title="{html.escape(label)}">{html.escape(unit["text"])}</span>')
+            continue
+        pieces.append(html.escape(text[position : unit["start"]]))
+        pieces.append(
+            f'<span class="unit" data-score="{label}" title="{html.escape(label)}" '
+            f'style="background:{_colour(score, scale)}">{html.escape(unit["text"])}</span>'
+        )
+        position = unit["end"]
+    pieces.append(html.escape(text[position:]))
+    return f'<div class="units" data-method="{html.escape(method)}">{"".join(pieces)}</div>'
+
+
+def _heatmap_png(values: list[list[float | None]], title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    array = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
+    figure, axes = plt.subplots(figsize=(4.2, 3.2), dpi=100)
+    image = axes.imshow(array, aspect="auto", cmap="viridis", interpolation="nearest")
+    axes.set_xlabel("head")
+    axes.set_ylabel("layer")
+    axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return '<td class="num">—</td>' if value is None else f'<td class="num">{value:.{digits}f}</td>'
+
+
+def report_html(data: dict[str, Any]) -> str:
+    """The report page for ``data`` (from ``explain``)."""
+    model = data["model"]
+    parts: list[str] = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>attnscope report — {html.escape(model.get('spec', ''))}</title><style>{STYLE}</style></head><body>",
+        "<h1>attnscope report</h1>",
+        f"<p><b>Model</b> {html.escape(str(model.get('spec')))} ({html.escape(str(model.get('kind')))}, "
+        f"{model.get('layers')} layers × {model.get('heads')} heads) · <b>granularity</b> "
+        f"{html.escape(data['granularity'])}</p>",
+        f"<p><b>Text</b></p><div class='units' data-testid='report-text'>{html.escape(data['text'])}</div>",
+    ]
+    if data.get("prediction"):
+        rows = [
+            [f"<td>{html.escape(repr(c['token']))}</td>", f"<td class='num'>{c['id']}</td>", _num(c["prob"], 4)]
+            for c in data["prediction"]
+        ]
+        parts += ["<h2>Next-token prediction (raw probabilities)</h2>", _table(["token", "id", "p"], rows)]
+
+    parts.append("<h2>Observations</h2><ul data-testid='observations'>")
+    parts += [f"<li>{html.escape(line)}</li>" for line in data["observations"]]
+    parts.append("</ul>")
+    threshold_rows = [
+        [f"<td>{html.escape(k)}</td>", f"<td class='num'>{v}</td>"] for k, v in data["thresholds"].items()
+    ]
+    parts += ["<p class='note'>Thresholds used by the observations:</p>", _table(["rule", "threshold"], threshold_rows)]
+
+    parts.append("<h2>Token importance by method</h2>")
+    parts.append(
+        "<p class='note'>Colour: score ÷ the method's largest |score| (red positive, blue negative; display "
+        "scaling only). Hover a unit for its raw score.</p>"
+    )
+    for method, body in data["methods"].items():
+        extra = ""
+        details = body.get("details") or {}
+        if "delta" in details:
+            extra = f" — completeness delta {details['delta']:.4g} ({details.get('steps')} steps)"
+        seconds = data.get("seconds", {}).get(method)
+        timing = f" · {seconds:.2f} s" if seconds is not None else ""
+        parts.append(f"<h3>{html.escape(method)}{html.escape(extra)}{timing}</h3>")
+        parts.append(_unit_view(data, method))
+    for method, reason in data.get("skipped", {}).items():
+        parts.append(f"<p class='note'>{html.escape(method)} skipped: {html.escape(reason)}</p>")
+
+    names = list(data["methods"])
+    score_rows = []
+    for index, unit in enumerate(data["units"]):
+        cells = [f"<td>{html.escape(unit['text'])}</td>"]
+        cells += [_num(data["methods"][m]["scores"][index], 4) for m in names]
+        score_rows.append(cells)
+    parts += ["<h2>Scores (raw)</h2>", _table(["unit", *names], score_rows, "scores")]
+
+    agreement = data["agreement"]
+    for statistic in ("spearman", "kendall"):
+        rows = [
+            [f"<th>{html.escape(a)}</th>"]
+            + [_num(agreement[statistic][i][j], 2) for j in range(len(agreement["methods"]))]
+            for i, a in enumerate(agreement["methods"])
+        ]
+        title = "Spearman ρ" if statistic == "spearman" else "Kendall τ-b"
+        parts += [
+            f"<h2>Agreement between methods: {title}</h2>",
+            _table(["", *agreement["methods"]], rows, "agreement"),
+        ]
+
+    heads = data["heads"]
+    parts.append("<h2>Head metrics (layers × heads)</h2><div class='grid'>")
+    for metric, values in heads["metrics"].items():
+        parts.append(
+            f"<img alt='{html.escape(metric)}' src='{_heatmap_png(values, METRIC_TITLES.get(metric, metric))}'>"
+        )
+    parts.append("</div>")
+    if heads.get("note"):
+        parts.append(f"<p class='note'>{html.escape(heads['note'])}</p>")
+    legend = " ".join(
+        f"<span style='background:{colour};border:1px solid #999;padding:0 6px'>{html.escape(label)}</span>"
+        for label, colour in LABEL_COLOURS.items()
+    )
+    label_rows = [
+        [f"<th>L{layer}</th>"]
+        + [
+            f"<td title='L{layer} H{head}: {html.escape(label)}' "
+            f"style='background:{LABEL_COLOURS.get(label, '#fff')}'></td>"
+            for head, label in enumerate(row)
+        ]
+        for layer, row in enumerate(heads["labels"])
+    ]
+    parts += [
+        "<h3>Head types</h3>",
+        f"<p>{legend}</p>",
+        _table(
+            [""] + [f"H{h}" for h in range(len(heads["labels"][0]))] if heads["labels"] else [""], label_rows, "labels"
+        ),
+    ]
+
+    parts.append("<h2>Provenance</h2>")
+    provenance_rows = [
+        [f"<td>{html.escape(str(k))}</td>", f"<td>{html.escape(str(v))}</td>"] for k, v in data["provenance"].items()
+    ]
+    parts.append(_table(["field", "value"], provenance_rows))
+    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    parts.append(f"<script type='application/json' id='report-data'>{payload}</script></body></html>")
+    return "".join(parts)
