@@ -52,12 +52,13 @@ def test_analysis_routes_reject_bad_requests(client):
     assert client.post("/api/attribute", json={"text": TEXT, "method": "magic"}).status_code == 422
     response = client.post("/api/attribute", json={"text": TEXT, "method": "grad-norm", "query": 99})
     assert response.status_code == 400 and "out of range" in response.json()["detail"]
-    long_text = "word " * 400
-    response = client.post("/api/attribute", json={"text": long_text, "method": "flow"})
-    assert response.status_code == 400 and "limited to" in response.json()["detail"]
+    response = client.post("/api/attribute", json={"text": "w " * 500, "method": "flow"})
+    assert response.status_code == 400 and "reads at most 256" in response.json()["detail"]
     response = client.post("/api/parts", json={"text": TEXT, "parts": [{"name": "x", "start": 3, "end": 500}]})
     assert response.status_code == 400 and "outside the text" in response.json()["detail"]
-    response = client.post("/api/parts", json={"text": TEXT, "parts": [{"name": "x", "start": 0, "end": 3}], "query": "y"})
+    response = client.post(
+        "/api/parts", json={"text": TEXT, "parts": [{"name": "x", "start": 0, "end": 3}], "query": "y"}
+    )
     assert response.status_code == 400
     assert client.post("/api/heads", json={"text": ""}).status_code == 400
     assert client.get("/api/model").json()["status"] == "ready"  # nothing broke

@@ -35,9 +35,13 @@ def test_echo_logprobs_match_plain_transformers(client):
     assert logprobs["text_offset"] == [t.start for t in tokens if t.start is not None]
     assert logprobs["token_logprobs"][0] is None  # no token before the first one
     for position in range(1, len(ids)):
-        assert logprobs["token_logprobs"][position] == pytest.approx(float(expected[position - 1, ids[position]]), abs=1e-4)
+        assert logprobs["token_logprobs"][position] == pytest.approx(
+            float(expected[position - 1, ids[position]]), abs=1e-4
+        )
         assert len(logprobs["top_logprobs"][position]) <= 3
-        assert max(logprobs["top_logprobs"][position].values()) == pytest.approx(float(expected[position - 1].max()), abs=1e-4)
+        assert max(logprobs["top_logprobs"][position].values()) == pytest.approx(
+            float(expected[position - 1].max()), abs=1e-4
+        )
 
 
 def test_greedy_completion_follows_the_argmax(client):
@@ -75,7 +79,9 @@ def served_smollm2():
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "attnscope.cli", "serve", "--model", "smollm2-135m", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -109,9 +115,26 @@ def test_http_scorer_gives_the_in_process_occlusion_scores(served_smollm2):
 
 def test_cli_occlusion_through_the_endpoint(served_smollm2):
     completed = subprocess.run(
-        [sys.executable, "-m", "attnscope.cli", "attribute", ENGLISH, "--method", "occlusion", "-m", "smollm2-135m",
-         "--granularity", "word", "--scorer-url", served_smollm2, "--json", "-q"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "attnscope.cli",
+            "attribute",
+            ENGLISH,
+            "--method",
+            "occlusion",
+            "-m",
+            "smollm2-135m",
+            "--granularity",
+            "word",
+            "--scorer-url",
+            served_smollm2,
+            "--json",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     import json
 
