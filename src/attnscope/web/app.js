@@ -1,6 +1,9 @@
 // attnscope front end: one page, no build step, no network beyond its own server.
 import { getArray, getJSON, postJSON } from "./api.js";
 import { drawGridRow, drawHeatmap, drawLines, gridToCanvas, tokensToCanvas } from "./draw.js";
+import {
+  attributionColours, METRIC_TITLES, parseParts, renderAgreement, renderHeadMetrics, renderParts, suggestParts,
+} from "./panels.js";
 import { displayWeights } from "./weights.js";
 
 const $ = (id) => document.getElementById(id);
@@ -10,7 +13,11 @@ const state = {
   layer: -1, head: "mean", query: -1,
   view: "tokens",
   heatmap: null, // {n, values} for hover read-out
+  attribution: null, // the last /api/attribute answer, {key, body}, when the token strip shows a method
+  metrics: null, // {text, body} of /api/heads
 };
+
+const attributionKey = () => `${state.text}\u0000${$("method").value}\u0000${$("granularity").value}`;
 
 const quoted = (s) => JSON.stringify(s);
 
@@ -54,6 +61,12 @@ async function analyze({ fresh = false } = {}) {
     state.result = result;
     state.text = text;
     syncControls(result);
+    try {
+      await loadAttribution();
+    } catch (error) {
+      state.attribution = null;
+      showError(`${$("method").value}: ${error.message}`);
+    }
     render();
   } catch (error) {
     showError(error.message);
@@ -62,6 +75,34 @@ async function analyze({ fresh = false } = {}) {
     // completed analyses, successful or not: lets tests (and other tools) wait for the page
     document.body.dataset.analyses = String(Number(document.body.dataset.analyses || 0) + 1);
   }
+}
+
+// ---- attribution methods colour the token strip ------------------------------------------------
+async function loadAttribution() {
+  const method = $("method").value;
+  if (method === "attention" || !state.result) { state.attribution = null; return; }
+  if (state.attribution && state.attribution.key === attributionKey()) return;
+  const body = await postJSON("/api/attribute", {
+    text: state.text, method, granularity: $("granularity").value,
+    query: method === "attention" ? -1 : state.result.attention.query,
+  });
+  state.attribution = { key: attributionKey(), body };
+}
+
+async function changeMethod() {
+  if (!state.result) return;
+  showError("");
+  setBusy(true);
+  try {
+    await loadAttribution();
+  } catch (error) {
+    state.attribution = null;
+    showError(error.message);
+  } finally {
+    setBusy(false);
+  }
+  render();
+  document.body.dataset.attributions = String(Number(document.body.dataset.attributions || 0) + 1);
 }
 
 // ---- token view ------------------------------------------------------------------------------
@@ -76,7 +117,17 @@ function renderTokens() {
   const excludeSpecial = $("exclude-special").checked;
   const scale = $("scale").value;
   const { weights, colours } = displayWeights(result.attention.weights, tokens, { excludeSpecial, scale });
-  $("legend").textContent =
+  const attribution = state.attribution && state.attribution.key === attributionKey() && tokens === result.tokens
+    ? state.attribution.body : null;
+  const method = attribution ? attributionColours(attribution.token_scores) : null;
+  if (attribution) {
+    const details = attribution.details || {};
+    const extra = details.delta !== undefined ? ` Completeness delta ${Number(details.delta).toFixed(4)} (${details.steps} steps).` : "";
+    $("legend").textContent =
+      `${attribution.method} scores per ${attribution.granularity} for the prediction ` +
+      `${JSON.stringify(attribution.target.text)} after token ${attribution.query}: red positive, teal negative, ` +
+      `colour = |score| ÷ the largest |score| (display scaling; hover for raw scores).${extra}`;
+  } else $("legend").textContent =
     `Red: attention from token ${result.attention.query} in layer ${result.attention.layer}, ` +
     `${typeof result.attention.head === "number" ? `head ${result.attention.head}` : `${result.attention.head} of heads`}` +
     ` (${excludeSpecial ? "renormalised without special tokens" : "raw softmax probabilities"}` +
@@ -101,12 +152,17 @@ function renderTokens() {
     span.setAttribute("data-testid", "token");
     span.dataset.tokenIndex = String(index);
     span.dataset.weight = String(weights[index]);
-    span.style.setProperty("--a", colours[index].toFixed(4));
+    span.style.setProperty("--a", (method ? method[index].strength : colours[index]).toFixed(4));
+    if (method) {
+      span.dataset.score = String(method[index].score);
+      if (method[index].negative) span.classList.add("neg");
+    }
     if (token.special) span.classList.add("special");
     if (index === result.attention.query) span.classList.add("query");
     if (!token.special && token.start === token.end) span.classList.add("empty");
     appendText(span, token.text);
-    span.addEventListener("mouseenter", (event) => showTokenTip(event, token, weights[index]));
+    span.addEventListener("mouseenter", (event) => showTokenTip(event, token, weights[index],
+      method ? [attribution.method, method[index].score] : null));
     span.addEventListener("mouseleave", hideTip);
     span.addEventListener("click", () => { state.query = index; analyze(); });
     nodes.push(span);
@@ -165,14 +221,15 @@ function placeTip(event) {
   tip.style.top = `${event.clientY + 16}px`;
 }
 
-function showTokenTip(event, token, weight) {
+function showTokenTip(event, token, weight, methodScore) {
   const tip = $("tooltip");
   const span = token.start === null ? "inserted by the tokenizer"
     : token.start === token.end ? `continues the character before position ${token.start} (byte-level piece)`
       : `characters [${token.start}, ${token.end})`;
   tip.replaceChildren();
   const rows = [["token", quoted(token.text)], ["id", String(token.id)], ["span", span],
-    ["weight", String(weight)], ["special", token.special ? "yes" : "no"]];
+    ["attention weight", String(weight)], ["special", token.special ? "yes" : "no"]];
+  if (methodScore) rows.push([`${methodScore[0]} score`, methodScore[1] === null ? "—" : String(methodScore[1])]);
   tip.append(table(rows));
   placeTip(event);
 }
@@ -314,6 +371,8 @@ async function render() {
     if (state.view === "heatmap") await renderHeatmap();
     if (state.view === "grid") await renderGrid();
     if (state.view === "lines") renderLines();
+    if (state.view === "metrics") await renderMetrics();
+    if (state.view === "parts") prepareParts();
   } catch (error) {
     showError(error.message);
   }
@@ -323,8 +382,71 @@ async function render() {
 function selectView(view, { render: andRender = true } = {}) {
   state.view = view;
   document.querySelectorAll(".tabs button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.view === view)));
-  for (const name of ["tokens", "heatmap", "grid", "lines"]) $(`view-${name}`).hidden = name !== view;
+  for (const name of ["tokens", "heatmap", "grid", "lines", "metrics", "agreement", "parts"]) {
+    $(`view-${name}`).hidden = name !== view;
+  }
   if (andRender) render();
+}
+
+// ---- head metrics, agreement, prompt parts -------------------------------------------------
+async function renderMetrics() {
+  if (!state.metrics || state.metrics.text !== state.text) {
+    state.metrics = { text: state.text, body: await postJSON("/api/heads", { text: state.text }) };
+  }
+  const data = state.metrics.body;
+  const select = $("metric");
+  const names = Object.keys(data.metrics);
+  if ([...select.options].map((o) => o.value).join() !== names.join()) {
+    fillSelect(select, names.map((n) => [n, METRIC_TITLES[n] || n]), names.includes(select.value) ? select.value : "entropy");
+  }
+  renderHeadMetrics($("head-metrics"), data, select.value, (text) => { $("metric-readout").textContent = text; });
+}
+
+async function runAgreement() {
+  if (!state.result) return;
+  showError("");
+  setBusy(true);
+  try {
+    const body = await postJSON("/api/agreement", { text: state.text, granularity: $("granularity").value });
+    renderAgreement($("agreement"), body);
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    setBusy(false);
+    document.body.dataset.agreements = String(Number(document.body.dataset.agreements || 0) + 1);
+  }
+}
+
+function prepareParts() {
+  const input = $("parts-input");
+  if (input.dataset.forText !== state.text) {
+    input.value = suggestParts(state.text);
+    input.dataset.forText = state.text;
+  }
+  refreshPartQueries();
+}
+
+function refreshPartQueries() {
+  const select = $("parts-query");
+  let names = [];
+  try { names = parseParts(state.text, $("parts-input").value).map((p) => p.name); } catch (_) { /* shown on run */ }
+  const current = select.value;
+  fillSelect(select, [["", "the query token"], ...names.map((n) => [n, `part ${n}`])], names.includes(current) ? current : "");
+}
+
+async function runParts() {
+  if (!state.result) return;
+  showError("");
+  try {
+    const parts = parseParts(state.text, $("parts-input").value);
+    const query = $("parts-query").value || state.result.attention.query;
+    const body = await postJSON("/api/parts", { text: state.text, parts, query });
+    renderParts($("parts"), body);
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    document.body.dataset.partRuns = String(Number(document.body.dataset.partRuns || 0) + 1);
+  }
 }
 
 // ---- heatmap hover and click -----------------------------------------------------------------
@@ -435,6 +557,12 @@ function wire() {
     analyze();
   });
   for (const id of ["scale", "exclude-special", "hide-special"]) $(id).addEventListener("change", render);
+  $("method").addEventListener("change", changeMethod);
+  $("granularity").addEventListener("change", changeMethod);
+  $("metric").addEventListener("change", render);
+  $("agreement-run").addEventListener("click", runAgreement);
+  $("parts-run").addEventListener("click", runParts);
+  $("parts-input").addEventListener("input", refreshPartQueries);
   document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => selectView(b.dataset.view)));
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);
