@@ -79,7 +79,8 @@ def test_head_metric_grid_and_labels(page, server):
     canvas = page.get_by_test_id("metric-canvas")
     pixels = canvas.evaluate(
         "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i] * 65536 + d[i+1] * 256 + d[i+2]); return s.size; }"
+        " const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i] * 65536 + d[i+1] * 256 + d[i+2]);"
+        " return s.size; }"
     )
     assert pixels > 20  # a real heatmap, not a blank canvas
     box = canvas.bounding_box()
