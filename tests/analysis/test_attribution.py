@@ -206,6 +206,29 @@ def test_occlusion_mask_mode_and_callable_scorer_agree_with_the_model():
     assert "kl" in in_process.details and "kl" not in outside.details
 
 
+def test_long_occlusion_reuses_the_prefix_cache_with_the_same_numbers():
+    from attnscope.analysis.occlusion import SHARE_PREFIX_MIN_TOKENS, ModelScorer
+
+    model = tiny("llama")
+    text = "one two three four five six seven " * 9
+    tokens = tokenize(model.tokenizer, text)
+    assert len(tokens) >= SHARE_PREFIX_MIN_TOKENS
+    prompts = [text, text[:10] + text[14:], text[:100] + text[108:], text[:-6]]
+    scorer = ModelScorer(model)
+    assert scorer._can_share_prefix()
+    shared = scorer.score(prompts, " eight")  # long: the prefix-sharing path
+    joined = [tokenize(model.tokenizer, p + " eight") for p in prompts]
+    starts = [
+        next(i for i, t in enumerate(j) if t.end is not None and t.end > len(p))
+        for j, p in zip(joined, prompts, strict=True)
+    ]
+    plain = scorer.score_ids([[t.id for t in j] for j in joined], starts)  # batched full forwards
+    for a, b in zip(shared, plain, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+        np.testing.assert_allclose(a.next_logprobs, b.next_logprobs, atol=1e-4)
+    assert not ModelScorer(tiny("mistral"))._can_share_prefix()  # sliding window: no shared cache
+
+
 # --- agreement and the JSON contract ----------------------------------------------------------------
 def test_rank_agreement_matches_hand_counted_ranks():
     a = np.array([0.1, 0.5, 0.3, 0.9, 0.7])

@@ -28,30 +28,29 @@ from typing import Any
 import numpy as np
 
 from attnscope.analysis.registry import register
+from attnscope.capture.sources import CHUNK_ELEMENTS
 from attnscope.capture.trace import RowSelector, Trace
 
 METRICS = ("entropy", "sparsity", "locality", "sink", "previous_token", "focus_consistency")
 
 
 def _row_metrics(weights: np.ndarray, query_rows: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """Metrics per head for (heads, rows, key) weights."""
+    """Per-row values (heads, rows) for (heads, rows, key) weights; ``strongest`` is each row's argmax."""
     n_key = weights.shape[-1]
     keys = np.arange(n_key)[None, :]
     positions = query_rows[:, None]
     attendable: np.ndarray = np.asarray((weights > 0).any(axis=0))  # (rows, key): keys some head reaches (masked = 0)
     distance = np.abs(positions - keys)  # (rows, key)
     safe = np.where(weights > 0, weights, 1.0)
-    entropy = -(weights * np.log(safe)).sum(axis=-1)  # (heads, rows)
     below = ((weights < threshold) & attendable[None]).sum(axis=-1) / np.maximum(attendable.sum(axis=-1), 1)[None]
     previous = np.where(query_rows >= 1, weights[:, np.arange(len(query_rows)), np.maximum(query_rows - 1, 0)], np.nan)
-    strongest = weights.argmax(axis=-1)  # (heads, rows)
     return {
-        "focus_consistency": np.array([_focus_mass(w, s, query_rows) for w, s in zip(weights, strongest, strict=True)]),
-        "entropy": entropy.mean(axis=-1),
-        "sparsity": below.mean(axis=-1),
-        "locality": (weights * distance[None]).sum(axis=-1).mean(axis=-1),
-        "sink": weights[:, :, 0].mean(axis=-1),
-        "previous_token": np.nanmean(previous, axis=-1) if (query_rows >= 1).any() else np.zeros(weights.shape[0]),
+        "entropy": -(weights * np.log(safe)).sum(axis=-1),
+        "sparsity": below,
+        "locality": (weights * distance[None]).sum(axis=-1),
+        "sink": weights[:, :, 0],
+        "previous_token": previous,
+        "strongest": weights.argmax(axis=-1),
     }
 
 
@@ -60,14 +59,16 @@ def _mode(values: np.ndarray) -> int:
     return int(found[counts.argmax()])
 
 
-def _focus_mass(weights: np.ndarray, strongest: np.ndarray, query_rows: np.ndarray) -> float:
-    """Mean weight of (rows, key) ``weights`` on the modal argmax key or the modal offset, the larger."""
+def _focus_weights(weights: np.ndarray, query_rows: np.ndarray, keys: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(2, heads, rows): each row's weight on its head's modal key and on the key at its modal offset."""
+    n_key = weights.shape[-1]
     rows = np.arange(len(query_rows))
-    absolute = weights[rows, _mode(strongest)].mean()
-    keys = query_rows - _mode(query_rows - strongest)
-    valid = (keys >= 0) & (keys < weights.shape[-1])
-    relative = np.where(valid, weights[rows, np.clip(keys, 0, weights.shape[-1] - 1)], 0.0).mean()
-    return float(max(absolute, relative))
+    heads = np.arange(len(keys))[:, None]
+    absolute = weights[heads, rows[None], keys[:, None]]  # (heads, rows)
+    relative_keys = query_rows[None, :] - offsets[:, None]  # (heads, rows)
+    valid = (relative_keys >= 0) & (relative_keys < n_key)
+    picked = weights[heads, rows[None], np.clip(relative_keys, 0, n_key - 1)]
+    return np.stack([absolute, np.where(valid, picked, 0.0)])
 
 
 @register(
@@ -82,11 +83,39 @@ def head_metrics(
     name = stack or trace.default_stack
     query_rows = trace.resolve_rows(rows, name)
     n_layers, n_heads = trace.num_layers(name), trace.num_heads(name)
+    n_key = len(trace.key_tokens(name))
     result = {metric: np.full((n_layers, n_heads), np.nan) for metric in METRICS}
+    # rows stream through in chunks: a bounded (heads, chunk, key) working set
+    step = max(1, CHUNK_ELEMENTS // 8 // max(1, n_heads * n_key))  # float64 with ~8 temporaries
+    chunks = [query_rows[begin : begin + step] for begin in range(0, len(query_rows), step)]
     for layer in trace.captured_layers(name):
-        weights = trace.attention(layer, None, rows=query_rows, stack=name).astype(np.float64)
-        for metric, values in _row_metrics(weights, query_rows, threshold).items():
-            result[metric][layer] = values
+        sums = {metric: np.zeros(n_heads) for metric in ("entropy", "sparsity", "locality", "sink")}
+        previous_sum, previous_count = np.zeros(n_heads), 0
+        strongest = np.empty((n_heads, len(query_rows)), dtype=np.int64)
+        last: np.ndarray | None = None
+        for index, chunk in enumerate(chunks):
+            weights = trace.attention(layer, None, rows=chunk, stack=name).astype(np.float64)
+            values = _row_metrics(weights, chunk, threshold)
+            for metric in sums:
+                sums[metric] += values[metric].sum(axis=-1)
+            previous_sum += np.nansum(values["previous_token"], axis=-1)
+            previous_count += int((chunk >= 1).sum())
+            strongest[:, index * step : index * step + len(chunk)] = values["strongest"]
+            last = weights
+        for metric, total in sums.items():
+            result[metric][layer] = total / len(query_rows)
+        result["previous_token"][layer] = previous_sum / previous_count if previous_count else 0.0
+        modal_keys = np.array([_mode(s) for s in strongest])
+        modal_offsets = np.array([_mode(query_rows - s) for s in strongest])
+        focus = np.zeros((2, n_heads))
+        for chunk in chunks:  # a second pass only when the rows did not fit in one chunk
+            weights = (
+                last if len(chunks) == 1 and last is not None else trace.attention(layer, None, rows=chunk, stack=name)
+            )
+            focus += _focus_weights(np.asarray(weights, dtype=np.float64), chunk, modal_keys, modal_offsets).sum(
+                axis=-1
+            )
+        result["focus_consistency"][layer] = focus.max(axis=0) / len(query_rows)
     return result
 
 

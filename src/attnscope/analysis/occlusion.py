@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["remove", "mask"]
 SCORE_BATCH = 8  # sequences per forward pass for the in-process scorer
+SHARE_PREFIX_MIN_TOKENS = 128  # from this length on, occluded texts reuse the original's key/value cache
 
 
 @dataclass
@@ -146,7 +147,58 @@ class ModelScorer:
                 raise InputError("cannot score: the continuation merges into the start of the prompt or is empty")
             sequences.append([t.id for t in tokens])
             starts.append(first)
+        # long sequences: reusing the shared prefix saves about half the work; short ones gain more from batching
+        if len(sequences) > 1 and len(sequences[0]) >= SHARE_PREFIX_MIN_TOKENS and self._can_share_prefix():
+            return self.score_ids_sharing_prefix(sequences, starts)
         return self.score_ids(sequences, starts)
+
+    def _can_share_prefix(self) -> bool:
+        """Full-attention decoders only (a sliding-window cache cannot be cut back to a prefix)."""
+        return self.model.arch.sliding_window is None and all(
+            kind == "full_attention" for kind in (self.model.arch.layer_types or [])
+        )
+
+    def score_ids_sharing_prefix(self, sequences: Sequence[list[int]], starts: Sequence[int]) -> list[Scored]:
+        """Like :meth:`score_ids`; the first sequence's key/value cache is reused for the tokens
+        every other sequence shares with it at its start (occluding a unit leaves the text before
+        it unchanged), so only the rest of each sequence runs: about half the work on average."""
+        import copy
+
+        import torch
+
+        from attnscope.capture.engine import lm_logits
+
+        hf = self.model.model
+        device = next(hf.parameters()).device
+        reference = sequences[0]
+        results: list[Scored] = []
+        with self.model.lock, torch.inference_mode():
+            out = hf.base_model(input_ids=torch.tensor([reference], device=device), use_cache=True)
+            cache = out.past_key_values
+            hidden_reference = out.last_hidden_state[0]
+            for sequence, start in zip(sequences, starts, strict=True):
+                shared = 0
+                limit = min(len(sequence), len(reference), start - 1)  # rows from start - 1 on are needed
+                while shared < limit and sequence[shared] == reference[shared]:
+                    shared += 1
+                if sequence is reference:
+                    hidden = hidden_reference
+                    offset = 0
+                elif shared == 0:
+                    hidden = hf.base_model(input_ids=torch.tensor([sequence], device=device), use_cache=False)
+                    hidden, offset = hidden.last_hidden_state[0], 0
+                else:
+                    past = copy.deepcopy(cache)
+                    past.crop(shared - len(reference))  # keep the first `shared` positions
+                    rest = torch.tensor([sequence[shared:]], device=device)
+                    hidden = hf.base_model(input_ids=rest, past_key_values=past, use_cache=True).last_hidden_state[0]
+                    offset = shared
+                positions = torch.arange(start - 1 - offset, len(sequence) - 1 - offset, device=device)
+                logprobs = torch.log_softmax(lm_logits(hf, hidden[positions]).float(), dim=-1)
+                wanted = torch.tensor(sequence[start:], device=device)
+                value = float(logprobs[torch.arange(len(wanted)), wanted].sum())
+                results.append(Scored(value, logprobs[0].cpu().numpy().astype(np.float64)))
+        return results
 
     def score_token_ids(self, prompts: Sequence[str], continuation: list[int]) -> list[Scored]:
         """``continuation`` token ids scored after each prompt (tokenized on its own)."""

@@ -22,11 +22,11 @@ class LayerRecord:
     bias_id: int | None = None  # index into QKRecorder.biases (additive position bias, e.g. T5)
 
 
-def rule_allowed(record: LayerRecord, query_rows: np.ndarray, n_key: int) -> np.ndarray:
-    """(rows, key) bool from the record's causal/window rule."""
+def rule_allowed(record: LayerRecord, query_rows: np.ndarray, n_key: int, first_key: int = 0) -> np.ndarray:
+    """(rows, keys first_key..n_key-1) bool from the record's causal/window rule."""
     positions = record.query_positions[query_rows][:, None]
-    keys = np.arange(n_key)[None, :]
-    allowed = np.ones((len(query_rows), n_key), dtype=bool)
+    keys = np.arange(first_key, n_key)[None, :]
+    allowed = np.ones((len(query_rows), n_key - first_key), dtype=bool)
     if record.causal:
         allowed &= keys <= positions
     if record.window is not None:

@@ -6,13 +6,16 @@
   chunks, with the model's scaling, grouped KV heads, causal/sliding-window mask, soft-cap and
   additive position bias (memory O(layers x N x (Hq + Hkv) x d)).
 
-Both answer ``rows(stack, layer, heads, query_rows) -> (heads, rows, key)`` float32 arrays. They
-are pure numpy, so a loaded trace needs neither torch nor the model.
+Both answer ``rows(stack, layer, heads, query_rows) -> (heads, rows, key)`` and
+``block(stack, layer, head, rows, cols) -> (rows, cols)`` float32 arrays. ``QKSource`` computes a
+block without the rest of its rows: each row's softmax normaliser (log-sum-exp over all its keys)
+is computed once per (layer, head) in row chunks and cached (N floats). Both are pure numpy, so a
+loaded trace needs neither torch nor the model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,6 +38,8 @@ class AttentionSource(Protocol):
     def shape(self, stack: str) -> tuple[int, int]: ...
 
     def rows(self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray) -> np.ndarray: ...
+
+    def block(self, stack: str, layer: int, head: int, rows: slice, cols: slice) -> np.ndarray: ...
 
     def arrays(self) -> dict[str, np.ndarray]: ...
 
@@ -65,6 +70,9 @@ class FullSource:
         array = self.maps[stack][layer]  # (heads, query, key)
         return np.ascontiguousarray(array[np.asarray(heads)][:, query_rows], dtype=np.float32)
 
+    def block(self, stack: str, layer: int, head: int, rows: slice, cols: slice) -> np.ndarray:
+        return np.asarray(self.maps[stack][layer][head, rows, cols], dtype=np.float32)
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"full/{stack}/{layer}": a for stack, by_layer in self.maps.items() for layer, a in by_layer.items()}
 
@@ -89,6 +97,7 @@ class QKSource:
     masks: list[np.ndarray]  # (query, key) bool, only for masks no rule explains
     biases: list[np.ndarray]  # (heads, query, key) float32 additive position bias
     name: str = "qk"
+    _lse: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def stacks(self) -> list[str]:
         return list(dict.fromkeys(stack for stack, _ in self.records))
@@ -139,6 +148,60 @@ class QKSource:
             allowed = self.allowed(record, chunk)  # (rows, key): one mask for all heads
             for slot, head in enumerate(heads):
                 out[slot, begin : begin + len(chunk)] = _softmax(self.scores(record, head, chunk, allowed))
+        return out
+
+    def row_lse(self, stack: str, layer: int, head: int) -> np.ndarray:
+        """(query,) float32 log-sum-exp of each row's scores over its allowed keys (-inf: no key);
+        computed in row chunks once per (stack, layer, head), then cached."""
+        cache_key = (stack, layer, head)
+        found = self._lse.get(cache_key)
+        if found is not None:
+            return found
+        record = self.records[(stack, layer)]
+        n_query, n_key = record.query.shape[1], record.key.shape[1]
+        lse = np.empty(n_query, dtype=np.float32)
+        step = max(1, CHUNK_ELEMENTS // 4 // max(1, n_key))  # a few (rows, key) temporaries at a time
+        for begin in range(0, n_query, step):
+            chunk = np.arange(begin, min(n_query, begin + step))
+            scores = self.scores(record, head, chunk)
+            top = scores.max(axis=-1)
+            safe = np.where(np.isfinite(top), top, 0.0).astype(np.float32)
+            total = np.exp(scores - safe[:, None]).sum(axis=-1)
+            with np.errstate(divide="ignore"):
+                lse[begin : begin + len(chunk)] = np.where(total > 0, safe + np.log(total), -np.inf)
+        self._lse[cache_key] = lse
+        return lse
+
+    def block(self, stack: str, layer: int, head: int, rows: slice, cols: slice) -> np.ndarray:
+        record = self.records[(stack, layer)]
+        n_query, n_key = record.query.shape[1], record.key.shape[1]
+        r0, r1 = rows.indices(n_query)[:2]
+        c0, c1 = cols.indices(n_key)[:2]
+        out = np.zeros((max(0, r1 - r0), max(0, c1 - c0)), dtype=np.float32)
+        if out.size == 0:
+            return out
+        query_rows = np.arange(r0, r1)
+        if record.mask_id is None and record.causal and c0 > int(record.query_positions[query_rows].max()):
+            return out  # above the diagonal of a causal map: nothing to compute
+        lse = self.row_lse(stack, layer, head)
+        n_rep = record.query.shape[0] // record.key.shape[0]
+        key = record.key[head // n_rep, c0:c1]  # (cols, head_dim)
+        step = max(1, CHUNK_ELEMENTS // max(1, c1 - c0))
+        for begin in range(0, len(query_rows), step):
+            chunk = query_rows[begin : begin + step]
+            scores = (record.query[head, chunk] @ key.T) * np.float32(record.scaling)
+            if record.softcap is not None:
+                scores = np.tanh(scores / np.float32(record.softcap)) * np.float32(record.softcap)
+            if record.bias_id is not None:
+                scores = scores + self.biases[record.bias_id][head][chunk, c0:c1]
+            if record.mask_id is not None:
+                allowed = self.masks[record.mask_id][chunk, c0:c1]
+            else:
+                allowed = rule_allowed(record, chunk, c1, c0)
+            norm = lse[chunk][:, None]
+            with np.errstate(invalid="ignore"):
+                weights = np.exp(scores - np.where(np.isfinite(norm), norm, 0.0))
+            out[begin : begin + len(chunk)] = np.where(allowed & np.isfinite(norm), weights, 0.0)
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -165,6 +165,22 @@ def create_app(host: ModelHost) -> FastAPI:
         weights = trace.attention(layer, selector, stack=stack)
         return _binary(weights, encoding, layer=trace.resolve_layer(layer, stack))
 
+    @app.get("/api/traces/{trace_id}/pyramid", summary="Tile pyramid of one map: levels, tile grid, global maximum")
+    def pyramid(trace_id: str, layer: int = -1, head: str = "mean", stack: str | None = None) -> dict[str, Any]:
+        selector: Any = head if head in ("mean", "max") else _int(head, "head")
+        tiles = host.pyramid(trace_id, layer, selector, stack)
+        top = tiles.get(tiles.levels - 1, 0, 0)
+        return {**tiles.describe(), "max": float(top.max()), "layer": tiles.layer, "head": head, "stack": tiles.stack}
+
+    @app.get("/api/traces/{trace_id}/tile", summary="One 256x256 tile (max-pooled above level 0), uint8 binary")
+    def tile(
+        trace_id: str, level: int, ty: int, tx: int, layer: int = -1, head: str = "mean", stack: str | None = None
+    ) -> Response:
+        selector: Any = head if head in ("mean", "max") else _int(head, "head")
+        tiles = host.pyramid(trace_id, layer, selector, stack)
+        values = tiles.get(level, ty, tx)
+        return _binary(values, "uint8", level=level, ty=ty, tx=tx, tile=tiles.tile, factor=1 << level)
+
     from attnscope.server.analysis_routes import add_analysis_routes
     from attnscope.server.openai import add_openai_routes
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnscope.capture.trace import Trace
+from attnscope.capture.tiles import TileCache, TilePyramid
+from attnscope.capture.trace import HeadSelector, Trace
 from attnscope.errors import AttnscopeError, OutOfRangeError
 from attnscope.models.loaded import LoadedModel
 
@@ -32,6 +33,7 @@ class ModelHost:
     _switch: threading.Lock = field(default_factory=threading.Lock)
     _traces: OrderedDict[str, Trace] = field(default_factory=OrderedDict)
     _keys: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    tiles: TileCache = field(default_factory=TileCache)  # heatmap tiles of every trace, LRU in bytes
 
     def load(self, spec: str) -> LoadedModel:
         """Load ``spec`` and make it current; the previous model serves until the new one is ready."""
@@ -79,6 +81,11 @@ class ModelHost:
         if trace is None:
             raise OutOfRangeError(f"unknown or expired trace id {trace_id!r}; analyse the text again")
         return trace
+
+    def pyramid(self, trace_id: str, layer: int, head: HeadSelector, stack: str | None) -> TilePyramid:
+        """The tile pyramid of one map of a cached trace (tiles shared through ``self.tiles``)."""
+        trace = self.get_trace(trace_id)
+        return TilePyramid(trace, layer, head, stack=stack, cache=self.tiles, key=trace_id)
 
     def info(self) -> dict[str, Any]:
         model = self.model

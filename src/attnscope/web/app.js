@@ -4,7 +4,17 @@ import { drawGridRow, drawHeatmap, drawLines, gridToCanvas, tokensToCanvas } fro
 import {
   attributionColours, METRIC_TITLES, parseParts, renderAgreement, renderHeadMetrics, renderParts, suggestParts,
 } from "./panels.js";
+import { TiledHeatmap } from "./tiles.js";
+import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 import { displayWeights } from "./weights.js";
+
+// Maps up to this many cells are fetched whole (float16) and drawn one pixel per cell; larger ones
+// are drawn from tiles, zoomable and pannable.
+const FULL_MATRIX_CELLS = 512 * 512;
+let tiled = null;
+// Token strips longer than this are virtualised (only the blocks near the visible part are mounted).
+const VIRTUAL_MIN_TOKENS = 1500;
+const MAX_TABLE_ROWS = 100; // tokenization table rows shown (the DOM stays bounded)
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -134,16 +144,31 @@ function renderTokens() {
     `${scale === "minmax" ? ", colour min–max scaled" : ""}).` +
     (result.prediction ? " Blue: the predicted next token." : " This model has no next-token head.");
   strip.classList.toggle("hide-special", $("hide-special").checked);
-  const nodes = [];
-  let cursor = 0;
   // gaps between token spans are text no token covers (e.g. spaces a WordPiece tokenizer drops);
   // decoder-side target tokens of an encoder-decoder have spans into the target, so no gaps there
   const text = tokens === result.tokens ? result.text : "";
+  const cursorBefore = new Int32Array(tokens.length); // end of the text covered before each token
+  let cursor = 0;
   tokens.forEach((token, index) => {
-    if (text && token.start !== null && token.start > cursor) {
+    cursorBefore[index] = cursor;
+    if (token.end !== null) cursor = token.end;
+  });
+  const tail = [];
+  if (text && cursor < text.length) {
+    const rest = document.createElement("span");
+    rest.className = "gap";
+    rest.textContent = text.slice(cursor);
+    tail.push(rest);
+  }
+  if (result.prediction) tail.push(...predictionNodes(result));
+
+  const makeNodes = (index) => {
+    const token = tokens[index];
+    const nodes = [];
+    if (text && token.start !== null && token.start > cursorBefore[index]) {
       const gap = document.createElement("span");
       gap.className = "gap";
-      gap.textContent = text.slice(cursor, token.start);
+      gap.textContent = text.slice(cursorBefore[index], token.start);
       nodes.push(gap);
     }
     const span = document.createElement("span");
@@ -166,16 +191,16 @@ function renderTokens() {
     span.addEventListener("mouseleave", hideTip);
     span.addEventListener("click", () => { state.query = index; analyze(); });
     nodes.push(span);
-    if (token.end !== null) cursor = token.end;
-  });
-  if (text && cursor < text.length) {
-    const tail = document.createElement("span");
-    tail.className = "gap";
-    tail.textContent = text.slice(cursor);
-    nodes.push(tail);
+    return nodes;
+  };
+  if (tokens.length > VIRTUAL_MIN_TOKENS) {
+    mountVirtualStrip(strip, tokens.length, makeNodes, tail);
+    return;
   }
-  if (result.prediction) nodes.push(...predictionNodes(result));
-  strip.replaceChildren(...nodes);
+  unmountVirtualStrip(strip);
+  const nodes = [];
+  for (let index = 0; index < tokens.length; index++) nodes.push(...makeNodes(index));
+  strip.replaceChildren(...nodes, ...tail);
 }
 
 function appendText(span, text) {
@@ -290,11 +315,18 @@ function renderPanels() {
     ["dtype / device", `${m.dtype} / ${m.device}`], ["backend", result.provenance.backend],
   ]));
   const tokens = keyTokens(result);
-  const rows = tokens.map((t, i) => [String(i), quoted(t.text), String(t.id),
+  const shown = tokens.slice(0, MAX_TABLE_ROWS);
+  const rows = shown.map((t, i) => [String(i), quoted(t.text), String(t.id),
     t.start === null ? "—" : `[${t.start}, ${t.end})`, t.special ? "special" : ""]);
   const wrap = document.createElement("div");
   wrap.className = "tokenization";
   wrap.append(table(rows, ["#", "token", "id", "span", ""]));
+  if (tokens.length > shown.length) {
+    const more = document.createElement("p");
+    more.className = "muted";
+    more.textContent = `first ${shown.length} of ${tokens.length} tokens (the JSON export has all of them)`;
+    wrap.append(more);
+  }
   $("tokenization").replaceChildren(wrap);
   // computed by the library (attnscope.analysis.stats), the same numbers as the CLI's JSON
   const excluded = $("exclude-special").checked;
@@ -311,9 +343,52 @@ function renderPanels() {
 }
 
 // ---- other views -----------------------------------------------------------------------------
+function queryTokensOf(r) {
+  return r.attention.stack === "encoder" ? r.tokens : (r.target_tokens || r.tokens);
+}
+
+let hoverTimer = null;
+function tiledHover(cell) {
+  clearTimeout(hoverTimer);
+  hoverTimer = setTimeout(async () => {
+    const r = state.result;
+    const { values } = await getArray(`/api/traces/${r.trace_id}/row?layer=${r.attention.layer}` +
+      `&head=${r.attention.head}&query=${cell.row}&stack=${r.attention.stack}`);
+    const keys = keyTokens(r);
+    $("heatmap-readout").textContent = `query ${cell.row} ${quoted(queryTokensOf(r)[cell.row].text)} → key ` +
+      `${cell.col} ${quoted(keys[cell.col].text)}: ${values[cell.col]}`;
+  }, 60);
+}
+
+async function renderTiledHeatmap() {
+  const r = state.result;
+  state.heatmap = null;
+  if (!tiled) {
+    tiled = new TiledHeatmap($("heatmap"), {
+      onHover: tiledHover,
+      onClick: (cell) => { state.query = cell.row; analyze(); },
+    });
+  }
+  const params = `layer=${r.attention.layer}&head=${r.attention.head}&stack=${r.attention.stack}`;
+  const pyramid = await getJSON(`/api/traces/${r.trace_id}/pyramid?${params}`);
+  const divisor = $("scale").value === "minmax" ? pyramid.max : 1;
+  tiled.open({
+    base: `/api/traces/${r.trace_id}/tile?${params}`, pyramid, divisor, query: r.attention.query,
+    width: Math.max(320, $("view-heatmap").clientWidth - 4),
+  });
+  $("heatmap-mode").textContent = `${pyramid.shape[0]} × ${pyramid.shape[1]} map in ${pyramid.levels} zoom levels ` +
+    "of 256 × 256 tiles (coarser levels show the maximum of each block). Scroll to zoom, drag to pan.";
+}
+
 async function renderHeatmap() {
   const r = state.result;
   const head = r.attention.head;
+  if (queryTokensOf(r).length * keyTokens(r).length > FULL_MATRIX_CELLS) {
+    await renderTiledHeatmap();
+    return;
+  }
+  if (tiled) tiled.close();
+  $("heatmap-mode").textContent = "";
   const { header, values } = await getArray(
     `/api/traces/${r.trace_id}/matrix?layer=${r.attention.layer}&head=${head}&stack=${r.attention.stack}&encoding=float16`);
   const [rows, cols] = header.shape;
