@@ -7,6 +7,7 @@
 const TILE = 256;
 const MAX_CANVAS = 4096;
 const MAX_BITMAPS = 240; // client-side tile cache (LRU)
+const REQUEST_DELAY = 80; // ms
 
 export class TiledHeatmap {
   constructor(canvas, { onHover, onClick }) {
@@ -26,6 +27,8 @@ export class TiledHeatmap {
       if (job) job(event.data);
     };
     this.frame = null;
+    this.wanted = new Map();
+    this.requestTimer = null;
     this.wire();
   }
 
@@ -39,6 +42,7 @@ export class TiledHeatmap {
     this.generation = (this.generation || 0) + 1;
     this.bitmaps.clear();
     this.inflight.clear();
+    this.wanted = new Map();
     this.bytes = 0;
     const [rows, cols] = pyramid.shape;
     const ratio = window.devicePixelRatio || 1;
@@ -54,14 +58,17 @@ export class TiledHeatmap {
     this.scale = this.fitScale; // CSS pixels per token
     this.ox = 0; // token at the left edge
     this.oy = 0; // token at the top edge
+    this.request(pyramid.levels - 1, 0, 0); // the overview: the background while finer tiles load
     this.schedule();
   }
 
   close() { this.active = false; }
 
+  // The finest level whose tile pixels are not denser than screen pixels: a screenful of tiles is
+  // about a screenful of bytes (uint8), whatever the zoom.
   level() {
     const tokensPerPixel = 1 / (this.scale * this.ratio);
-    const level = Math.floor(Math.log2(Math.max(1, tokensPerPixel)));
+    const level = Math.ceil(Math.log2(Math.max(1, tokensPerPixel)) - 1e-9);
     return Math.max(0, Math.min(this.p.levels - 1, level));
   }
 
@@ -96,7 +103,7 @@ export class TiledHeatmap {
       for (const [ty, tx] of this.visible(level)) {
         const bitmap = this.bitmaps.get(`${level}/${ty}/${tx}`);
         if (!bitmap) {
-          if (level === wanted) { missing++; this.request(level, ty, tx); }
+          if (level === wanted) { missing++; this.want(level, ty, tx); }
           continue;
         }
         const x = (tx * span - this.ox) * this.scale;
@@ -120,6 +127,20 @@ export class TiledHeatmap {
     data.missing = String(missing);
     data.bytes = String(this.bytes);
     data.scale = String(this.scale);
+  }
+
+  // Tiles are asked for once the view has settled (REQUEST_DELAY ms without a change), so a fast
+  // zoom through several levels fetches only the tiles of where it stops.
+  want(level, ty, tx) {
+    this.wanted.set(`${level}/${ty}/${tx}`, [level, ty, tx]);
+    clearTimeout(this.requestTimer);
+    this.requestTimer = setTimeout(() => {
+      const level0 = this.level();
+      const visible = new Set(this.visible(level0).map(([y, x]) => `${level0}/${y}/${x}`));
+      const list = [...this.wanted.values()];
+      this.wanted.clear();
+      for (const [l, y, x] of list) if (visible.has(`${l}/${y}/${x}`)) this.request(l, y, x);
+    }, REQUEST_DELAY);
   }
 
   request(level, ty, tx) {

@@ -32,6 +32,7 @@ export function mountVirtualStrip(strip, count, makeNodes, tailNodes) {
   }
 
   function update() {
+    if (strip.offsetParent === null) return; // hidden (another tab): nothing to measure; mounted when shown
     if (!estimate) { // measure the first block to estimate the others
       const first = build(0);
       strip.insertBefore(first, bottom);
@@ -64,7 +65,7 @@ export function mountVirtualStrip(strip, count, makeNodes, tailNodes) {
       if (div.nextSibling !== anchor) strip.insertBefore(div, anchor);
       anchor = div;
     }
-    for (let b = first; b <= last; b++) heights[b] = mounted.get(b).offsetHeight;
+    for (let b = first; b <= last; b++) heights[b] = mounted.get(b).offsetHeight || heights[b];
     let above = 0;
     for (let b = 0; b < first; b++) above += height(b);
     let below = 0;
