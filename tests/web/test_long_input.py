@@ -88,8 +88,8 @@ def test_long_input_stays_bounded_and_interactive(page, server):
     page.mouse.up()
     wait_tiles(page)
     tags = page.evaluate(
-        "() => { const c = {}; for (const e of document.getElementsByTagName('*')) c[e.tagName] = (c[e.tagName] || 0) + 1;"
-        " return c; }"
+        "() => { const c = {}; for (const e of document.getElementsByTagName('*'))"
+        " c[e.tagName] = (c[e.tagName] || 0) + 1; return c; }"
     )
     assert dom_size(page) <= 2000, sorted(tags.items(), key=lambda kv: -kv[1])[:5]
     screenshot(page, "long-heatmap")
