@@ -65,7 +65,7 @@ def main() -> None:
         tokens = len(model.tokenizer(text)["input_ids"])
         ids = torch.tensor([model.tokenizer(text)["input_ids"]])
 
-        def forward() -> None:
+        def forward(ids: torch.Tensor = ids) -> None:
             with torch.inference_mode():
                 model.model(input_ids=ids)
 
@@ -86,7 +86,7 @@ def main() -> None:
                 print(f"| {args.model} | {tokens} | {method} | over the {MAX_FLOW_TOKENS}-token limit | — |")
                 continue
 
-            def run(method: str = method) -> None:
+            def run(method: str = method, text: str = text) -> None:
                 trace = capture(model, text, predict="last") if method in ("attention", "rollout", "flow") else None
                 attribute(model, text, method, trace=trace)
 

@@ -180,6 +180,20 @@ def _say(quiet: bool) -> Any:
     return say
 
 
+def _progress_bar(quiet: bool) -> Any:
+    """A progress bar over the forward pass's layers on an interactive stderr (None otherwise)."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = round(width * done / max(total, 1))
+        print(f"\rforward [{'█' * filled}{'·' * (width - filled)}] {done}/{total} layers", end="", file=sys.stderr)
+        sys.stderr.flush()
+
+    return show
+
+
 def _read_text(value: str) -> str:
     from attnscope.capture.tokens import check_text
 
@@ -239,9 +253,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     # Without --save only what is shown is computed: one layer, predictions at the query position.
     layers = None if args.save else [args.layer]
     predict = "last" if args.query == -1 and not args.save else "all"
+    bar = _progress_bar(args.quiet)
     trace = capture(
-        model, text, target=args.target, backend=args.backend, layers=layers, top_k=args.top_k, predict=predict
+        model,
+        text,
+        target=args.target,
+        backend=args.backend,
+        layers=layers,
+        top_k=args.top_k,
+        predict=predict,
+        progress=bar,
     )
+    if bar is not None:
+        print(file=sys.stderr)
     result = analysis_json(trace, layer=args.layer, head=args.head, query=args.query, top_k=args.top_k, stack=stack)
     if args.save:
         path = trace.save(args.save)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +37,7 @@ def capture(
     layers: Iterable[int] | None = None,
     top_k: int = 10,
     predict: Literal["all", "last", "none"] = "all",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Trace:
     """Run ``model`` once over ``text`` (or chat ``messages``) and record what it attends to.
 
@@ -51,6 +53,8 @@ def capture(
         top_k: how many next-token candidates to keep per position.
         predict: ``all`` positions (default), only the ``last`` one (saves N x vocab x hidden
             multiply-adds on long inputs), or ``none``.
+        progress: called as ``progress(done, total)`` after each transformer layer of the forward
+            pass (all stacks together), for progress bars on long inputs.
     """
     if (text is None) == (messages is None):
         raise InputError("pass exactly one of text and messages")
@@ -78,7 +82,7 @@ def capture(
     chosen = backend
     if backend == "auto":
         chosen = "qk" if len(tokens) > AUTO_QK_MIN_TOKENS else "full"
-    with model.lock, torch.inference_mode():
+    with model.lock, torch.inference_mode(), _layer_progress(model.model, progress):
         try:
             source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
         except UnsupportedError:
@@ -114,6 +118,33 @@ def capture(
         target_tokens=target_tokens,
         target_text=target,
     )
+
+
+@contextmanager
+def _layer_progress(hf: Any, progress: Callable[[int, int], None] | None) -> Iterator[None]:
+    """Forward hooks on every transformer block (the top-level ``ModuleList``s: ``model.layers``,
+    ``transformer.h``, ``encoder.block``, ...) calling ``progress(done, total)``."""
+    if progress is None:
+        yield
+        return
+    blocks = [
+        module
+        for name, modules in hf.named_modules()
+        if isinstance(modules, torch.nn.ModuleList) and not any(part.isdigit() for part in name.split("."))
+        for module in modules
+    ]
+    done = [0]
+
+    def step(*_: Any) -> None:
+        done[0] += 1
+        progress(min(done[0], len(blocks)), len(blocks))
+
+    handles = [block.register_forward_hook(step) for block in blocks]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _wanted_layers(model: LoadedModel, layers: Iterable[int] | None) -> set[int] | None:

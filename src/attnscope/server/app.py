@@ -7,13 +7,15 @@ else becomes a 500 with no stack trace sent to the client.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from importlib import resources
 from typing import Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -31,6 +33,7 @@ MAX_REQUEST_BYTES = 1_000_000
 # Texts are capped well below the request limit; longer documents belong to the CLI or library.
 MAX_TEXT_CHARS = 200_000
 MAX_MATRIX_CELLS = 4096 * 4096
+PROGRESS_STREAM_SECONDS = 900
 
 
 class AnalyzeRequest(BaseModel):
@@ -41,6 +44,7 @@ class AnalyzeRequest(BaseModel):
     top_k: int = Field(10, ge=1, le=100)
     backend: Literal["auto", "full", "qk"] = "auto"
     stack: Literal["encoder", "decoder", "cross"] | None = None
+    progress_id: str | None = Field(None, max_length=64, description="publish forward progress at /api/progress/{id}")
 
 
 class SwitchRequest(BaseModel):
@@ -105,9 +109,15 @@ def create_app(host: ModelHost) -> FastAPI:
     def analyze(request: AnalyzeRequest) -> dict[str, Any]:
         if len(request.text) > MAX_TEXT_CHARS:
             raise InputError(f"text is {len(request.text):,} characters; the server accepts {MAX_TEXT_CHARS:,}")
-        trace_id, trace = host.trace_for(
-            request.text, request.backend, lambda model: capture(model, request.text, backend=request.backend)
-        )
+        report = host.progress_reporter(request.progress_id)
+        try:
+            trace_id, trace = host.trace_for(
+                request.text,
+                request.backend,
+                lambda model: capture(model, request.text, backend=request.backend, progress=report),
+            )
+        finally:
+            host.finish_progress(request.progress_id)
         result = analysis_json(
             trace,
             layer=request.layer,
@@ -125,6 +135,23 @@ def create_app(host: ModelHost) -> FastAPI:
             "query_tokens": len(trace.query_tokens(stack)),
         }
         return result
+
+    @app.get("/api/progress/{progress_id}", summary="Server-sent events: forward-pass progress of an analysis")
+    async def progress_events(progress_id: str) -> StreamingResponse:
+        async def events() -> Any:
+            last = None
+            deadline = asyncio.get_running_loop().time() + PROGRESS_STREAM_SECONDS
+            while asyncio.get_running_loop().time() < deadline:
+                state = host.progress_state(progress_id)
+                if state != last:
+                    yield f"data: {json.dumps(state)}\n\n"
+                    last = state
+                if state.get("finished"):
+                    host.forget_progress(progress_id)
+                    return
+                await asyncio.sleep(0.1)
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/traces/{trace_id}/row", summary="One query row: float16 (heads or mean/max, key)")
     def row(

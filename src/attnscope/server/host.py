@@ -34,6 +34,7 @@ class ModelHost:
     _traces: OrderedDict[str, Trace] = field(default_factory=OrderedDict)
     _keys: dict[tuple[str, str, str], str] = field(default_factory=dict)
     tiles: TileCache = field(default_factory=TileCache)  # heatmap tiles of every trace, LRU in bytes
+    _progress: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def load(self, spec: str) -> LoadedModel:
         """Load ``spec`` and make it current; the previous model serves until the new one is ready."""
@@ -86,6 +87,35 @@ class ModelHost:
         """The tile pyramid of one map of a cached trace (tiles shared through ``self.tiles``)."""
         trace = self.get_trace(trace_id)
         return TilePyramid(trace, layer, head, stack=stack, cache=self.tiles, key=trace_id)
+
+    # --- progress of running analyses (read by the server-sent events route) ---------------------
+    def progress_reporter(self, progress_id: str | None) -> Callable[[int, int], None] | None:
+        if not progress_id:
+            return None
+        with self._lock:
+            self._progress[progress_id] = {"done": 0, "total": 0, "finished": False}
+            while len(self._progress) > 256:  # abandoned ids
+                self._progress.pop(next(iter(self._progress)))
+
+        def report(done: int, total: int) -> None:
+            with self._lock:
+                self._progress[progress_id] = {"done": done, "total": total, "finished": False}
+
+        return report
+
+    def finish_progress(self, progress_id: str | None) -> None:
+        if progress_id:
+            with self._lock:
+                state = self._progress.get(progress_id, {"done": 0, "total": 0})
+                self._progress[progress_id] = {**state, "finished": True}
+
+    def progress_state(self, progress_id: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._progress.get(progress_id, {"done": 0, "total": 0, "finished": False}))
+
+    def forget_progress(self, progress_id: str) -> None:
+        with self._lock:
+            self._progress.pop(progress_id, None)
 
     def info(self) -> dict[str, Any]:
         model = self.model

@@ -64,9 +64,11 @@ async function analyze({ fresh = false } = {}) {
   if (fresh) { state.query = -1; }
   showError("");
   setBusy(true);
+  const progress = text.length > PROGRESS_MIN_CHARS ? followProgress() : null;
   try {
     const result = await postJSON("/api/analyze", {
       text, layer: state.layer, head: state.head, query: state.query, top_k: 10,
+      progress_id: progress ? progress.id : null,
     });
     state.result = result;
     state.text = text;
@@ -81,10 +83,24 @@ async function analyze({ fresh = false } = {}) {
   } catch (error) {
     showError(error.message);
   } finally {
+    if (progress) progress.close();
     setBusy(false);
     // completed analyses, successful or not: lets tests (and other tools) wait for the page
     document.body.dataset.analyses = String(Number(document.body.dataset.analyses || 0) + 1);
   }
+}
+
+// Long texts: forward-pass progress streamed by the server (server-sent events) into the busy line.
+const PROGRESS_MIN_CHARS = 4000;
+function followProgress() {
+  const id = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).replace(/[^\w-]/g, "");
+  const source = new EventSource(`/api/progress/${id}`);
+  source.onmessage = (event) => {
+    const { done, total, finished } = JSON.parse(event.data);
+    if (total) $("busy").textContent = `running the model… layer ${done} of ${total}`;
+    if (finished) source.close();
+  };
+  return { id, close: () => { source.close(); $("busy").textContent = "running the model…"; } };
 }
 
 // ---- attribution methods colour the token strip ------------------------------------------------
