@@ -33,7 +33,18 @@ def test_attribute_json_contract_and_library_numbers(method):
 
 
 def test_attribute_table_and_errors():
-    completed = run("attribute", "one two three", "--method", "grad-x-input", "-m", "tiny:llama", "--target", " four")
+    completed = run(
+        "attribute",
+        "one two three",
+        "--method",
+        "grad-x-input",
+        "-m",
+        "tiny:llama",
+        "--target",
+        " four",
+        "--granularity",
+        "word",
+    )
     assert completed.returncode == 0
     out = completed.stdout.decode()
     assert "explains ' four' (continuation)" in out and "three" in out

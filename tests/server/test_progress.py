@@ -21,7 +21,7 @@ def test_capture_reports_every_transformer_block():
     for family, blocks in (("llama", 3), ("gpt2", 3), ("bert", 3), ("t5", 4)):
         seen: list[tuple[int, int]] = []
         target = "x" if family == "t5" else None
-        capture(tiny(family), "progress please", target=target, progress=lambda d, t: seen.append((d, t)))
+        capture(tiny(family), "progress please", target=target, progress=lambda d, t, seen=seen: seen.append((d, t)))
         assert seen == [(i, blocks) for i in range(1, blocks + 1)], family
 
 

@@ -621,6 +621,8 @@ async function switchModel() {
   try {
     await postJSON("/api/model", { spec });
     state.result = null;
+    state.attribution = null; // both were computed by the previous model
+    state.metrics = null;
     state.layer = -1; state.head = "mean"; state.query = -1;
     await loadModelInfo();
     setBusy(false);
