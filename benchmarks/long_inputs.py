@@ -131,6 +131,7 @@ def run_bytes(args: argparse.Namespace) -> None:
         "screenful of tiles (<= 5 x 4) | bertviz head_view HTML |"
     )
     print("|---:|---:|---:|---:|---:|---:|")
+    per_weight = 0.0
     for n in args.lengths:
         text = text_of_tokens(model.tokenizer, n)
         trace = capture(model, text, backend="qk", predict="last")
@@ -141,11 +142,14 @@ def run_bytes(args: argparse.Namespace) -> None:
         tile = len(binary.encode(pyramid.get(0, pyramid.grid(0)[0] - 1, 0), "uint8"))
         screen = tile * min(20, max(1, -(-tokens // TILE)) ** 2)
         bertviz = bertviz_bytes(args, model, text) if tokens <= args.bertviz_max_tokens else None
-        if bertviz is None:  # eager maps as JSON text: ~10 characters per float (measured below 512 tokens)
-            estimate = model.arch.layers * model.arch.heads * tokens * tokens * 10
-            shown = f"~{estimate / 1e6:,.0f} MB (estimated: L·H·N²·10 B)"
+        weights = model.arch.layers * model.arch.heads * tokens * tokens
+        if bertviz is not None:
+            per_weight = bertviz / weights  # bertviz writes every weight as JSON text
+            shown = f"{bertviz / 1e6:,.1f} MB (measured; {per_weight:.1f} B per weight)"
+        elif per_weight:
+            shown = f"~{weights * per_weight / 1e6:,.0f} MB (extrapolated: L·H·N² x {per_weight:.1f} B)"
         else:
-            shown = f"{bertviz / 1e6:,.1f} MB (measured)"
+            shown = "not measured"
         print(
             f"| {tokens} | {first / 1e3:,.0f} KB | {row / 1e3:,.1f} KB | {tile / 1e3:,.1f} KB | "
             f"{screen / 1e6:,.2f} MB | {shown} |",

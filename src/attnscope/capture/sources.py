@@ -155,22 +155,44 @@ class QKSource:
         computed in row chunks once per (stack, layer, head), then cached."""
         cache_key = (stack, layer, head)
         found = self._lse.get(cache_key)
-        if found is not None:
+        if found is not None and not np.isnan(found).any():
             return found
         record = self.records[(stack, layer)]
         n_query, n_key = record.query.shape[1], record.key.shape[1]
-        lse = np.empty(n_query, dtype=np.float32)
+        lse = found if found is not None else np.full(n_query, np.nan, dtype=np.float32)
+        missing = np.flatnonzero(np.isnan(lse))  # rows a full-width block has not filled in yet
         step = max(1, CHUNK_ELEMENTS // 4 // max(1, n_key))  # a few (rows, key) temporaries at a time
-        for begin in range(0, n_query, step):
-            chunk = np.arange(begin, min(n_query, begin + step))
-            scores = self.scores(record, head, chunk)
-            top = scores.max(axis=-1)
-            safe = np.where(np.isfinite(top), top, 0.0).astype(np.float32)
-            total = np.exp(scores - safe[:, None]).sum(axis=-1)
-            with np.errstate(divide="ignore"):
-                lse[begin : begin + len(chunk)] = np.where(total > 0, safe + np.log(total), -np.inf)
+        for begin in range(0, len(missing), step):
+            chunk = missing[begin : begin + step]
+            self._softmax_rows(record, head, chunk, lse)
         self._lse[cache_key] = lse
         return lse
+
+    def _softmax_rows(self, record: LayerRecord, head: int, chunk: np.ndarray, lse: np.ndarray) -> np.ndarray:
+        """(rows, key) softmax of whole rows; writes their log-sum-exp into ``lse``. Under a causal
+        rule only the keys up to the chunk's last position are computed (the rest are 0)."""
+        n_key = record.key.shape[1]
+        if record.mask_id is None and record.causal and record.bias_id is None:
+            limit = min(n_key, int(record.query_positions[chunk].max()) + 1)
+            weights = np.zeros((len(chunk), n_key), dtype=np.float32)
+            n_rep = record.query.shape[0] // record.key.shape[0]
+            scores = (record.query[head, chunk] @ record.key[head // n_rep, :limit].T) * np.float32(record.scaling)
+            if record.softcap is not None:
+                scores = np.tanh(scores / np.float32(record.softcap)) * np.float32(record.softcap)
+            scores = np.where(rule_allowed(record, chunk, limit), scores, -np.inf).astype(np.float32, copy=False)
+            weights[:, :limit] = self._normalise(scores, chunk, lse)
+            return weights
+        return self._normalise(self.scores(record, head, chunk), chunk, lse)
+
+    @staticmethod
+    def _normalise(scores: np.ndarray, chunk: np.ndarray, lse: np.ndarray) -> np.ndarray:
+        top = scores.max(axis=-1)
+        safe = np.where(np.isfinite(top), top, 0.0).astype(np.float32)
+        weights = np.exp(scores - safe[:, None])
+        total = weights.sum(axis=-1)
+        with np.errstate(divide="ignore"):
+            lse[chunk] = np.where(total > 0, safe + np.log(total), -np.inf)
+        return np.divide(weights, total[:, None], out=np.zeros_like(weights), where=total[:, None] > 0)
 
     def block(self, stack: str, layer: int, head: int, rows: slice, cols: slice) -> np.ndarray:
         record = self.records[(stack, layer)]
@@ -183,6 +205,17 @@ class QKSource:
         query_rows = np.arange(r0, r1)
         if record.mask_id is None and record.causal and c0 > int(record.query_positions[query_rows].max()):
             return out  # above the diagonal of a causal map: nothing to compute
+        cache_key = (stack, layer, head)
+        known = self._lse.get(cache_key)
+        if c0 == 0 and c1 == n_key and (known is None or np.isnan(known[r0:r1]).any()):
+            # whole rows: one pass gives the weights and, for free, the rows' log-sum-exp
+            if known is None:
+                known = self._lse[cache_key] = np.full(n_query, np.nan, dtype=np.float32)
+            step = max(1, CHUNK_ELEMENTS // 4 // max(1, n_key))
+            for begin in range(0, len(query_rows), step):
+                chunk = query_rows[begin : begin + step]
+                out[begin : begin + len(chunk)] = self._softmax_rows(record, head, chunk, known)
+            return out
         lse = self.row_lse(stack, layer, head)
         n_rep = record.query.shape[0] // record.key.shape[0]
         key = record.key[head // n_rep, c0:c1]  # (cols, head_dim)

@@ -27,7 +27,7 @@ from attnscope.errors import OutOfRangeError
 TILE = 256
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 # Rows of a level > 0 tile computed at once (float32 block of ROW_CHUNK x TILE·2^l).
-BLOCK_ELEMENTS = 8 * 1024 * 1024
+BLOCK_ELEMENTS = 1024 * 1024
 
 
 def levels_for(n: int, tile: int = TILE) -> int:
@@ -177,7 +177,15 @@ class TilePyramid:
             return np.ascontiguousarray(
                 block(self.trace, self.layer, self.head, slice(r0, r1), slice(c0, c1), stack=self.stack)
             )
-        if level > 1:  # from the four tiles of the level below (cached): cheap after the first time
+        below_rows, below_cols = self.grid(level - 1)
+        children = [
+            (2 * ty + dy, 2 * tx + dx)
+            for dy in (0, 1)
+            for dx in (0, 1)
+            if 2 * ty + dy < below_rows and 2 * tx + dx < below_cols
+        ]
+        cached = all(self.cache.get((*self.key, level - 1, y, x)) is not None for y, x in children)
+        if cached:  # from the four tiles of the level below: cheap
             out = np.zeros((height, width), dtype=np.float32)
             below_rows, below_cols = self.grid(level - 1)
             for dy in (0, 1):

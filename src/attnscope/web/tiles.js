@@ -8,6 +8,7 @@ const TILE = 256;
 const MAX_CANVAS = 4096;
 const MAX_BITMAPS = 240; // client-side tile cache (LRU)
 const REQUEST_DELAY = 80; // ms
+const MAX_WAIT = 250; // ms
 
 export class TiledHeatmap {
   constructor(canvas, { onHover, onClick }) {
@@ -29,6 +30,7 @@ export class TiledHeatmap {
     this.frame = null;
     this.wanted = new Map();
     this.requestTimer = null;
+    this.firstWant = null;
     this.wire();
   }
 
@@ -131,16 +133,21 @@ export class TiledHeatmap {
 
   // Tiles are asked for once the view has settled (REQUEST_DELAY ms without a change), so a fast
   // zoom through several levels fetches only the tiles of where it stops.
+  // A continuous gesture still gets its tiles every MAX_WAIT ms.
   want(level, ty, tx) {
     this.wanted.set(`${level}/${ty}/${tx}`, [level, ty, tx]);
+    const now = performance.now();
+    if (this.firstWant === null) this.firstWant = now;
     clearTimeout(this.requestTimer);
+    const delay = Math.max(0, Math.min(REQUEST_DELAY, this.firstWant + MAX_WAIT - now));
     this.requestTimer = setTimeout(() => {
+      this.firstWant = null;
       const level0 = this.level();
       const visible = new Set(this.visible(level0).map(([y, x]) => `${level0}/${y}/${x}`));
       const list = [...this.wanted.values()];
       this.wanted.clear();
       for (const [l, y, x] of list) if (visible.has(`${l}/${y}/${x}`)) this.request(l, y, x);
-    }, REQUEST_DELAY);
+    }, delay);
   }
 
   request(level, ty, tx) {
