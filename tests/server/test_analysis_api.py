@@ -62,3 +62,23 @@ def test_analysis_routes_reject_bad_requests(client):
     assert response.status_code == 400
     assert client.post("/api/heads", json={"text": ""}).status_code == 400
     assert client.get("/api/model").json()["status"] == "ready"  # nothing broke
+
+
+def test_same_text_answers_without_tokens_and_long_grids_are_pooled(client, monkeypatch):
+    from attnscope.server import app as app_module
+    from attnscope.server.binary import decode
+
+    first = client.post("/api/analyze", json={"text": TEXT}).json()
+    again = client.post("/api/analyze", json={"text": TEXT, "layer": 1, "include_tokens": False}).json()
+    assert "tokens" not in again and again["trace_id"] == first["trace_id"]
+    expected = capture(tiny("qwen2"), TEXT).attention(1, "mean", rows=[-1])[0]
+    np.testing.assert_allclose(again["attention"]["weights"], expected, atol=1e-6)
+    header, full = decode(client.get(f"/api/traces/{first['trace_id']}/grid").content)
+    assert header["pooled"] == 1
+    monkeypatch.setattr(app_module, "MAX_GRID_KEYS", 2)
+    header, pooled = decode(client.get(f"/api/traces/{first['trace_id']}/grid").content)
+    n = full.shape[-1]
+    factor = -(-n // 2)
+    assert header["pooled"] == factor and pooled.shape[-1] == -(-n // factor)
+    np.testing.assert_allclose(pooled[..., 0], full[..., :factor].max(axis=-1))
+    np.testing.assert_allclose(pooled[..., 1], full[..., factor:].max(axis=-1))

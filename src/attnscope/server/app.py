@@ -34,6 +34,7 @@ MAX_REQUEST_BYTES = 1_000_000
 MAX_TEXT_CHARS = 200_000
 MAX_MATRIX_CELLS = 4096 * 4096
 PROGRESS_STREAM_SECONDS = 900
+MAX_GRID_KEYS = 2048  # the all-heads grid max-pools longer rows to at most this many columns
 
 
 class AnalyzeRequest(BaseModel):
@@ -45,6 +46,9 @@ class AnalyzeRequest(BaseModel):
     backend: Literal["auto", "full", "qk"] = "auto"
     stack: Literal["encoder", "decoder", "cross"] | None = None
     progress_id: str | None = Field(None, max_length=64, description="publish forward progress at /api/progress/{id}")
+    include_tokens: bool = Field(
+        True, description="false: leave out tokens (the client has them from an earlier answer on the same text)"
+    )
 
 
 class SwitchRequest(BaseModel):
@@ -127,6 +131,9 @@ def create_app(host: ModelHost) -> FastAPI:
             stack=request.stack,
         )
         stack = result["attention"]["stack"]
+        if not request.include_tokens:  # a layer/head/query change on the same text: the weights suffice
+            for key in ("tokens", "target_tokens", "provenance"):
+                result.pop(key, None)
         result["trace_id"] = trace_id
         result["view"] = {
             "stacks": trace.stacks(),
@@ -174,7 +181,12 @@ def create_app(host: ModelHost) -> FastAPI:
         query_index = resolve_query(trace, query, stack)
         layers = trace.captured_layers(stack)
         array = np.stack([trace.attention(layer, None, rows=[query_index], stack=stack)[:, 0] for layer in layers])
-        return _binary(array, "float16", layers=layers, query=query_index)
+        factor = -(-array.shape[-1] // MAX_GRID_KEYS)  # long rows: max over blocks of keys (thumbnails)
+        if factor > 1:
+            padded = np.zeros((*array.shape[:2], factor * -(-array.shape[-1] // factor)), dtype=array.dtype)
+            padded[..., : array.shape[-1]] = array
+            array = padded.reshape(*array.shape[:2], -1, factor).max(axis=-1)
+        return _binary(array, "float16", layers=layers, query=query_index, pooled=factor)
 
     @app.get("/api/traces/{trace_id}/matrix", summary="A whole (query, key) map, uint8 (default) or float16")
     def matrix(

@@ -65,11 +65,17 @@ async function analyze({ fresh = false } = {}) {
   showError("");
   setBusy(true);
   const progress = text.length > PROGRESS_MIN_CHARS ? followProgress() : null;
+  const previous = state.result && state.text === text ? state.result : null; // same text: tokens are known
   try {
     const result = await postJSON("/api/analyze", {
       text, layer: state.layer, head: state.head, query: state.query, top_k: 10,
-      progress_id: progress ? progress.id : null,
+      progress_id: progress ? progress.id : null, include_tokens: previous === null,
     });
+    if (previous) {
+      result.tokens = previous.tokens;
+      result.provenance = previous.provenance;
+      if (previous.target_tokens) result.target_tokens = previous.target_tokens;
+    }
     state.result = result;
     state.text = text;
     syncControls(result);
