@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -24,9 +26,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_twenty_concurrent_requests_all_succeed_with_their_own_numbers():
-    host = ModelHost(loader=loader)
-    host.load("tiny:llama")
+@contextmanager
+def running_server(host: ModelHost) -> Iterator[str]:
+    """A real uvicorn server for ``host`` on 127.0.0.1 in a thread; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(host), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -35,20 +37,26 @@ def test_twenty_concurrent_requests_all_succeed_with_their_own_numbers():
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started
-    texts = [f"request number {i}: {'北京' * (i % 3)} and some words" for i in range(20)]
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-
-            def ask(text: str) -> dict:
-                response = http.post("/api/analyze", json={"text": text, "layer": 1, "head": "max"})
-                assert response.status_code == 200, response.text
-                return response.json()
-
-            with ThreadPoolExecutor(max_workers=20) as pool:
-                answers = list(pool.map(ask, texts))
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_twenty_concurrent_requests_all_succeed_with_their_own_numbers():
+    host = ModelHost(loader=loader)
+    host.load("tiny:llama")
+    texts = [f"request number {i}: {'北京' * (i % 3)} and some words" for i in range(20)]
+    with running_server(host) as base, httpx.Client(base_url=base, timeout=120) as http:
+
+        def ask(text: str) -> dict:
+            response = http.post("/api/analyze", json={"text": text, "layer": 1, "head": "max"})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(ask, texts))
     model = tiny("llama")
     for text, answer in zip(texts, answers, strict=True):
         assert answer["text"] == text

@@ -7,14 +7,12 @@ import threading
 import time
 
 import httpx
-import uvicorn
 
 from attnscope.capture import capture
-from attnscope.server.app import create_app
 from attnscope.server.host import ModelHost
 from tests.conftest import tiny
 from tests.server.conftest import loader
-from tests.server.test_load import free_port
+from tests.server.test_load import running_server
 
 
 def test_capture_reports_every_transformer_block():
@@ -28,33 +26,23 @@ def test_capture_reports_every_transformer_block():
 def test_progress_streams_as_server_sent_events():
     host = ModelHost(loader=loader)
     host.load("tiny:llama")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(host), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
     events: list[dict] = []
 
-    def listen() -> None:
+    def listen(base: str) -> None:
         with httpx.stream("GET", f"{base}/api/progress/abc-123", timeout=60) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             for line in response.iter_lines():
                 if line.startswith("data: "):
                     events.append(json.loads(line[6:]))
 
-    try:
-        listener = threading.Thread(target=listen)
+    with running_server(host) as base:
+        listener = threading.Thread(target=listen, args=(base,))
         listener.start()
         time.sleep(0.3)
         answer = httpx.post(f"{base}/api/analyze", json={"text": "stream my progress", "progress_id": "abc-123"})
         assert answer.status_code == 200
         listener.join(timeout=30)
         assert not listener.is_alive()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert events[-1]["finished"] is True and events[-1]["done"] == events[-1]["total"] == 3
     done = [e["done"] for e in events]
     assert done == sorted(done)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from attnscope.analysis.registry import register
-from attnscope.analysis.rollout import residual_attention
+from attnscope.analysis.rollout import residual_attention, residual_layers
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
 
@@ -39,11 +39,7 @@ def attention_flow(
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import maximum_flow
 
-    name = stack or trace.default_stack
-    if name == "cross":
-        raise InputError("attention flow runs over a self-attention stack (encoder or decoder)")
-    if not 0.0 <= residual <= 1.0:
-        raise InputError("residual must be between 0 and 1")
+    name, layers = residual_layers(trace, stack, residual, "attention flow")
     n = len(trace.query_tokens(name))
     if n > max_tokens:
         raise InputError(
@@ -51,10 +47,7 @@ def attention_flow(
             f"layers x tokens^2 edges); this input has {n}. Use rollout for longer inputs."
         )
     target = trace.resolve_rows(query, name)[0]
-    n_layers = trace.num_layers(name)
-    missing = [layer for layer in range(n_layers) if layer not in trace.captured_layers(name)]
-    if missing:
-        raise InputError(f"attention flow needs every layer; layers {missing} were not captured")
+    n_layers = len(layers)
 
     # Walk down from the query: which tokens at each boundary can still reach it.
     mixed = [residual_attention(trace, layer, name, residual, head) for layer in range(n_layers)]

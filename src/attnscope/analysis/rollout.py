@@ -22,20 +22,26 @@ def residual_attention(trace: Trace, layer: int, stack: str, residual: float, he
     return mixed / mixed.sum(axis=-1, keepdims=True)
 
 
-@register("rollout", "attribution", "attention rollout through the residual stream (Abnar & Zuidema 2020)")
-def attention_rollout(
-    trace: Trace, *, stack: str | None = None, residual: float = 0.5, head: str = "mean"
-) -> np.ndarray:
-    """(query, key) rollout over all layers of ``stack`` (self-attention stacks only)."""
+def residual_layers(trace: Trace, stack: str | None, residual: float, method: str) -> tuple[str, range]:
+    """The stack and its layers for a method that walks every self-attention layer (rollout, flow)."""
     name = stack or trace.default_stack
     if name == "cross":
-        raise InputError("rollout runs over a self-attention stack (encoder or decoder), not cross-attention")
+        raise InputError(f"{method} runs over a self-attention stack (encoder or decoder), not cross-attention")
     if not 0.0 <= residual <= 1.0:
         raise InputError("residual must be between 0 and 1")
     layers = range(trace.num_layers(name))
     missing = [layer for layer in layers if layer not in trace.captured_layers(name)]
     if missing:
-        raise InputError(f"rollout needs every layer; layers {missing} were not captured")
+        raise InputError(f"{method} needs every layer; layers {missing} were not captured")
+    return name, layers
+
+
+@register("rollout", "attribution", "attention rollout through the residual stream (Abnar & Zuidema 2020)")
+def attention_rollout(
+    trace: Trace, *, stack: str | None = None, residual: float = 0.5, head: str = "mean"
+) -> np.ndarray:
+    """(query, key) rollout over all layers of ``stack`` (self-attention stacks only)."""
+    name, layers = residual_layers(trace, stack, residual, "rollout")
     rollout: np.ndarray | None = None
     for layer in layers:
         mixed = residual_attention(trace, layer, name, residual, head)  # (query, key)

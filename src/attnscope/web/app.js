@@ -2,7 +2,7 @@
 import { getArray, getJSON, postJSON } from "./api.js";
 import { drawGridRow, drawHeatmap, drawLines, gridToCanvas, tokensToCanvas } from "./draw.js";
 import {
-  attributionColours, METRIC_TITLES, parseParts, renderAgreement, renderHeadMetrics, renderParts, suggestParts,
+  attributionColours, METRIC_TITLES, parseParts, renderAgreement, renderHeadMetrics, renderParts, suggestParts, table,
 } from "./panels.js";
 import { TiledHeatmap } from "./tiles.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
@@ -308,20 +308,6 @@ function showCandidates(event, top) {
 }
 
 function hideTip() { $("tooltip").hidden = true; }
-
-function table(rows, header) {
-  const t = document.createElement("table");
-  if (header) {
-    const tr = t.createTHead().insertRow();
-    header.forEach((h) => { const th = document.createElement("th"); th.textContent = h; tr.append(th); });
-  }
-  const body = t.createTBody();
-  rows.forEach((cells) => {
-    const tr = body.insertRow();
-    cells.forEach((c) => { tr.insertCell().textContent = c; });
-  });
-  return t;
-}
 
 // ---- panels ----------------------------------------------------------------------------------
 function renderPanels() {

@@ -23,7 +23,8 @@ export function attributionColours(tokenScores) {
   }));
 }
 
-function table(rows, header) {
+// A table of text (or DOM node) cells, with an optional header row; used by app.js too.
+export function table(rows, header) {
   const t = document.createElement("table");
   if (header) {
     const tr = t.createTHead().insertRow();
