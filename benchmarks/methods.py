@@ -47,12 +47,12 @@ def main() -> None:
     import transformers
 
     from attnscope import load_model
-    from attnscope.analysis.attribution import ATTRIBUTION_METHODS, attribute
-    from attnscope.analysis.flow import MAX_FLOW_TOKENS
     from attnscope.capture import capture
+    from attnscope.methods import catalogue
+    from attnscope.methods.run import attribute
 
     model = load_model(args.model)
-    methods = args.methods or list(ATTRIBUTION_METHODS)
+    methods = args.methods or catalogue.attribution_names()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, model {args.model}, float32, "
@@ -81,17 +81,28 @@ def main() -> None:
 
         baseline = timed(forward)
         print(f"| {args.model} | {tokens} | plain forward | {baseline:.3f} | 1.0 |", flush=True)
+        runs: list[tuple[str, str, dict]] = []
         for method in methods:
-            if method == "flow" and tokens > MAX_FLOW_TOKENS:
-                print(f"| {args.model} | {tokens} | {method} | over the {MAX_FLOW_TOKENS}-token limit | — |")
+            if method == "integrated-gradients":  # the old fixed default beside the automatic step count
+                runs += [(f"{method} (32 steps)", method, {"steps": 32}), (f"{method} (auto)", method, {})]
+            else:
+                runs.append((method, method, {}))
+        for label, method, options in runs:
+            limit = catalogue.get(method).max_tokens
+            if limit is not None and tokens > limit:
+                print(f"| {args.model} | {tokens} | {label} | over the {limit}-token limit | — |")
                 continue
+            chosen: list[object] = []
 
-            def run(method: str = method, text: str = text) -> None:
-                trace = capture(model, text, predict="last") if method in ("attention", "rollout", "flow") else None
-                attribute(model, text, method, trace=trace)
+            def run(method: str = method, text: str = text, options: dict = options, chosen: list = chosen) -> None:
+                needs_trace = "trace" in catalogue.get(method).needs
+                trace = capture(model, text, predict="last") if needs_trace else None
+                result = attribute(model, text, method, trace=trace, **options)
+                chosen.append(result.details.get("steps"))
 
             seconds = timed(run)
-            print(f"| {args.model} | {tokens} | {method} | {seconds:.3f} | {seconds / baseline:.1f} |", flush=True)
+            note = f" ({chosen[-1]} steps)" if method == "integrated-gradients" and not options else ""
+            print(f"| {args.model} | {tokens} | {label}{note} | {seconds:.3f} | {seconds / baseline:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -94,8 +94,8 @@ def test_analyze_table_shows_tokens_bars_and_predictions():
         (["", "--model", "tiny:llama"], None, "text is empty"),
         (["hi", "--model", "no-such-model"], None, "unknown model 'no-such-model'"),
         (["hi", "--model", "tiny:nope"], None, "unknown tiny family"),
-        (["hi", "--model", "tiny:llama", "--layer", "3"], None, "--layer 3 out of range"),
-        (["hi", "--model", "tiny:llama", "--head", "9"], None, "--head 9 out of range"),
+        (["hi", "--model", "tiny:llama", "--layer", "3"], None, "layer 3 out of range"),
+        (["hi", "--model", "tiny:llama", "--head", "9"], None, "head 9 out of range"),
         (["hi", "--model", "tiny:llama", "--query", "5"], None, "query 5 out of range"),
         (["x" * 400, "--model", "tiny:llama"], None, "reads at most 256"),
         (["-", "--model", "tiny:llama"], b"\xff\xfe", "not valid UTF-8"),
@@ -112,7 +112,9 @@ def test_bad_input_exits_nonzero_with_one_line(args, stdin, message):
 def test_models_json_lists_the_catalog():
     result = run("models", "--json")
     assert result.returncode == 0
-    rows = {row["alias"]: row for row in json.loads(result.stdout)}
+    body = json.loads(result.stdout)
+    assert body["schema_version"] == 1 and body["result"] == "models"
+    rows = {row["alias"]: row for row in body["models"]}
     assert {"qwen2.5-coder-0.5b", "gemma3-270m", "smollm2-135m", "minilm-l6", "tiny:llama"} <= set(rows)
     assert rows["qwen2.5-coder-0.5b"]["default"] is True
     assert rows["smollm2-135m"]["install"] == "attnscope models install smollm2-135m"

@@ -9,9 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from attnscope.analysis.attribution import attribute
 from attnscope.analysis.compare import trace_difference
 from attnscope.capture import capture
+from attnscope.methods.run import attribute
 from tests.conftest import CHINESE, tiny
 from tests.test_cli import run
 
@@ -25,7 +25,7 @@ def test_attribute_json_contract_and_library_numbers(method):
     assert set(body["target"]) == {"text", "ids"} and body["granularity"] == "word"
     expected = attribute(tiny("llama"), CHINESE, method, granularity="word")
     assert [u["text"] for u in body["units"]] == [u.text for u in expected.units]
-    assert all(set(u) == {"text", "start", "end"} for u in body["units"])
+    assert all(set(u) == {"text", "start", "end", "tokens"} for u in body["units"])
     got = np.array([np.nan if s is None else s for s in body["scores"]])
     np.testing.assert_allclose(got, expected.scores, atol=1e-5, equal_nan=True)
     if method == "integrated-gradients":

@@ -16,7 +16,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from attnscope.version import __version__
 
 _LAZY: dict[str, str] = {
     "load_model": "attnscope.models",
@@ -26,12 +26,15 @@ _LAZY: dict[str, str] = {
     "Trace": "attnscope.capture",
     "Token": "attnscope.capture",
     "Predictions": "attnscope.capture",
+    "attribute": "attnscope.methods",
+    "methods": "attnscope.methods",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:  # pragma: no cover
     from attnscope.capture import Predictions, Token, Trace, capture  # noqa: F401
+    from attnscope.methods import attribute, methods  # noqa: F401
     from attnscope.models import LoadedModel, list_models, load_model  # noqa: F401
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from attnscope.analysis.heads import head_labels, head_metrics
-from attnscope.analysis.registry import get_method, list_methods
 from attnscope.analysis.rollout import attention_rollout
 from attnscope.capture import capture
 from attnscope.capture.sources import FullSource
 from attnscope.capture.tokens import Token
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
+from attnscope.methods import catalogue
 from tests.conftest import tiny
 
 
@@ -82,12 +82,12 @@ def test_head_metrics_on_known_patterns():
     assert head_labels(metrics, n) == [["previous-token", "sink", "broad"]]
 
 
-def test_registry_and_cli_list_the_methods():
-    names = {m.name for m in list_methods()}
+def test_catalogue_and_cli_list_the_methods():
+    names = {m.name for m in catalogue.methods()}
     assert {"rollout", "head-metrics"} <= names
-    assert get_method("rollout").function is attention_rollout
-    with pytest.raises(InputError, match="unknown analysis method"):
-        get_method("nope")
+    assert catalogue.get("rollout").family == "propagation"
+    with pytest.raises(InputError, match="unknown method"):
+        catalogue.get("nope")
     listing = subprocess.run(
         [sys.executable, "-m", "attnscope", "methods"], capture_output=True, text=True, check=True
     ).stdout
@@ -110,7 +110,7 @@ def test_heads_cli_json_has_layers_by_heads():
 
 def test_a_repeated_sequence_lights_up_induction_heads_on_a_real_model():
     from attnscope.analysis.heads import induction_scores
-    from attnscope.capture.probes import repeated_random_words
+    from attnscope.attribution.probes import repeated_random_words
     from tests.conftest import packaged
 
     model = packaged("smollm2-135m")

@@ -113,7 +113,8 @@ def test_tiny_models_report_their_architecture(family, kind, stacks):
     model = tiny(family)
     assert model.kind == kind and set(model.arch.stacks) == stacks
     info = model.info()
-    assert info["tokenizer"] and info["vocab_size"] == len(model.tokenizer)
+    assert info.tokenizer and info.vocab_size == len(model.tokenizer)
+    assert info.fingerprint == model.fingerprint and len(info.fingerprint) == 20
     assert len(model.provenance["weights_sha256"]) == 64
     assert model.provenance["versions"]["transformers"]
 

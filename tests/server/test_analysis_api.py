@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnscope.analysis.attribution import attribute
 from attnscope.analysis.heads import head_metrics
 from attnscope.analysis.parts import part_attention
 from attnscope.capture import capture
 from attnscope.capture.tokens import Part
+from attnscope.methods.run import attribute
 from tests.conftest import tiny
 
 TEXT = "The capital of France is"
@@ -60,13 +60,17 @@ def test_analysis_routes_reject_bad_requests(client):
         "/api/parts", json={"text": TEXT, "parts": [{"name": "x", "start": 0, "end": 3}], "query": "y"}
     )
     assert response.status_code == 400
-    assert client.post("/api/heads", json={"text": ""}).status_code == 400
+    response = client.post("/api/heads", json={"text": ""})
+    assert response.status_code == 422 and response.json() == {
+        "detail": "text: text is empty",
+        "code": "invalid_request",
+    }
     assert client.get("/api/model").json()["status"] == "ready"  # nothing broke
 
 
 def test_same_text_answers_without_tokens_and_long_grids_are_pooled(client, monkeypatch):
-    from attnscope.server import app as app_module
     from attnscope.server.binary import decode
+    from attnscope.server.routes import arrays as app_module
 
     first = client.post("/api/analyze", json={"text": TEXT}).json()
     again = client.post("/api/analyze", json={"text": TEXT, "layer": 1, "include_tokens": False}).json()

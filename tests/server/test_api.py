@@ -53,7 +53,7 @@ def test_binary_row_grid_and_matrix_decode_to_the_trace(client, host):
 @pytest.mark.parametrize(
     ("payload", "status", "message"),
     [
-        ({"text": ""}, 400, "text is empty"),
+        ({"text": ""}, 422, "text: text is empty"),
         ({"text": "hi", "layer": 9}, 400, "layer 9 out of range"),
         ({"text": "hi", "head": 7}, 400, "head 7 out of range"),
         ({"text": "hi", "query": 50}, 400, "query 50 out of range"),
@@ -70,12 +70,16 @@ def test_bad_requests_get_clear_4xx(client, payload, status, message):
 
 
 def test_oversized_and_malformed_bodies_are_refused(client):
-    big = '{"text": "' + "a" * 1_100_000 + '"}'
+    big = '{"text": "' + "a" * 8_100_000 + '"}'
     response = client.post("/api/analyze", content=big, headers={"content-type": "application/json"})
-    assert response.status_code == 413
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
+    long = '{"text": "' + "a" * 1_000_001 + '"}'
+    response = client.post("/api/analyze", content=long, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "the limit is 1,000,000" in response.json()["detail"]
     response = client.post("/api/analyze", content=b"\xff\xfe not json", headers={"content-type": "application/json"})
     assert response.status_code in (400, 422) and response.json()["detail"]
-    assert client.get("/api/traces/nope/row").status_code == 400
+    response = client.get("/api/traces/nope/row")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
 
 
 def test_model_switch_and_a_failed_switch_keeps_the_old_model(client):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from attnscope.analysis.attribution import attribute
-from attnscope.analysis.occlusion import OpenAICompletionsScorer
+from attnscope.attribution.scorers.http import OpenAICompletionsScorer
 from attnscope.capture.tokens import tokenize
 from attnscope.errors import AttnscopeError
+from attnscope.methods.run import attribute
 from tests.conftest import ENGLISH, packaged, tiny
 
 

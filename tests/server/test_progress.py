@@ -46,4 +46,4 @@ def test_progress_streams_as_server_sent_events():
     assert events[-1]["finished"] is True and events[-1]["done"] == events[-1]["total"] == 3
     done = [e["done"] for e in events]
     assert done == sorted(done)
-    assert host.progress_state("abc-123") == {"done": 0, "total": 0, "finished": False}  # forgotten after the stream
+    assert host.job_state("abc-123")["total"] == 0  # forgotten after the stream

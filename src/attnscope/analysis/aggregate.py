@@ -9,47 +9,24 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
-from attnscope.analysis.registry import register
-from attnscope.capture.trace import HeadSelector, RowSelector, Trace
-from attnscope.errors import InputError, OutOfRangeError
+from attnscope.capture import selection
+from attnscope.capture.selection import HeadSelector, LayerSelector, RowSelector
+from attnscope.capture.trace import Trace
+from attnscope.errors import InputError
 
-LayerSelector = int | tuple[int, int] | Sequence[int] | str
 Scaling = Literal["raw", "minmax"]
 
 
 def resolve_layers(trace: Trace, layers: LayerSelector, stack: str | None = None) -> list[int]:
-    """Layer indexes for ``layers``: an int, ``(first, last)`` inclusive, a list, or ``"all"``."""
-    count = trace.num_layers(stack)
-    if isinstance(layers, str):
-        if layers == "all":
-            return list(trace.captured_layers(stack))
-        bounds = re.fullmatch(r"\s*(-?\d+)\s*[-:]\s*(-?\d+)\s*", layers)  # "4-7" / "4:7", inclusive
-        if bounds:
-            return resolve_layers(trace, (int(bounds[1]), int(bounds[2])), stack)
-        try:
-            return resolve_layers(trace, int(layers), stack)
-        except ValueError:
-            raise InputError(f"layers must be an index, a range like 4-7, or 'all'; got {layers!r}") from None
-    if isinstance(layers, tuple) and len(layers) == 2:
-        first, last = (trace.resolve_layer(int(x), stack) for x in layers)
-        if first > last:
-            raise OutOfRangeError(f"layer range {layers[0]}..{layers[1]} is empty")
-        return list(range(first, last + 1))
-    if isinstance(layers, int | np.integer):
-        return [trace.resolve_layer(int(layers), stack)]
-    chosen = [trace.resolve_layer(int(x), stack) for x in layers]
-    if not chosen:
-        raise OutOfRangeError(f"no layers selected (0..{count - 1})")
-    return chosen
+    """Layer indexes for ``layers`` (see :func:`attnscope.capture.selection.parse_layers`)."""
+    name = trace.stack_name(stack)
+    return selection.resolve_layers(trace.num_layers(name), trace.captured_layers(name), layers, name)
 
 
-@register("attention", "attribution", "attention weights of a layer (or mean over a layer range) and head selection")
 def aggregate_attention(
     trace: Trace,
     *,
@@ -63,14 +40,15 @@ def aggregate_attention(
 
     ``head`` is an index, a list of indexes (their mean), ``"mean"`` or ``"max"``.
     """
-    name = stack or trace.default_stack
+    name = trace.stack_name(stack)
     chosen = resolve_layers(trace, layers, name)
-    per_head = head if isinstance(head, str | int | np.integer) else None
+    head = selection.parse_head(head)
+    if head is None:
+        raise InputError("aggregate_attention combines heads: pass an index, a list, 'mean' or 'max', not 'all'")
     total: np.ndarray | None = None
     for layer in chosen:
-        selection: HeadSelector = per_head if per_head is not None else [int(h) for h in head or []]  # type: ignore[union-attr]
-        weights = trace.attention(layer, selection, rows, stack=name)
-        if per_head is None:
+        weights = trace.attention(layer, head, rows, stack=name)
+        if isinstance(head, list):
             weights = weights.mean(axis=0)
         weights = weights.astype(np.float64)
         total = weights if total is None else total + weights

@@ -19,7 +19,8 @@ import numpy as np
 from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.analysis.heads import head_metrics
 from attnscope.analysis.units import Granularity, aggregate_scores, make_units
-from attnscope.capture.trace import HeadSelector, Trace
+from attnscope.capture.selection import HeadSelector, LayerSelector
+from attnscope.capture.trace import Trace
 
 
 def prompt_summary(trace: Trace, *, granularity: Granularity = "word", top: int = 5) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def align_tokens(a: Trace, b: Trace) -> list[tuple[int, int]]:
     return pairs
 
 
-def trace_difference(a: Trace, b: Trace, *, layer: int = -1, head: HeadSelector = "mean") -> TraceDifference:
+def trace_difference(a: Trace, b: Trace, *, layer: LayerSelector = -1, head: HeadSelector = "mean") -> TraceDifference:
     """Attention of ``a`` minus attention of ``b`` on the tokens they share."""
     pairs = align_tokens(a, b)
     rows_a = np.array([i for i, _ in pairs], dtype=np.int64)

@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.analysis.registry import register
-
 
 @dataclass
 class Agreement:
@@ -36,7 +34,6 @@ class Agreement:
         }
 
 
-@register("agreement", "faithfulness", "Spearman and Kendall rank agreement between methods' token scores")
 def rank_agreement(scores: dict[str, np.ndarray], include: np.ndarray | None = None) -> Agreement:
     """Pairwise rank agreement of ``{method: (units,) scores}``; ``include`` masks the units compared."""
     from scipy.stats import kendalltau, spearmanr

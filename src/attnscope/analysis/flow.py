@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from attnscope.analysis.registry import register
 from attnscope.analysis.rollout import residual_attention, residual_layers
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
+from attnscope.progress import Progress, report
 
 MAX_FLOW_TOKENS = 256
 CAPACITY_SCALE = 2**20
 
 
-@register("flow", "attribution", "attention flow: max-flow from each input token to the query through all layers")
 def attention_flow(
     trace: Trace,
     *,
@@ -34,6 +33,7 @@ def attention_flow(
     residual: float = 0.5,
     head: str = "mean",
     max_tokens: int = MAX_FLOW_TOKENS,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """(tokens,) maximum flow from each input token into position ``query`` after the last layer."""
     from scipy.sparse import csr_matrix
@@ -76,6 +76,9 @@ def attention_flow(
     )
     sink = int(ids[n_layers][target])
     flows = np.zeros(n, dtype=np.float64)
-    for token in np.flatnonzero(alive[0]):
+    sources_alive = np.flatnonzero(alive[0])
+    for done, token in enumerate(sources_alive):
+        report(progress, done, len(sources_alive), "attention flow")
         flows[token] = maximum_flow(graph, int(ids[0][token]), sink, method="dinic").flow_value / CAPACITY_SCALE
+    report(progress, len(sources_alive), len(sources_alive), "attention flow")
     return flows

@@ -23,13 +23,12 @@ Labels, first match wins: ``induction`` (induction >= 0.3, when measured), ``pre
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from attnscope.analysis.registry import register
+from attnscope.capture.selection import RowSelector
 from attnscope.capture.sources import CHUNK_ELEMENTS
-from attnscope.capture.trace import RowSelector, Trace
+from attnscope.capture.trace import Trace
+from attnscope.progress import Progress, report
 
 METRICS = ("entropy", "sparsity", "locality", "sink", "previous_token", "focus_consistency")
 
@@ -71,16 +70,16 @@ def _focus_weights(weights: np.ndarray, query_rows: np.ndarray, keys: np.ndarray
     return np.stack([absolute, np.where(valid, picked, 0.0)])
 
 
-@register(
-    "head-metrics",
-    "heads",
-    "entropy, sparsity, locality, sink, previous-token score and focus consistency of every head",
-)
 def head_metrics(
-    trace: Trace, *, stack: str | None = None, rows: RowSelector = None, threshold: float = 0.01
+    trace: Trace,
+    *,
+    stack: str | None = None,
+    rows: RowSelector = None,
+    threshold: float = 0.01,
+    progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """``{metric: (layers, heads) array}``; layers not captured are NaN."""
-    name = stack or trace.default_stack
+    name = trace.stack_name(stack)
     query_rows = trace.resolve_rows(rows, name)
     n_layers, n_heads = trace.num_layers(name), trace.num_heads(name)
     n_key = len(trace.key_tokens(name))
@@ -88,7 +87,9 @@ def head_metrics(
     # rows stream through in chunks: a bounded (heads, chunk, key) working set
     step = max(1, CHUNK_ELEMENTS // 8 // max(1, n_heads * n_key))  # float64 with ~8 temporaries
     chunks = [query_rows[begin : begin + step] for begin in range(0, len(query_rows), step)]
-    for layer in trace.captured_layers(name):
+    captured = trace.captured_layers(name)
+    for done, layer in enumerate(captured):
+        report(progress, done, len(captured), "head metrics")
         sums = {metric: np.zeros(n_heads) for metric in ("entropy", "sparsity", "locality", "sink")}
         previous_sum, previous_count = np.zeros(n_heads), 0
         strongest = np.empty((n_heads, len(query_rows)), dtype=np.int64)
@@ -116,6 +117,7 @@ def head_metrics(
                 axis=-1
             )
         result["focus_consistency"][layer] = focus.max(axis=0) / len(query_rows)
+    report(progress, len(captured), len(captured), "head metrics")
     return result
 
 
@@ -146,14 +148,13 @@ def head_labels(metrics: dict[str, np.ndarray], n_keys: int) -> list[list[str]]:
     return labels
 
 
-@register("induction", "heads", "attention from a repeated token to the one after its first occurrence")
 def induction_scores(trace: Trace, period: int, *, stack: str | None = None) -> np.ndarray:
     """(layers, heads) mean weight that query ``q`` puts on key ``q - period + 1``, over ``q >= period``.
 
     Meant for a trace of a random token sequence repeated (``period`` = its length): an induction
     head attends from a token's second occurrence to the token that followed its first one.
     """
-    name = stack or trace.default_stack
+    name = trace.stack_name(stack)
     n_query = len(trace.query_tokens(name))
     if not 1 <= period < n_query:
         raise ValueError(f"period must be between 1 and {n_query - 1}")
@@ -163,31 +164,6 @@ def induction_scores(trace: Trace, period: int, *, stack: str | None = None) -> 
         weights = trace.attention(layer, None, rows=query_rows, stack=name)  # (heads, rows, key)
         scores[layer] = weights[:, np.arange(len(query_rows)), query_rows - period + 1].mean(axis=-1)
     return scores
-
-
-def measure_heads(
-    model: Any, trace: Trace, *, threshold: float = 0.01, backend: str = "auto"
-) -> tuple[dict[str, np.ndarray], list[list[str]], str | None]:
-    """Head metrics of ``trace`` plus induction scores from a repeated-random-words probe run on
-    ``model`` (causal models only); returns ``(metrics, labels, note)`` — the note says why
-    induction was not measured, if it was not."""
-    from attnscope.capture.engine import capture
-    from attnscope.capture.probes import repeated_random_words
-    from attnscope.errors import UnsupportedError
-
-    metrics = head_metrics(trace, threshold=threshold)
-    note = None
-    if model.kind == "causal":
-        try:
-            probe, period = repeated_random_words(model.tokenizer)
-        except UnsupportedError as error:
-            note = f"induction not measured: {error}"
-        else:
-            probe_trace = capture(model, probe, backend=backend, predict="none")  # type: ignore[arg-type]
-            metrics["induction"] = induction_scores(probe_trace, period)
-    else:
-        note = "induction is measured on causal models only"
-    return metrics, head_labels(metrics, len(trace.key_tokens())), note
 
 
 def metrics_json(metrics: dict[str, np.ndarray]) -> dict[str, list[list[float | None]]]:

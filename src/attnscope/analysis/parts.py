@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attnscope.analysis.registry import register
+from attnscope.capture.selection import RowSelector
 from attnscope.capture.tokens import Part
-from attnscope.capture.trace import RowSelector, Trace
+from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
 
 OTHER = "(other)"
@@ -54,7 +54,6 @@ def query_rows_of(
     return trace.resolve_rows(-1 if query is None else query, stack)
 
 
-@register("parts", "parts", "attention mass from a query region to each named prompt part, per layer and head")
 def part_attention(
     trace: Trace,
     parts: Sequence[Part] | None = None,
@@ -71,7 +70,7 @@ def part_attention(
             raise InputError(
                 f"part {part.name!r} [{part.start}, {part.end}) is outside the text (0..{len(trace.text)})"
             )
-    name = stack or trace.default_stack
+    name = trace.stack_name(stack)
     member = part_tokens(trace, chosen, name)  # (parts + 1, keys)
     rows = query_rows_of(trace, query, chosen, name)
     mass = np.full((trace.num_layers(name), trace.num_heads(name), len(chosen) + 1), np.nan)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from attnscope.analysis.registry import register
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
 
@@ -24,7 +23,7 @@ def residual_attention(trace: Trace, layer: int, stack: str, residual: float, he
 
 def residual_layers(trace: Trace, stack: str | None, residual: float, method: str) -> tuple[str, range]:
     """The stack and its layers for a method that walks every self-attention layer (rollout, flow)."""
-    name = stack or trace.default_stack
+    name = trace.stack_name(stack)
     if name == "cross":
         raise InputError(f"{method} runs over a self-attention stack (encoder or decoder), not cross-attention")
     if not 0.0 <= residual <= 1.0:
@@ -36,7 +35,6 @@ def residual_layers(trace: Trace, stack: str | None, residual: float, method: st
     return name, layers
 
 
-@register("rollout", "attribution", "attention rollout through the residual stream (Abnar & Zuidema 2020)")
 def attention_rollout(
     trace: Trace, *, stack: str | None = None, residual: float = 0.5, head: str = "mean"
 ) -> np.ndarray:

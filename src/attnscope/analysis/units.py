@@ -8,10 +8,12 @@ Every token is assigned to exactly one unit, so scores aggregated over units kee
 - ``sentence``: up to and including ``.!?。！？…;；`` (plus closing quotes/brackets) or a line break.
 - ``paragraph``: separated by blank lines.
 
-A token belongs to the unit it overlaps most. Tokens covering only whitespace, and the empty-span
-tails of characters split over several byte pieces, join the unit of the token before them (the
-next one at the very start). Special tokens inserted by the tokenizer (``start is None``) stay
-units of their own, marked ``special``.
+Every word (sentence, paragraph) of the text belongs to exactly one unit, and every token too:
+when a token spans several words (Qwen's ``他的`` covers jieba's ``他`` and ``的``), those words are
+merged into one unit, so neither is lost. Tokens covering only whitespace, and the empty-span tails
+of characters split over several byte pieces, join the unit of the token before them (the next one
+at the very start). Special tokens inserted by the tokenizer (``start is None``) stay units of
+their own, marked ``special``. Without tokens (black-box scorers) units come from the text alone.
 
 Aggregation rules (documented contract): a token-importance vector is **summed** within a unit; an
 attention map is **summed over key tokens** of a key unit and **averaged over query tokens** of a
@@ -103,63 +105,102 @@ def text_spans(text: str, granularity: Granularity) -> list[tuple[int, int]]:
     raise InputError(f"unknown granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}")
 
 
-def make_units(text: str, tokens: Sequence[Token], granularity: Granularity = "token") -> list[Unit]:
-    """Units of ``granularity`` over ``tokens`` of ``text`` (see the module docstring)."""
+def make_units(text: str, tokens: Sequence[Token] | None, granularity: Granularity = "token") -> list[Unit]:
+    """Units of ``granularity`` over ``tokens`` of ``text`` (see the module docstring); with
+    ``tokens=None`` the units of the text alone (no token units, empty ``tokens`` fields)."""
+    if granularity not in GRANULARITIES:
+        raise InputError(f"unknown granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}")
+    if tokens is None:
+        if granularity == "token":
+            raise InputError("token units need the model's tokenizer; use word, sentence or paragraph units")
+        return [Unit(text[b:e], b, e, ()) for b, e in text_spans(text, granularity)]
     if granularity == "token":
         return [Unit(t.text, t.start, t.end, (t.index,), t.special and t.start is None) for t in tokens]
     spans = text_spans(text, granularity)
     starts = np.array([s for s, _ in spans], dtype=np.int64)
-    owner: list[int | None] = []  # span index per token; None for inserted specials
+    group = list(range(len(spans)))  # union-find over spans that one token covers together
+
+    def root(index: int) -> int:
+        while group[index] != index:
+            group[index] = group[group[index]]
+            index = group[index]
+        return index
+
+    owner: list[int | None] = []  # a span index per token; None for inserted specials, -1 for none
     for token in tokens:
         if token.start is None or token.end is None:
             owner.append(None)
             continue
-        best, overlap = -1, 0
+        touched: list[int] = []
         if spans and token.end > token.start:
             first = max(0, int(np.searchsorted(starts, token.start, side="right")) - 1)
             for index in range(first, len(spans)):
                 begin, end = spans[index]
                 if begin >= token.end:
                     break
-                shared = min(end, token.end) - max(begin, token.start)
-                if shared > overlap:
-                    best, overlap = index, shared
-        owner.append(best if overlap > 0 else -1)  # -1: whitespace only or an empty tail
-    # whitespace-only tokens and empty tails join the unit before them (or after, at the start)
+                if min(end, token.end) > max(begin, token.start):
+                    touched.append(index)
+        for index in touched[1:]:
+            group[root(index)] = root(touched[0])
+        owner.append(touched[0] if touched else -1)
+    _attach_whitespace(tokens, owner)
+
+    members: dict[int, list[int]] = {}
+    for token, value in zip(tokens, owner, strict=True):
+        if value is not None and value >= 0:
+            members.setdefault(root(value), []).append(token.index)
+    extent: dict[int, tuple[int, int]] = {}
+    for index, (begin, end) in enumerate(spans):
+        top = root(index)
+        low, high = extent.get(top, (begin, end))
+        extent[top] = (min(low, begin), max(high, end))
+    units: list[Unit] = []
+    placed: set[int] = set()
+    by_index = {t.index: t for t in tokens}
+    cursor = 0  # spans no token covers are placed in text order between the others
+    ordered = sorted(extent, key=lambda top: extent[top][0])
+    for token, value in zip(tokens, owner, strict=True):
+        if value is None:
+            units.append(Unit(by_index[token.index].text, None, None, (token.index,), True))
+            continue
+        if value < 0:  # a text of whitespace only: the token is its own unit
+            units.append(Unit(token.text, token.start, token.end, (token.index,)))
+            continue
+        top = root(value)
+        if top in placed:
+            continue
+        while cursor < len(ordered) and extent[ordered[cursor]][0] < extent[top][0]:
+            loose = ordered[cursor]
+            if loose not in placed and loose not in members:
+                units.append(_span_unit(text, extent[loose], ()))
+                placed.add(loose)
+            cursor += 1
+        units.append(_span_unit(text, extent[top], tuple(members[top])))
+        placed.add(top)
+    units += [_span_unit(text, extent[top], ()) for top in ordered if top not in placed]
+    return units
+
+
+def _span_unit(text: str, span: tuple[int, int], members: tuple[int, ...]) -> Unit:
+    return Unit(text[span[0] : span[1]], span[0], span[1], members)
+
+
+def _attach_whitespace(tokens: Sequence[Token], owner: list[int | None]) -> None:
+    """Tokens with no span of their own (whitespace, empty tails) join the unit before them (or after
+    them at the very start), in place."""
     previous: int | None = None
     for position, value in enumerate(owner):
         if value == -1:
-            owner[position] = previous
+            owner[position] = previous if previous is not None else -1
         elif value is not None:
             previous = value
     following: int | None = None
     for position in range(len(owner) - 1, -1, -1):
         value = owner[position]
         if value == -1 or (value is None and tokens[position].start is not None):
-            owner[position] = following
+            owner[position] = following if following is not None else -1
         elif value is not None:
             following = value
-
-    units: list[Unit] = []
-    members: dict[int, list[int]] = {}
-    order: list[tuple[str, int]] = []  # ("span", index) or ("special", token index), in token order
-    for token, value in zip(tokens, owner, strict=True):
-        if value is None:
-            order.append(("special", token.index))
-        else:
-            if value not in members:
-                members[value] = []
-                order.append(("span", value))
-            members[value].append(token.index)
-    by_index = {t.index: t for t in tokens}
-    for kind, index in order:
-        if kind == "special":
-            token = by_index[index]
-            units.append(Unit(token.text, None, None, (index,), True))
-        else:
-            begin, end = spans[index]
-            units.append(Unit(text[begin:end], begin, end, tuple(members[index])))
-    return units
 
 
 def membership(units: Sequence[Unit], n_tokens: int) -> np.ndarray:

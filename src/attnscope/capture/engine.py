@@ -9,22 +9,23 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from attnscope.capture import qk
-from attnscope.capture.predictions import Predictions, decode_ids, top_k_from_logits
+from attnscope.capture import qk, scoring
+from attnscope.capture.predictions import Predictions, decode_ids
+from attnscope.capture.scoring import lm_logits, rows_per_chunk
+from attnscope.capture.selection import resolve_index
 from attnscope.capture.sources import AttentionSource, FullSource, QKSource
 from attnscope.capture.tokens import Part, Token, check_text, render_chat, tokenize
 from attnscope.capture.trace import Trace
-from attnscope.errors import InputError, OutOfRangeError, UnsupportedError
+from attnscope.errors import InputError, UnsupportedError
 from attnscope.models.loaded import LoadedModel
 from attnscope.models.provenance import text_sha256, utc_now
+from attnscope.progress import Progress, adapt
 
 Backend = Literal["auto", "full", "qk"]
 
 # ``backend="auto"`` uses the exact eager ``full`` source up to this many tokens and ``qk`` above:
 # full attention costs layers x heads x N^2 floats (24 x 14 x 512^2 x 4 B = 1.4 GB for Qwen at 512).
 AUTO_QK_MIN_TOKENS = 512
-# Logit elements materialised at once when computing next-token predictions (float32: 128 MB).
-LOGIT_CHUNK_ELEMENTS = 32 * 1024 * 1024
 
 
 def capture(
@@ -37,7 +38,7 @@ def capture(
     layers: Iterable[int] | None = None,
     top_k: int = 10,
     predict: Literal["all", "last", "none"] = "all",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> Trace:
     """Run ``model`` once over ``text`` (or chat ``messages``) and record what it attends to.
 
@@ -53,8 +54,9 @@ def capture(
         top_k: how many next-token candidates to keep per position.
         predict: ``all`` positions (default), only the ``last`` one (saves N x vocab x hidden
             multiply-adds on long inputs), or ``none``.
-        progress: called as ``progress(done, total)`` after each transformer layer of the forward
-            pass (all stacks together), for progress bars on long inputs.
+        progress: called as ``progress(done, total)`` (or ``progress(done, total, stage)``) after
+            each transformer layer of the forward pass (all stacks together), for progress bars on
+            long inputs; it may raise :class:`attnscope.errors.CancelledError` to stop the capture.
     """
     if (text is None) == (messages is None):
         raise InputError("pass exactly one of text and messages")
@@ -67,22 +69,21 @@ def capture(
     parts: list[Part] = []
     if messages is not None:
         text, parts = render_chat(model.tokenizer, messages)
+        text = check_text(text)
         tokens = tokenize(model.tokenizer, text, add_special_tokens=False)
     else:
         text = check_text(text)
         tokens = tokenize(model.tokenizer, text)
     if not tokens:
         raise InputError("the text gives no tokens")
-    limit = model.arch.max_positions
-    if limit and len(tokens) > limit:
-        raise InputError(f"the text is {len(tokens)} tokens; {model.name} reads at most {limit}")
+    model.check_length(len(tokens))
     target_tokens = _target_tokens(model, target)
     wanted = _wanted_layers(model, layers)
 
     chosen = backend
     if backend == "auto":
         chosen = "qk" if len(tokens) > AUTO_QK_MIN_TOKENS else "full"
-    with model.lock, torch.inference_mode(), _layer_progress(model.model, progress):
+    with model.lock, torch.inference_mode(), _layer_progress(model.model, adapt(progress)):
         try:
             source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
         except UnsupportedError:
@@ -121,7 +122,7 @@ def capture(
 
 
 @contextmanager
-def _layer_progress(hf: Any, progress: Callable[[int, int], None] | None) -> Iterator[None]:
+def _layer_progress(hf: Any, progress: Progress | None) -> Iterator[None]:
     """Forward hooks on every transformer block (the top-level ``ModuleList``s: ``model.layers``,
     ``transformer.h``, ``encoder.block``, ...) calling ``progress(done, total)``."""
     if progress is None:
@@ -137,7 +138,7 @@ def _layer_progress(hf: Any, progress: Callable[[int, int], None] | None) -> Ite
 
     def step(*_: Any) -> None:
         done[0] += 1
-        progress(min(done[0], len(blocks)), len(blocks))
+        progress(min(done[0], len(blocks)), len(blocks), "forward pass")
 
     handles = [block.register_forward_hook(step) for block in blocks]
     try:
@@ -150,13 +151,8 @@ def _layer_progress(hf: Any, progress: Callable[[int, int], None] | None) -> Ite
 def _wanted_layers(model: LoadedModel, layers: Iterable[int] | None) -> set[int] | None:
     if layers is None:
         return None
-    count = model.arch.layers
-    chosen = set()
-    for layer in layers:
-        if not -count <= int(layer) < count:
-            raise OutOfRangeError(f"layer {layer} out of range: the model has {count} layers (0..{count - 1})")
-        chosen.add(int(layer) % count)
-    return chosen
+    where = f"{model.name} ({model.arch.layers} layers)"
+    return {resolve_index(layer, model.arch.layers, "layer", where) for layer in layers}
 
 
 def _target_tokens(model: LoadedModel, target: str | None) -> list[Token] | None:
@@ -262,19 +258,6 @@ def _check_complete(model: LoadedModel, recorder: qk.QKRecorder, wanted: set[int
             )
 
 
-def lm_logits(hf: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """(rows, vocab) logits from final hidden states, as the model's LM head computes them."""
-    logits = hf.get_output_embeddings()(hidden)
-    config = hf.config.get_text_config()
-    scaling = getattr(config, "logits_scaling", None)
-    if scaling:
-        logits = logits / scaling
-    softcap = getattr(config, "final_logit_softcapping", None)
-    if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
-    return logits
-
-
 def _predictions(
     model: LoadedModel,
     logits_fn: Any,
@@ -290,7 +273,7 @@ def _predictions(
     ids = torch.tensor([t.id for t in sequence])
     n = len(sequence)
     vocab = model.arch.vocab_size or 1
-    step = max(1, LOGIT_CHUNK_ELEMENTS // vocab)
+    step = rows_per_chunk(vocab)
     k = min(top_k, vocab)
     top_ids = np.full((n, k), -1, dtype=np.int64)  # -1: not computed (predict="last")
     top_probs = np.full((n, k), np.nan, dtype=np.float32)
@@ -298,7 +281,7 @@ def _predictions(
     for begin in range(n - 1 if only_last else 0, n, step):
         end = min(n, begin + step)
         logits = logits_fn(begin, end).to(torch.float32).cpu()  # (rows, vocab)
-        chunk_ids, chunk_probs, log_norm = top_k_from_logits(logits, k)
+        chunk_ids, chunk_probs, log_norm = scoring.top_k(logits, k)
         top_ids[begin:end] = chunk_ids.numpy()
         top_probs[begin:end] = chunk_probs.numpy()
         # the token after each position, where there is one (a masked LM predicts the token at a

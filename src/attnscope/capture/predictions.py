@@ -50,17 +50,6 @@ class Predictions:
         return [Candidate(int(i), self.strings.get(int(i), ""), float(p)) for i, p in zip(ids, probs, strict=True)]
 
 
-def top_k_from_logits(logits: Any, k: int) -> tuple[Any, Any, Any]:
-    """(top ids, top probs, log-sum-exp) of (rows, vocab) torch logits, probabilities in float32."""
-    import torch
-
-    logits = logits.to(torch.float32)
-    log_norm = torch.logsumexp(logits, dim=-1)  # (rows,)
-    values, ids = torch.topk(logits, k=min(k, logits.shape[-1]), dim=-1)
-    probs = torch.exp(values - log_norm[:, None])
-    return ids, probs, log_norm
-
-
 def decode_ids(tokenizer: Any, ids: np.ndarray) -> dict[int, str]:
     unique = sorted({int(i) for i in np.unique(ids)})
     texts = tokenizer.batch_decode([[i] for i in unique], skip_special_tokens=False, clean_up_tokenization_spaces=False)

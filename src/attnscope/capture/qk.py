@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnscope.capture.records import LayerRecord, rule_allowed
+from attnscope.capture.kernel import rule_allowed
+from attnscope.capture.records import LayerRecord
 from attnscope.errors import UnsupportedError
 
 QK_ATTENTION = "attnscope_qk"

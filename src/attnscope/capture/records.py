@@ -1,4 +1,4 @@
-"""What the ``qk`` source keeps per attention layer, and the mask rule it recomputes from (numpy only)."""
+"""What the ``qk`` source keeps per attention layer (numpy only); :mod:`.kernel` computes weights from it."""
 
 from __future__ import annotations
 
@@ -20,15 +20,3 @@ class LayerRecord:
     window: int | None
     mask_id: int | None = None  # index into QKRecorder.masks when the rule does not explain the mask
     bias_id: int | None = None  # index into QKRecorder.biases (additive position bias, e.g. T5)
-
-
-def rule_allowed(record: LayerRecord, query_rows: np.ndarray, n_key: int, first_key: int = 0) -> np.ndarray:
-    """(rows, keys first_key..n_key-1) bool from the record's causal/window rule."""
-    positions = record.query_positions[query_rows][:, None]
-    keys = np.arange(first_key, n_key)[None, :]
-    allowed = np.ones((len(query_rows), n_key - first_key), dtype=bool)
-    if record.causal:
-        allowed &= keys <= positions
-    if record.window is not None:
-        allowed &= (positions - keys) < record.window
-    return allowed

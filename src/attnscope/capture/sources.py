@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from attnscope.capture.records import LayerRecord, rule_allowed
+from attnscope.capture import kernel
+from attnscope.capture.records import LayerRecord
 
 # Upper bound on the float32 scores held at once while recomputing rows (elements).
 CHUNK_ELEMENTS = 8 * 1024 * 1024
@@ -91,7 +92,7 @@ class FullSource:
 
 @dataclass
 class QKSource:
-    """Queries and keys per (stack, layer); attention rows recomputed on demand."""
+    """Queries and keys per (stack, layer); attention weights recomputed on demand by :mod:`.kernel`."""
 
     records: dict[tuple[str, int], LayerRecord]
     masks: list[np.ndarray]  # (query, key) bool, only for masks no rule explains
@@ -115,84 +116,54 @@ class QKSource:
         record = self._any(stack)
         return int(record.query.shape[1]), int(record.key.shape[1])
 
-    def allowed(self, record: LayerRecord, query_rows: np.ndarray) -> np.ndarray:
-        """(rows, key) bool: where each query row may attend."""
-        if record.mask_id is not None:
-            return self.masks[record.mask_id][query_rows]
-        return rule_allowed(record, query_rows, record.key.shape[1])
+    def _scores(self, record: LayerRecord, heads: np.ndarray, rows: np.ndarray, cols: slice) -> np.ndarray:
+        return kernel.scores(record, heads, rows, cols, masks=self.masks, biases=self.biases)
 
-    def scores(
-        self, record: LayerRecord, head: int, query_rows: np.ndarray, allowed: np.ndarray | None = None
-    ) -> np.ndarray:
-        """(rows, key) float32 pre-softmax scores, masked positions at -inf (``allowed``: the
-        rows' mask when the caller already has it, as it is the same for every head)."""
-        n_rep = record.query.shape[0] // record.key.shape[0]
-        query = record.query[head, query_rows]  # (rows, head_dim)
-        key = record.key[head // n_rep]  # (key, head_dim)
-        scores = (query @ key.T) * np.float32(record.scaling)
-        if record.softcap is not None:
-            scores = np.tanh(scores / np.float32(record.softcap)) * np.float32(record.softcap)
-        if record.bias_id is not None:
-            scores = scores + self.biases[record.bias_id][head][query_rows]
-        if allowed is None:
-            allowed = self.allowed(record, query_rows)
-        return np.where(allowed, scores, -np.inf).astype(np.float32, copy=False)
+    def _softmax_rows(self, record: LayerRecord, heads: np.ndarray, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(heads, rows, key) weights of whole rows and their (heads, rows) log-sum-exp; under a causal
+        rule only the keys up to the chunk's last position are computed (the rest are 0)."""
+        n_key = record.key.shape[1]
+        end = kernel.causal_end(record, chunk)
+        weights, lse = kernel.softmax(self._scores(record, heads, chunk, slice(0, end)))
+        if end == n_key:
+            return weights, lse
+        whole = np.zeros((len(heads), len(chunk), n_key), dtype=np.float32)
+        whole[..., :end] = weights
+        return whole, lse
 
     def rows(self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray) -> np.ndarray:
         record = self.records[(stack, layer)]
         n_key = record.key.shape[1]
+        head_ids = np.asarray(heads, dtype=np.int64)
         out = np.empty((len(heads), len(query_rows), n_key), dtype=np.float32)
-        step = max(1, CHUNK_ELEMENTS // max(1, n_key))
+        step = max(1, CHUNK_ELEMENTS // max(1, n_key * len(heads)))  # a bounded (heads, rows, key) working set
         for begin in range(0, len(query_rows), step):
             chunk = query_rows[begin : begin + step]
-            allowed = self.allowed(record, chunk)  # (rows, key): one mask for all heads
-            for slot, head in enumerate(heads):
-                out[slot, begin : begin + len(chunk)] = _softmax(self.scores(record, head, chunk, allowed))
+            out[:, begin : begin + len(chunk)] = self._softmax_rows(record, head_ids, chunk)[0]
         return out
 
-    def row_lse(self, stack: str, layer: int, head: int) -> np.ndarray:
-        """(query,) float32 log-sum-exp of each row's scores over its allowed keys (-inf: no key);
-        computed in row chunks once per (stack, layer, head), then cached."""
+    def _lse_slot(self, stack: str, layer: int, head: int) -> np.ndarray:
+        """The (query,) log-sum-exp cache of one head: NaN where a row has not been computed yet."""
         cache_key = (stack, layer, head)
         found = self._lse.get(cache_key)
-        if found is not None and not np.isnan(found).any():
-            return found
+        if found is None:
+            n_query = self.records[(stack, layer)].query.shape[1]
+            found = self._lse[cache_key] = np.full(n_query, np.nan, dtype=np.float32)
+        return found
+
+    def row_lse(self, stack: str, layer: int, head: int) -> np.ndarray:
+        """(query,) float32 log-sum-exp of each row's scores over its allowed keys (−inf: no key);
+        computed in row chunks once per (stack, layer, head), then cached."""
+        lse = self._lse_slot(stack, layer, head)
+        missing = np.flatnonzero(np.isnan(lse))  # rows a whole-row block has not filled in yet
+        if not len(missing):
+            return lse
         record = self.records[(stack, layer)]
-        n_query, n_key = record.query.shape[1], record.key.shape[1]
-        lse = found if found is not None else np.full(n_query, np.nan, dtype=np.float32)
-        missing = np.flatnonzero(np.isnan(lse))  # rows a full-width block has not filled in yet
-        step = max(1, CHUNK_ELEMENTS // 4 // max(1, n_key))  # a few (rows, key) temporaries at a time
+        step = max(1, CHUNK_ELEMENTS // 4 // max(1, record.key.shape[1]))  # a few (rows, key) temporaries
         for begin in range(0, len(missing), step):
             chunk = missing[begin : begin + step]
-            self._softmax_rows(record, head, chunk, lse)
-        self._lse[cache_key] = lse
+            lse[chunk] = self._softmax_rows(record, np.array([head]), chunk)[1][0]
         return lse
-
-    def _softmax_rows(self, record: LayerRecord, head: int, chunk: np.ndarray, lse: np.ndarray) -> np.ndarray:
-        """(rows, key) softmax of whole rows; writes their log-sum-exp into ``lse``. Under a causal
-        rule only the keys up to the chunk's last position are computed (the rest are 0)."""
-        n_key = record.key.shape[1]
-        if record.mask_id is None and record.causal and record.bias_id is None:
-            limit = min(n_key, int(record.query_positions[chunk].max()) + 1)
-            weights = np.zeros((len(chunk), n_key), dtype=np.float32)
-            n_rep = record.query.shape[0] // record.key.shape[0]
-            scores = (record.query[head, chunk] @ record.key[head // n_rep, :limit].T) * np.float32(record.scaling)
-            if record.softcap is not None:
-                scores = np.tanh(scores / np.float32(record.softcap)) * np.float32(record.softcap)
-            scores = np.where(rule_allowed(record, chunk, limit), scores, -np.inf).astype(np.float32, copy=False)
-            weights[:, :limit] = self._normalise(scores, chunk, lse)
-            return weights
-        return self._normalise(self.scores(record, head, chunk), chunk, lse)
-
-    @staticmethod
-    def _normalise(scores: np.ndarray, chunk: np.ndarray, lse: np.ndarray) -> np.ndarray:
-        top = scores.max(axis=-1)
-        safe = np.where(np.isfinite(top), top, 0.0).astype(np.float32)
-        weights = np.exp(scores - safe[:, None])
-        total = weights.sum(axis=-1)
-        with np.errstate(divide="ignore"):
-            lse[chunk] = np.where(total > 0, safe + np.log(total), -np.inf)
-        return np.divide(weights, total[:, None], out=np.zeros_like(weights), where=total[:, None] > 0)
 
     def block(self, stack: str, layer: int, head: int, rows: slice, cols: slice) -> np.ndarray:
         record = self.records[(stack, layer)]
@@ -203,38 +174,25 @@ class QKSource:
         if out.size == 0:
             return out
         query_rows = np.arange(r0, r1)
-        if record.mask_id is None and record.causal and c0 > int(record.query_positions[query_rows].max()):
+        if c0 >= kernel.causal_end(record, query_rows):
             return out  # above the diagonal of a causal map: nothing to compute
-        cache_key = (stack, layer, head)
-        known = self._lse.get(cache_key)
-        if c0 == 0 and c1 == n_key and (known is None or np.isnan(known[r0:r1]).any()):
+        head_ids = np.array([head])
+        known = self._lse_slot(stack, layer, head)
+        if c0 == 0 and c1 == n_key and np.isnan(known[r0:r1]).any():
             # whole rows: one pass gives the weights and, for free, the rows' log-sum-exp
-            if known is None:
-                known = self._lse[cache_key] = np.full(n_query, np.nan, dtype=np.float32)
             step = max(1, CHUNK_ELEMENTS // 4 // max(1, n_key))
             for begin in range(0, len(query_rows), step):
                 chunk = query_rows[begin : begin + step]
-                out[begin : begin + len(chunk)] = self._softmax_rows(record, head, chunk, known)
+                weights, lse = self._softmax_rows(record, head_ids, chunk)
+                out[begin : begin + len(chunk)] = weights[0]
+                known[chunk] = lse[0]
             return out
         lse = self.row_lse(stack, layer, head)
-        n_rep = record.query.shape[0] // record.key.shape[0]
-        key = record.key[head // n_rep, c0:c1]  # (cols, head_dim)
         step = max(1, CHUNK_ELEMENTS // max(1, c1 - c0))
         for begin in range(0, len(query_rows), step):
             chunk = query_rows[begin : begin + step]
-            scores = (record.query[head, chunk] @ key.T) * np.float32(record.scaling)
-            if record.softcap is not None:
-                scores = np.tanh(scores / np.float32(record.softcap)) * np.float32(record.softcap)
-            if record.bias_id is not None:
-                scores = scores + self.biases[record.bias_id][head][chunk, c0:c1]
-            if record.mask_id is not None:
-                allowed = self.masks[record.mask_id][chunk, c0:c1]
-            else:
-                allowed = rule_allowed(record, chunk, c1, c0)
-            norm = lse[chunk][:, None]
-            with np.errstate(invalid="ignore"):
-                weights = np.exp(scores - np.where(np.isfinite(norm), norm, 0.0))
-            out[begin : begin + len(chunk)] = np.where(allowed & np.isfinite(norm), weights, 0.0)
+            values = self._scores(record, head_ids, chunk, slice(c0, c1))[0]
+            out[begin : begin + len(chunk)] = kernel.weights_from_lse(values, lse[chunk])
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -289,12 +247,3 @@ class QKSource:
 
 def _count(arrays: dict[str, np.ndarray], prefix: str) -> int:
     return sum(1 for key in arrays if key.startswith(prefix))
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    """Row softmax of (rows, key) scores with -inf for masked keys; fully masked rows give zeros."""
-    top = scores.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    weights = np.exp(scores - top)
-    total = weights.sum(axis=-1, keepdims=True)
-    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)

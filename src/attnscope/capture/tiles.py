@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.capture.trace import HeadSelector, Trace
+from attnscope.capture.selection import HeadSelector, parse_head
+from attnscope.capture.trace import Trace
 from attnscope.errors import OutOfRangeError
 
 TILE = 256
@@ -81,19 +82,21 @@ class TileCache:
 
 
 def _heads(trace: Trace, head: HeadSelector, stack: str) -> tuple[list[int], str]:
-    """(heads, how to combine them): one head, or all heads combined by mean/max."""
-    if head in ("mean", "max"):
-        return trace.resolve_heads(head, stack), str(head)
-    if isinstance(head, int | np.integer):
-        return trace.resolve_heads(int(head), stack), "one"
-    raise OutOfRangeError("tiles are for one head, 'mean' or 'max'")
+    """(heads, how to combine them): one head, a list (mean), or all heads combined by mean or max."""
+    selector = parse_head(head)
+    if selector is None:
+        raise OutOfRangeError("a tile shows one map: choose a head, a list of heads, 'mean' or 'max'")
+    heads = trace.resolve_heads(selector, stack)
+    if isinstance(selector, int):
+        return heads, "one"
+    return heads, "max" if selector == "max" else "mean"
 
 
 def block(
     trace: Trace, layer: int, head: HeadSelector, rows: slice, cols: slice, *, stack: str | None = None
 ) -> np.ndarray:
     """(rows, cols) float32 weights of one head, or the mean/max of all heads, for a rectangle."""
-    name = stack or trace.default_stack
+    name = trace.stack_name(stack)
     index = trace.resolve_layer(layer, name)
     n_query, n_key = trace.source.shape(name)
     rows = slice(*rows.indices(n_query)[:2])
@@ -129,7 +132,7 @@ class TilePyramid:
         tile: int = TILE,
     ) -> None:
         self.trace = trace
-        self.stack = stack or trace.default_stack
+        self.stack = trace.stack_name(stack)
         self.layer = trace.resolve_layer(layer, self.stack)
         _heads(trace, head, self.stack)  # validates
         self.head = head

@@ -16,14 +16,17 @@ original text exactly, Chinese and emoji included.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from attnscope.errors import InputError
+from attnscope.errors import InputError, TooLongError
 
 _SPACE_MARKERS = ("Ġ", "▁")
-# Far beyond any model's context (32k tokens are ~130k characters); refused before tokenizing.
-MAX_TEXT_CHARS = 2_000_000
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The one text-size limit of the library, the CLI and the server (refused before tokenizing):
+# far beyond what fits a packaged model's context, enough for 128k-token inputs of large models.
+MAX_TEXT_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,13 @@ def check_text(text: Any) -> str:
     if not text:
         raise InputError("text is empty")
     if len(text) > MAX_TEXT_CHARS:
-        raise InputError(f"text is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+        raise TooLongError(f"text is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+    surrogate = _LONE_SURROGATE.search(text)
+    if surrogate:
+        raise InputError(
+            f"text holds a lone surrogate (U+{ord(surrogate.group()):04X}) at character {surrogate.start()}: "
+            "not valid Unicode"
+        )
     return text
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,12 +9,21 @@ from typing import Any
 import numpy as np
 
 from attnscope.capture.predictions import Candidate, Predictions
+from attnscope.capture.selection import (
+    HeadSelector,
+    RowSelector,
+    Selection,
+    default_stack,
+    parse_head,
+    resolve_heads,
+    resolve_layers,
+    resolve_rows,
+    select,
+)
 from attnscope.capture.sources import CHUNK_ELEMENTS, AttentionSource
 from attnscope.capture.tokens import Part, Token
 from attnscope.errors import OutOfRangeError
-
-HeadSelector = int | str | Sequence[int] | None
-RowSelector = int | slice | Sequence[int] | np.ndarray | None
+from attnscope.models.info import ModelInfo
 
 
 @dataclass
@@ -29,7 +37,7 @@ class Trace:
 
     text: str
     tokens: list[Token]  # the input (encoder input for seq2seq)
-    model: dict[str, Any]  # LoadedModel.info()
+    model: ModelInfo
     source: AttentionSource
     backend: str  # "full" | "qk"
     predictions: Predictions | None
@@ -38,84 +46,68 @@ class Trace:
     target_tokens: list[Token] | None = None  # seq2seq: the decoder input (start token + target)
     target_text: str | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):  # hand-made traces may describe their model as a plain dict
+            self.model = ModelInfo.from_dict(self.model)
+
     # --- structure -------------------------------------------------------------------------
     @property
     def kind(self) -> str:
-        return str(self.model["kind"])
+        return self.model.kind
 
     @property
     def default_stack(self) -> str:
-        return {"causal": "decoder", "masked": "encoder", "seq2seq": "cross"}[self.kind]
+        return default_stack(self.kind)
 
     def stacks(self) -> list[str]:
         return self.source.stacks()
 
-    def _stack(self, stack: str | None) -> str:
+    def stack_name(self, stack: str | None = None) -> str:
+        """``stack`` checked against this trace's stacks (None: the model's default stack)."""
         name = stack or self.default_stack
         if name not in self.source.stacks():
             raise OutOfRangeError(f"no attention stack {name!r} in this trace; stacks: {self.source.stacks()}")
         return name
 
     def num_layers(self, stack: str | None = None) -> int:
-        name = self._stack(stack)
-        declared = self.model.get("stacks", {}).get(name, {}).get("layers")
+        name = self.stack_name(stack)
+        declared = self.model.stacks[name].layers if name in self.model.stacks else None
         return int(declared) if declared else max(self.source.layers(name)) + 1
 
     def captured_layers(self, stack: str | None = None) -> list[int]:
-        return self.source.layers(self._stack(stack))
+        return self.source.layers(self.stack_name(stack))
 
     def num_heads(self, stack: str | None = None) -> int:
-        return self.source.num_heads(self._stack(stack))
+        return self.source.num_heads(self.stack_name(stack))
 
     def query_tokens(self, stack: str | None = None) -> list[Token]:
-        name = self._stack(stack)
+        name = self.stack_name(stack)
         return self.tokens if name == "encoder" or self.target_tokens is None else self.target_tokens
 
     def key_tokens(self, stack: str | None = None) -> list[Token]:
-        name = self._stack(stack)
+        name = self.stack_name(stack)
         return self.tokens if name in ("encoder", "cross") or self.target_tokens is None else self.target_tokens
 
     @property
     def token_ids(self) -> list[int]:
         return [t.id for t in self.tokens]
 
-    # --- attention -------------------------------------------------------------------------
+    # --- attention (selections resolved by attnscope.capture.selection) -----------------------
     def resolve_layer(self, layer: int, stack: str | None = None) -> int:
-        name = self._stack(stack)
-        count = self.num_layers(name)
-        if isinstance(layer, bool) or not isinstance(layer, int | np.integer) or not -count <= layer < count:
-            raise OutOfRangeError(f"layer {layer} out of range: {name} has {count} layers (0..{count - 1})")
-        index = int(layer) % count
-        if index not in self.source.layers(name):
-            raise OutOfRangeError(f"layer {index} was not captured; captured layers: {self.source.layers(name)}")
-        return index
+        name = self.stack_name(stack)
+        return resolve_layers(self.num_layers(name), self.captured_layers(name), layer, name)[0]
 
     def resolve_heads(self, head: HeadSelector, stack: str | None = None) -> list[int]:
-        count = self.num_heads(stack)
-        if head is None or head in ("mean", "max"):
-            return list(range(count))
-        if isinstance(head, str):
-            raise OutOfRangeError(f"head {head!r} out of range: {count} heads (0..{count - 1}, 'mean', 'max')")
-        chosen = [head] if isinstance(head, int | np.integer) else list(head)
-        if not chosen:
-            raise OutOfRangeError("no heads selected")
-        for item in chosen:
-            if isinstance(item, bool) or not isinstance(item, int | np.integer) or not -count <= item < count:
-                raise OutOfRangeError(f"head {item!r} out of range: {count} heads (0..{count - 1}, 'mean', 'max')")
-        return [int(h) % count for h in chosen]
+        return resolve_heads(self.num_heads(stack), head)
 
     def resolve_rows(self, rows: RowSelector, stack: str | None = None) -> np.ndarray:
-        n_query = self.source.shape(self._stack(stack))[0]
-        if rows is None:
-            return np.arange(n_query)
-        if isinstance(rows, slice):
-            return np.arange(n_query)[rows]
-        picked = np.atleast_1d(np.asarray(rows))
-        if picked.dtype.kind not in "iu":
-            raise OutOfRangeError(f"query rows must be integers, got {picked.dtype}")
-        if picked.size and (picked.min() < -n_query or picked.max() >= n_query):
-            raise OutOfRangeError(f"query position out of range: {n_query} query positions (0..{n_query - 1})")
-        return picked.astype(np.int64) % max(n_query, 1)
+        return resolve_rows(self.source.shape(self.stack_name(stack))[0], rows)
+
+    def select(
+        self, *, layer: object = -1, head: object = "mean", query: object = -1, stack: str | None = None
+    ) -> Selection:
+        """A resolved view (stack, layers, heads, query) with its label; see :mod:`.selection`."""
+        return select(self, layer=layer, head=head, query=query, stack=stack)
 
     def attention(
         self, layer: int, head: HeadSelector = None, rows: RowSelector = None, *, stack: str | None = None
@@ -124,15 +116,17 @@ class Trace:
 
         Args:
             layer: layer index; negative counts from the end.
-            head: an index, ``"mean"`` or ``"max"`` over heads, a list of indexes, or None for all.
+            head: an index, ``"mean"`` or ``"max"`` over heads, a list of indexes, or None (or
+                ``"all"``) for every head; text forms such as ``"1,3"`` are accepted.
             rows: query positions (int, slice or list; negative allowed); None for all.
             stack: ``decoder``/``encoder``/``cross``; default: the model's main stack.
 
         Returns:
             ``(query, key)`` for one head, mean or max; ``(heads, query, key)`` for None or a list.
         """
-        name = self._stack(stack)
+        name = self.stack_name(stack)
         index = self.resolve_layer(layer, name)
+        head = parse_head(head)
         heads = self.resolve_heads(head, name)
         query_rows = self.resolve_rows(rows, name)
         if head == "mean" or head == "max":
@@ -162,6 +156,6 @@ class Trace:
     @classmethod
     def load(cls, path: str | Path) -> Trace:
         """Read a trace written by :meth:`save`; raises ``TraceFormatError`` for anything else."""
-        from attnscope.capture.trace_file import load_trace
+        from attnscope.capture.trace_file import read_trace
 
-        return load_trace(Path(path))
+        return cls(**read_trace(Path(path)))

@@ -1,7 +1,9 @@
 """The trace file: arrays in safetensors, metadata as JSON in the safetensors header.
 
-Format ``attnscope.trace`` version 1. A SHA-256 over every array (name, dtype, shape, bytes) is
-stored in the metadata and checked on load, so truncation and bit rot are reported, not loaded.
+Format ``attnscope.trace`` version 2. A SHA-256 over every array (name, dtype, shape, bytes) and
+over the metadata itself (canonical JSON without the checksum field) is stored in the metadata and
+checked on load, so truncation, bit rot and edited metadata are reported, not loaded. Version 1
+files (arrays-only checksum) still load.
 """
 
 from __future__ import annotations
@@ -18,22 +20,28 @@ import numpy as np
 from attnscope.capture.predictions import Predictions
 from attnscope.capture.sources import AttentionSource, FullSource, QKSource
 from attnscope.capture.tokens import Part, Token
-from attnscope.errors import TraceFormatError
+from attnscope.errors import InputError, TraceFormatError
+from attnscope.models.info import ModelInfo
 
 if TYPE_CHECKING:
     from attnscope.capture.trace import Trace
 
 FORMAT = "attnscope.trace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _META_KEY = "attnscope"
 
 
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
+def _checksum(arrays: dict[str, np.ndarray], meta: dict[str, Any] | None) -> str:
+    """SHA-256 over the arrays and (version 2) the metadata without its checksum field."""
     digest = hashlib.sha256()
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
         digest.update(array.tobytes())
+    if meta is not None:
+        body = {key: value for key, value in meta.items() if key != "checksum"}
+        digest.update(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -55,23 +63,44 @@ def save_trace(trace: Trace, path: Path) -> Path:
         "target_text": trace.target_text,
         "target_tokens": None if trace.target_tokens is None else [t.to_dict() for t in trace.target_tokens],
         "parts": [p.to_dict() for p in trace.parts],
-        "model": trace.model,
+        "model": trace.model.to_dict(),
         "backend": trace.backend,
         "source": trace.source.meta(),
         "strings": None if trace.predictions is None else {str(k): v for k, v in trace.predictions.strings.items()},
         "provenance": trace.provenance,
-        "checksum": _checksum(arrays),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    meta["checksum"] = _checksum(arrays, meta)
+    _check_destination(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise InputError(f"cannot write a trace to {path}: {error.strerror or error}") from None
     os.close(fd)
     try:
         save_file(arrays, tmp, metadata={_META_KEY: json.dumps(meta, ensure_ascii=False)})
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as error:
+        raise InputError(f"cannot write a trace to {path}: {error.strerror or error}") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return path
+
+
+def _check_destination(path: Path) -> None:
+    """A clear refusal for a folder, a path under a regular file, or a folder that cannot be made."""
+    if path.is_dir():
+        raise InputError(
+            f"cannot write a trace to {path}: it is a folder; name a file such as {path / 'trace.safetensors'}"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write a trace to {path}: {parent} is a file, not a folder")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot write a trace to {path}: {error.strerror or error}") from None
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -93,19 +122,18 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise TraceFormatError(f"{path}: corrupt trace metadata: {error}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise TraceFormatError(f"{path} is not an attnscope trace")
-    if meta.get("version") != FORMAT_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise TraceFormatError(
             f"{path}: trace format version {meta.get('version')} is not supported "
-            f"(this attnscope reads version {FORMAT_VERSION})"
+            f"(this attnscope reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
-    if meta.get("checksum") != _checksum(arrays):
+    if meta.get("checksum") != _checksum(arrays, meta if meta["version"] >= 2 else None):
         raise TraceFormatError(f"{path}: checksum mismatch, the file is corrupt")
     return meta, arrays
 
 
-def load_trace(path: Path) -> Trace:
-    from attnscope.capture.trace import Trace
-
+def read_trace(path: Path) -> dict[str, Any]:
+    """The keyword arguments of :class:`~attnscope.capture.trace.Trace` stored in ``path``."""
     meta, arrays = _read(path)
     try:
         source_meta = meta["source"]
@@ -125,17 +153,17 @@ def load_trace(path: Path) -> Trace:
                 strings={int(k): v for k, v in (meta.get("strings") or {}).items()},
             )
         target = meta.get("target_tokens")
-        return Trace(
-            text=meta["text"],
-            tokens=[Token.from_dict(t) for t in meta["tokens"]],
-            model=meta["model"],
-            source=source,
-            backend=meta["backend"],
-            predictions=predictions,
-            provenance=meta["provenance"],
-            parts=[Part(**p) for p in meta.get("parts", [])],
-            target_tokens=None if target is None else [Token.from_dict(t) for t in target],
-            target_text=meta.get("target_text"),
-        )
+        return {
+            "text": meta["text"],
+            "tokens": [Token.from_dict(t) for t in meta["tokens"]],
+            "model": ModelInfo.from_dict(meta["model"]),
+            "source": source,
+            "backend": meta["backend"],
+            "predictions": predictions,
+            "provenance": meta["provenance"],
+            "parts": [Part(**p) for p in meta.get("parts", [])],
+            "target_tokens": None if target is None else [Token.from_dict(t) for t in target],
+            "target_text": meta.get("target_text"),
+        }
     except (KeyError, TypeError, ValueError) as error:
         raise TraceFormatError(f"{path}: incomplete trace metadata ({error})") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +40,80 @@ class ArchitectureInfo:
     def from_dict(cls, data: dict[str, Any]) -> ArchitectureInfo:
         stacks = {name: StackInfo(**value) for name, value in data.get("stacks", {}).items()}
         return cls(**{**data, "stacks": stacks})
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a result says about the model that produced it: the ``model`` block of every JSON contract.
+
+    ``fingerprint`` identifies the exact weights, tokenizer, dtype and device: caches (traces, head
+    metrics, attributions) are keyed by it, so one model's numbers are never shown for another's.
+    """
+
+    spec: str
+    name: str
+    kind: str  # "causal" | "masked" | "seq2seq"
+    model_type: str
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_positions: int | None
+    sliding_window: int | None
+    layer_types: list[str] | None
+    stacks: dict[str, StackInfo]
+    tokenizer: str
+    special_tokens: dict[str, str]
+    weights_sha256: str | None
+    tokenizer_sha256: str | None
+    dtype: str
+    device: str
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stacks"] = {name: asdict(stack) for name, stack in self.stacks.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        """From :meth:`to_dict`; fields it lacks (older trace files, hand-made traces) get neutral defaults."""
+        stacks = {
+            name: StackInfo(int(v.get("layers", 0)), int(v.get("heads", 0)), int(v.get("kv_heads", v.get("heads", 0))))
+            for name, v in (data.get("stacks") or {}).items()
+        }
+        main = next(iter(stacks.values()), StackInfo(0, 0, 0))
+        spec = str(data.get("spec", "unknown"))
+        defaults: dict[str, Any] = {
+            "spec": spec,
+            "name": spec,
+            "kind": "causal",
+            "model_type": "unknown",
+            "layers": main.layers,
+            "heads": main.heads,
+            "kv_heads": main.kv_heads,
+            "head_dim": 0,
+            "vocab_size": 0,
+            "max_positions": None,
+            "sliding_window": None,
+            "layer_types": None,
+            "tokenizer": "unknown",
+            "special_tokens": {},
+            "weights_sha256": None,
+            "tokenizer_sha256": None,
+            "dtype": "unknown",
+            "device": "unknown",
+            "fingerprint": "",
+        }
+        given = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        return cls(**{**defaults, **given, "stacks": stacks})
+
+
+def fingerprint(*parts: object) -> str:
+    """A short stable hash of what identifies a loaded model (weights, tokenizer, dtype, device, spec)."""
+    digest = hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode("utf-8"))
+    return digest.hexdigest()[:20]
 
 
 def _first(config: Any, *names: str) -> Any:

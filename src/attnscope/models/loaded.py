@@ -6,7 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnscope.models.info import ArchitectureInfo
+from attnscope.errors import TooLongError
+from attnscope.models.info import ArchitectureInfo, ModelInfo, fingerprint
 
 
 @dataclass
@@ -37,24 +38,44 @@ class LoadedModel:
         named = getattr(self.tokenizer, "special_tokens_map", {}) or {}
         return {key: str(value) for key, value in named.items() if isinstance(value, str)}
 
-    def info(self) -> dict[str, Any]:
-        """The model block of the CLI's ``--json`` output (and the server's ``/api/model``)."""
-        return {
-            "spec": self.spec,
-            "name": self.name,
-            "kind": self.kind,
-            "layers": self.arch.layers,
-            "heads": self.arch.heads,
-            "kv_heads": self.arch.kv_heads,
-            "head_dim": self.arch.head_dim,
-            "vocab_size": self.arch.vocab_size,
-            "max_positions": self.arch.max_positions,
-            "sliding_window": self.arch.sliding_window,
-            "layer_types": self.arch.layer_types,
-            "stacks": {name: vars(stack) for name, stack in self.arch.stacks.items()},
-            "tokenizer": self.tokenizer_class,
-            "special_tokens": self.special_tokens(),
-            "weights_sha256": self.weights_sha256,
-            "dtype": self.dtype,
-            "device": self.device,
-        }
+    def info(self) -> ModelInfo:
+        """The typed model block of every result (``to_dict()`` is its JSON)."""
+        tokenizer_sha = self.provenance.get("tokenizer_sha256")
+        return ModelInfo(
+            spec=self.spec,
+            name=self.name,
+            kind=self.kind,
+            model_type=self.arch.model_type,
+            layers=self.arch.layers,
+            heads=self.arch.heads,
+            kv_heads=self.arch.kv_heads,
+            head_dim=self.arch.head_dim,
+            vocab_size=self.arch.vocab_size,
+            max_positions=self.arch.max_positions,
+            sliding_window=self.arch.sliding_window,
+            layer_types=self.arch.layer_types,
+            stacks=dict(self.arch.stacks),
+            tokenizer=self.tokenizer_class,
+            special_tokens=self.special_tokens(),
+            weights_sha256=self.weights_sha256 or None,
+            tokenizer_sha256=tokenizer_sha,
+            dtype=self.dtype,
+            device=self.device,
+            fingerprint=self.fingerprint,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies these weights, tokenizer, dtype and device (cache keys use it)."""
+        return fingerprint(
+            self.weights_sha256 or self.provenance.get("source") or self.spec,
+            self.provenance.get("tokenizer_sha256"),
+            self.dtype,
+            self.device,
+        )
+
+    def check_length(self, n_tokens: int, what: str = "the text") -> None:
+        """Refuse ``n_tokens`` beyond the model's context with a clear :class:`TooLongError`."""
+        limit = self.arch.max_positions
+        if limit and n_tokens > limit:
+            raise TooLongError(f"{what} is {n_tokens:,} tokens; {self.name} reads at most {limit:,}")

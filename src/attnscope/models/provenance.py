@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from attnscope.version import __version__
+
 
 def _version(package: str) -> str | None:
     try:
@@ -18,8 +20,6 @@ def _version(package: str) -> str | None:
 
 
 def library_versions() -> dict[str, str | None]:
-    from attnscope import __version__
-
     return {
         "attnscope": __version__,
         "python": platform.python_version(),

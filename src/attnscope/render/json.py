@@ -1,72 +1,67 @@
-"""The analysis JSON shared by ``attnscope analyze --json`` and the server's ``/api/analyze``.
+"""The JSON contracts: one builder per kind of result, shared by the CLI's ``--json`` and the HTTP API.
 
-Shape (stable; other tools depend on it)::
-
-    {"model": {"spec", "name", "kind", "layers", "heads", "kv_heads", "vocab_size", "tokenizer",
-               "weights_sha256", ...},
-     "text": str,
-     "tokens": [{"index", "id", "text", "start", "end", "special"}],
-     "attention": {"layer", "head", "query", "stack", "weights": [one float per key token]},
-     "prediction": {"position", "top": [{"id", "token", "prob"}]} | null,
-     "stats": {"raw": RowStats, "without_special": RowStats},
-     "provenance": {...}}
-
-Weights and probabilities are raw softmax values (no rescaling).
+Every object has ``"schema_version"`` (:data:`attnscope.contracts.SCHEMA_VERSION`) and ``"result"``
+(its kind). The README documents each shape; the tests compare CLI and API answers field by field.
+Weights and probabilities are raw softmax values (no rescaling); NaN and infinities become ``null``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.analysis.stats import row_stats, without_special
-from attnscope.capture.trace import Trace
-from attnscope.errors import OutOfRangeError
+from attnscope.contracts import SCHEMA_VERSION, plain
+from attnscope.errors import InputError
+
+if TYPE_CHECKING:
+    from attnscope.analysis.compare import TraceDifference
+    from attnscope.capture.tokens import Part
+    from attnscope.capture.trace import Trace
+    from attnscope.methods.agreement import MethodComparison
+    from attnscope.methods.heads import HeadReport
+    from attnscope.methods.report import Report
+    from attnscope.methods.run import Attribution
+    from attnscope.models.info import ModelInfo
 
 
-def resolve_query(trace: Trace, query: int, stack: str | None = None) -> int:
-    n_query = len(trace.query_tokens(stack))
-    if isinstance(query, bool) or not -n_query <= int(query) < n_query:
-        raise OutOfRangeError(f"query {query} out of range: {n_query} query tokens (0..{n_query - 1})")
-    return int(query) % n_query
+def _head(result: str, model: ModelInfo | None) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "result": result, "model": None if model is None else model.to_dict()}
 
 
 def analysis_json(
     trace: Trace,
     *,
-    layer: int = -1,
-    head: int | str = "mean",
-    query: int = -1,
+    layer: object = -1,
+    head: object = "mean",
+    query: object = -1,
     top_k: int = 10,
     stack: str | None = None,
+    include_tokens: bool = True,
 ) -> dict[str, Any]:
-    stack_name = stack or trace.default_stack
-    layer_index = trace.resolve_layer(layer, stack_name)
-    query_index = resolve_query(trace, query, stack_name)
-    weights = trace.attention(layer_index, head, rows=[query_index], stack=stack_name)
-    row = weights[0] if weights.ndim == 2 else weights.mean(axis=0)[0]
-    prediction = None
-    if trace.predictions is not None:
-        prediction = {
-            "position": query_index,
-            "top": [c.to_dict() for c in trace.top_predictions(query_index, top_k)],
-        }
+    """``attnscope analyze --json`` and ``POST /api/analyze``: one query row and the prediction."""
+    view = trace.select(layer=layer, head=head, query=query, stack=stack)
+    if view.head is None:
+        raise InputError("an analysis shows one row: choose a head, a list of heads, mean or max (not all)")
+    row = aggregate_attention(trace, layers=list(view.layers), head=view.head, rows=[view.query], stack=view.stack)[0]
+    specials = [t.special for t in trace.key_tokens(view.stack)]
     result: dict[str, Any] = {
-        "model": trace.model,
+        **_head("analysis", trace.model),
         "text": trace.text,
         "tokens": [t.to_dict() for t in trace.tokens],
-        "attention": {
-            "layer": layer_index,
-            "head": head if isinstance(head, str) else trace.resolve_heads(head, stack_name)[0],
-            "query": query_index,
-            "stack": stack_name,
-            "weights": [float(w) for w in row],
-        },
-        "prediction": prediction,
+        "attention": {**view.to_json(), "weights": [float(w) for w in row]},
+        "prediction": _prediction(trace, view.stack, view.query, top_k),
         "stats": {
             "raw": row_stats(row).to_dict(),
-            "without_special": row_stats(
-                without_special(row, [t.special for t in trace.key_tokens(stack_name)])
-            ).to_dict(),
+            "without_special": row_stats(without_special(row, specials)).to_dict(),
+        },
+        "view": {
+            "stacks": trace.stacks(),
+            "layers": trace.num_layers(view.stack),
+            "heads": trace.num_heads(view.stack),
+            "query_tokens": len(trace.query_tokens(view.stack)),
         },
         "provenance": trace.provenance,
     }
@@ -74,4 +69,127 @@ def analysis_json(
         result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
     if trace.parts:
         result["parts"] = [p.to_dict() for p in trace.parts]
+    if not include_tokens:  # a layer/head/query change on the same text: the client has these
+        for key in ("tokens", "target_tokens", "provenance"):
+            result.pop(key, None)
     return result
+
+
+def _prediction(trace: Trace, stack: str, query: int, top_k: int) -> dict[str, Any] | None:
+    """The top-k after the query when it is a position of the predicted sequence; else (an encoder
+    query of an encoder-decoder) after the last decoder position."""
+    if trace.predictions is None:
+        return None
+    predicted = trace.target_tokens if trace.target_tokens is not None else trace.tokens
+    position = query if trace.query_tokens(stack) is predicted else len(predicted) - 1
+    if trace.predictions.top_ids[position, 0] < 0:
+        return None  # not computed (captured with predict="last")
+    return {"position": position, "top": [c.to_dict() for c in trace.top_predictions(position, top_k)]}
+
+
+def units_json(units: list[Any]) -> list[dict[str, Any]]:
+    return [{**unit.to_dict(), "tokens": list(unit.tokens)} for unit in units]
+
+
+def attribution_json(result: Attribution) -> dict[str, Any]:
+    """``attnscope attribute --json`` and ``POST /api/attribute``."""
+    return {
+        **_head("attribution", result.model),
+        "method": result.method,
+        "target": {"text": result.target.get("text"), "ids": result.target.get("ids", [])},
+        "objective": result.target.get("objective"),
+        "query": result.target.get("query"),
+        "granularity": result.granularity,
+        "options": plain(result.options),
+        "units": units_json(result.units),
+        "scores": plain(result.scores),
+        "token_scores": result.scores_by_token(),
+        "details": plain(result.details),
+        "provenance": plain(result.provenance),
+    }
+
+
+def heads_json(report: HeadReport) -> dict[str, Any]:
+    """``attnscope heads --json`` and ``POST /api/heads``: ``metrics[name]`` is (layers, heads)."""
+    trace = report.trace
+    return {
+        **_head("heads", trace.model),
+        "text": trace.text,
+        "n_tokens": len(trace.tokens),
+        "stack": report.stack,
+        "threshold": report.threshold,
+        "metrics": {name: plain(values) for name, values in report.metrics.items()},
+        "labels": report.labels,
+        "note": report.note,
+        "provenance": trace.provenance,
+    }
+
+
+def parts_json(trace: Trace, parts: list[Part], names: list[str], mass: np.ndarray, query: Any) -> dict[str, Any]:
+    """``attnscope parts --json`` and ``POST /api/parts``: mass is (layers, heads, parts + 1)."""
+    return {
+        **_head("parts", trace.model),
+        "text": trace.text,
+        "query": query,
+        "parts": names,
+        "spans": [p.to_dict() for p in parts],
+        "mass": plain(np.round(mass, 6)),
+        "mean_over_heads": plain(np.round(np.nanmean(mass, axis=1), 6)) if mass.size else [],
+        "provenance": trace.provenance,
+    }
+
+
+def agreement_json(comparison: MethodComparison) -> dict[str, Any]:
+    """``attnscope agreement --json`` and ``POST /api/agreement``."""
+    return {
+        **_head("agreement", comparison.trace.model),
+        "text": comparison.trace.text,
+        "granularity": comparison.granularity,
+        "units": units_json(comparison.units),
+        "target": plain(comparison.target),
+        "methods": {name: attribution_json(result) for name, result in comparison.results.items()},
+        "skipped": comparison.skipped,
+        "seconds": comparison.seconds,
+        "agreement": comparison.agreement.to_json(),
+        "provenance": comparison.trace.provenance,
+    }
+
+
+def comparison_json(
+    model: ModelInfo, summaries: list[dict[str, Any]], difference: TraceDifference | None, *, layer: Any, head: Any
+) -> dict[str, Any]:
+    """``attnscope compare --json`` and ``POST /api/compare``."""
+    return {
+        **_head("comparison", model),
+        "prompts": plain(summaries),
+        "difference": None if difference is None else {"layer": layer, "head": head, **difference.to_json()},
+    }
+
+
+def models_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``attnscope models --json`` and ``GET /api/models``."""
+    return {"schema_version": SCHEMA_VERSION, "result": "models", "models": rows}
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """``attnscope report`` writes this beside its HTML page (and the page embeds it)."""
+    from attnscope.methods.report import observations
+
+    comparison, trace = report.comparison, report.comparison.trace
+    prediction = None
+    if trace.predictions is not None and trace.predictions.top_ids[-1, 0] >= 0:
+        prediction = [c.to_dict() for c in trace.top_predictions(-1, 10)]
+    agreement = agreement_json(comparison)
+    heads = heads_json(report.heads)
+    data: dict[str, Any] = {
+        **_head("report", trace.model),
+        "text": report.text,
+        "granularity": comparison.granularity,
+        "prediction": prediction,
+        **{key: agreement[key] for key in ("units", "target", "methods", "skipped", "seconds", "agreement")},
+        "heads": {"metrics": heads["metrics"], "labels": heads["labels"], "note": heads["note"]},
+        "thresholds": report.thresholds,
+        "provenance": trace.provenance,
+    }
+    data["observations"] = observations(data)
+    return data

@@ -1,8 +1,10 @@
 """The server's state: the loaded model (switchable without restart) and recent traces.
 
 One model is shared by all requests; ``capture`` serialises forward passes with the model's lock.
-Traces are cached by (model, text, backend) so that changing layer, head or query re-reads the
-same forward pass instead of running a new one.
+Traces are cached by (model fingerprint, backend, text) so that changing layer, head or query
+re-reads the same forward pass instead of running a new one, and no trace of one model is ever
+answered for another. Long jobs are registered by the id their request names: their progress is
+streamed (``/api/progress/{id}``) and they can be cancelled (``/api/jobs/{id}/cancel``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from attnscope.capture.selection import HeadSelector
 from attnscope.capture.tiles import TileCache, TilePyramid
-from attnscope.capture.trace import HeadSelector, Trace
-from attnscope.errors import AttnscopeError, OutOfRangeError
+from attnscope.capture.trace import Trace
+from attnscope.errors import AttnscopeError, ModelLoadError, NotFoundError
 from attnscope.models.loaded import LoadedModel
+from attnscope.progress import Job
+
+MAX_JOBS = 256  # finished and abandoned job states kept for late readers
 
 Loader = Callable[[str], LoadedModel]
 
@@ -34,17 +40,23 @@ class ModelHost:
     _traces: OrderedDict[str, Trace] = field(default_factory=OrderedDict)
     _keys: dict[tuple[str, str, str], str] = field(default_factory=dict)
     tiles: TileCache = field(default_factory=TileCache)  # heatmap tiles of every trace, LRU in bytes
-    _progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _jobs: dict[str, Job] = field(default_factory=dict)
 
     def load(self, spec: str) -> LoadedModel:
-        """Load ``spec`` and make it current; the previous model serves until the new one is ready."""
+        """Load ``spec`` and make it current; the previous model serves until the new one is ready.
+        Whatever happens, the status leaves ``loading``: a failed load keeps the previous model."""
         with self._switch:
             self.status, self.message = "loading", f"loading {spec}"
             try:
                 model = self.loader(spec)
-            except AttnscopeError as error:
-                self.status, self.message = ("ready" if self.model else "failed"), str(error)
-                raise
+            except Exception as error:
+                failure = (
+                    error if isinstance(error, AttnscopeError) else ModelLoadError(f"could not load {spec!r}: {error}")
+                )
+                self.status, self.message = ("ready" if self.model else "failed"), str(failure)
+                if failure is error:
+                    raise
+                raise failure from error
             with self._lock:
                 self.model = model
                 self._traces.clear()
@@ -60,7 +72,7 @@ class ModelHost:
 
     def trace_for(self, text: str, backend: str, make: Callable[[LoadedModel], Trace]) -> tuple[str, Trace]:
         model = self.current()
-        key = (model.spec, backend, text)
+        key = (model.fingerprint, backend, text)
         with self._lock:
             trace_id = self._keys.get(key)
             if trace_id is not None and trace_id in self._traces:
@@ -80,7 +92,7 @@ class ModelHost:
         with self._lock:
             trace = self._traces.get(trace_id)
         if trace is None:
-            raise OutOfRangeError(f"unknown or expired trace id {trace_id!r}; analyse the text again")
+            raise NotFoundError(f"unknown or expired trace id {trace_id!r}; analyse the text again")
         return trace
 
     def pyramid(self, trace_id: str, layer: int, head: HeadSelector, stack: str | None) -> TilePyramid:
@@ -88,35 +100,43 @@ class ModelHost:
         trace = self.get_trace(trace_id)
         return TilePyramid(trace, layer, head, stack=stack, cache=self.tiles, key=trace_id)
 
-    # --- progress of running analyses (read by the server-sent events route) ---------------------
-    def progress_reporter(self, progress_id: str | None) -> Callable[[int, int], None] | None:
-        if not progress_id:
+    # --- jobs: progress of running requests (server-sent events) and cancellation ---------------
+    def job(self, job_id: str | None) -> Job | None:
+        """The job of a request that named ``job_id`` (None when it named none). A job cancelled
+        before it started stays cancelled: its first progress report stops it."""
+        if not job_id:
             return None
         with self._lock:
-            self._progress[progress_id] = {"done": 0, "total": 0, "finished": False}
-            while len(self._progress) > 256:  # abandoned ids
-                self._progress.pop(next(iter(self._progress)))
+            found = self._jobs.get(job_id)
+            if found is None or found.finished:
+                cancelled = found is not None and found.cancelled and not found.finished
+                found = self._jobs[job_id] = Job(cancelled=cancelled)
+            while len(self._jobs) > MAX_JOBS:
+                self._jobs.pop(next(iter(self._jobs)))
+        return found
 
-        def report(done: int, total: int) -> None:
-            with self._lock:
-                self._progress[progress_id] = {"done": done, "total": total, "finished": False}
+    def finish(self, job: Job | None) -> None:
+        if job is not None:
+            job.finished = True
 
-        return report
-
-    def finish_progress(self, progress_id: str | None) -> None:
-        if progress_id:
-            with self._lock:
-                state = self._progress.get(progress_id, {"done": 0, "total": 0})
-                self._progress[progress_id] = {**state, "finished": True}
-
-    def progress_state(self, progress_id: str) -> dict[str, Any]:
+    def job_state(self, job_id: str) -> dict[str, Any]:
         with self._lock:
-            return dict(self._progress.get(progress_id, {"done": 0, "total": 0, "finished": False}))
+            found = self._jobs.get(job_id)
+        return found.state() if found is not None else dict(Job().state())
 
-    def forget_progress(self, progress_id: str) -> None:
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Ask the job to stop at its next progress report (registered ahead if it has not started)."""
         with self._lock:
-            self._progress.pop(progress_id, None)
+            found = self._jobs.get(job_id)
+            if found is None:
+                found = self._jobs[job_id] = Job()
+        found.cancel()
+        return found.state()
+
+    def forget_job(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
 
     def info(self) -> dict[str, Any]:
         model = self.model
-        return {"status": self.status, "message": self.message, "model": model.info() if model else None}
+        return {"status": self.status, "message": self.message, "model": model.info().to_dict() if model else None}

@@ -598,7 +598,7 @@ function exportJSON() {
 // ---- model picker ----------------------------------------------------------------------------
 async function loadModelInfo() {
   const [info, models] = await Promise.all([getJSON("/api/model"), getJSON("/api/models")]);
-  const installed = models.filter((m) => m.installed);
+  const installed = models.models.filter((m) => m.installed);
   const current = info.model ? info.model.spec : "";
   const options = installed.map((m) => [m.alias, `${m.alias} — ${m.title}`]);
   if (current && !options.some(([alias]) => alias === current)) options.unshift([current, current]);

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import torch
 
-from attnscope.capture.engine import lm_logits
+from attnscope.capture.scoring import next_token_log_probs
+from attnscope.capture.selection import resolve_index
 from attnscope.capture.tokens import Token, check_text, tokenize
 from attnscope.errors import InputError, UnsupportedError
 from attnscope.models.loaded import LoadedModel
@@ -47,18 +48,7 @@ def require_causal(model: LoadedModel, method: str) -> None:
 
 def resolve_query(tokens: list[Token], query: int) -> int:
     n = len(tokens)
-    if isinstance(query, bool) or not -n <= int(query) < n:
-        raise InputError(f"query position {query} out of range: the text has {n} tokens (0..{n - 1})")
-    return int(query) % n
-
-
-def next_token_logits(model: LoadedModel, ids: list[int]) -> torch.Tensor:
-    """(vocab,) logits after the last of ``ids``."""
-    hf = model.model
-    device = next(hf.parameters()).device
-    with model.lock, torch.inference_mode():
-        hidden = hf.base_model(input_ids=torch.tensor([ids], device=device), use_cache=False).last_hidden_state
-        return lm_logits(hf, hidden[0, -1:])[0].to(torch.float32).cpu()
+    return resolve_index(query, n, "query", f"the text ({n} tokens)")
 
 
 def resolve_target(
@@ -80,21 +70,23 @@ def resolve_target(
             raise InputError("the loss objective explains the input itself; do not pass a target")
         if len(tokens) < 2:
             raise InputError("the loss objective needs at least two tokens")
+        model.check_length(len(ids))
         return Target("loss", len(tokens) - 1, ids[1:], None)
     if objective not in ("next-token", "continuation"):
         raise InputError(f"unknown objective {objective!r}; use next-token, continuation or loss")
     if target is None:
         if objective == "continuation":
             raise InputError("the continuation objective needs a target text")
-        logits = next_token_logits(model, ids[: position + 1])
-        best = int(logits.argmax())
-        probability = float(torch.softmax(logits, dim=-1)[best])
+        logprobs = next_token_log_probs(model, ids[: position + 1])
+        best = int(logprobs.argmax())
+        probability = float(torch.exp(logprobs[best]))
         text = model.tokenizer.decode([best])
         return Target("next-token", position, [best], text, {"prob": probability})
     target = check_text(target)
     target_ids = [t.id for t in tokenize(model.tokenizer, target, add_special_tokens=False)]
     if not target_ids:
         raise InputError("the target text gives no tokens")
+    model.check_length(position + 1 + len(target_ids), "the text with its target")
     kind = "next-token" if objective == "next-token" else "continuation"
     if kind == "next-token" and len(target_ids) != 1:
         raise InputError(f"the target {target!r} is {len(target_ids)} tokens; the next-token objective needs one")

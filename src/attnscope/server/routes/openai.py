@@ -11,21 +11,33 @@ not echoed.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from typing import Any
 
 import torch
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field
 
-from attnscope.capture.engine import lm_logits
+from attnscope.capture.scoring import position_log_probs
 from attnscope.capture.tokens import check_text, tokenize
-from attnscope.errors import InputError
+from attnscope.errors import AuthenticationError, InputError
 from attnscope.server.host import ModelHost
 
 MAX_COMPLETION_TOKENS = 256
-MAX_PROMPT_CHARS = 200_000
+
+
+def bearer(api_key: str | None) -> Any:
+    """A dependency that checks ``Authorization: Bearer <api_key>`` (nothing when no key is set)."""
+
+    def check(authorization: str | None = Header(None)) -> None:
+        if api_key is None:
+            return
+        if authorization is None or not secrets.compare_digest(authorization.encode(), f"Bearer {api_key}".encode()):
+            raise AuthenticationError("missing or wrong API key (send Authorization: Bearer <key>)")
+
+    return check
 
 
 class CompletionRequest(BaseModel):
@@ -40,36 +52,25 @@ class CompletionRequest(BaseModel):
 
 def _logprob_block(model: Any, ids: list[int], k: int | None) -> tuple[list[float | None], list[Any]]:
     """log p(ids[i] | ids[:i]) for every position (None for the first) and top-k dicts."""
-    hf = model.model
-    device = next(hf.parameters()).device
-    with model.lock, torch.inference_mode():
-        hidden = hf.base_model(input_ids=torch.tensor([ids], device=device), use_cache=False).last_hidden_state[0]
-        values: list[float | None] = [None]
-        tops: list[Any] = [None]
-        for begin in range(0, len(ids) - 1, 256):
-            end = min(len(ids) - 1, begin + 256)
-            logprobs = torch.log_softmax(lm_logits(hf, hidden[begin:end]).float(), dim=-1)  # predicts begin+1..end
-            following = torch.tensor(ids[begin + 1 : end + 1], device=device)
-            values += logprobs[torch.arange(end - begin), following].tolist()
-            if k:
-                best = logprobs.topk(k, dim=-1)
-                for row_values, row_ids in zip(best.values.tolist(), best.indices.tolist(), strict=True):
-                    row: dict[str, float] = {}
-                    for token_id, value in zip(row_ids, row_values, strict=True):
-                        row.setdefault(model.tokenizer.decode([token_id]), value)  # byte pieces may share "�"
-                    tops.append(row)
-            else:
-                tops += [None] * (end - begin)
-    return values, tops
+    values, tops = position_log_probs(model, ids, k)
+    rows: list[Any] = []
+    for top in tops:
+        if top is None:
+            rows.append(None)
+            continue
+        row: dict[str, float] = {}
+        for token_id, value in top:
+            row.setdefault(model.tokenizer.decode([token_id]), value)  # byte pieces may share "�"
+        rows.append(row)
+    return values, rows
 
 
 def _complete(model: Any, prompt: str, request: CompletionRequest) -> dict[str, Any]:
     prompt = check_text(prompt)
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(f"prompt is {len(prompt):,} characters; this server accepts {MAX_PROMPT_CHARS:,}")
     tokens = tokenize(model.tokenizer, prompt)
     if not tokens:
         raise InputError("the prompt gives no tokens")
+    model.check_length(len(tokens) + request.max_tokens, "the prompt with max_tokens")
     ids = [t.id for t in tokens]
     generated: list[int] = []
     if request.max_tokens:
@@ -117,8 +118,10 @@ def _complete(model: Any, prompt: str, request: CompletionRequest) -> dict[str, 
     }
 
 
-def add_openai_routes(app: FastAPI, host: ModelHost) -> None:
-    @app.post("/v1/completions", summary="OpenAI-compatible completions with log-probabilities (greedy)")
+def router(host: ModelHost, api_key: str | None = None) -> APIRouter:
+    api = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(bearer(api_key))])
+
+    @api.post("/completions", summary="OpenAI-compatible completions with log-probabilities (greedy)")
     def completions(request: CompletionRequest) -> dict[str, Any]:
         model = host.current()
         if model.kind != "causal" or not model.has_lm_head:
@@ -147,3 +150,5 @@ def add_openai_routes(app: FastAPI, host: ModelHost) -> None:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    return api

@@ -13,13 +13,16 @@ function of the input embeddings ``e`` (what the model's embedding layer outputs
   is where causal LMs park spare attention (the attention sink): moving it moves every head, and
   the path from the baseline becomes erratic (SmolLM2 on the English example: total variation of
   ``f`` along the path 51 with it, 14.1 without, against ``|f(e) − f(b)|`` = 14.0). The result
-  reports the completeness gap ``delta = Σ scores − (f(e) − f(b))``; more steps shrink it. The
+  reports the completeness gap ``delta = Σ scores − (f(e) − f(b))``; more steps shrink it. With
+  ``steps="auto"`` (the default) the step count grows 32 → 96 → 288 → 864 (each stage reuses every
+  gradient of the one before: the midpoints of ``n`` steps are midpoints of ``3n``) until
+  ``|delta| ≤ 5 %`` of ``|f(e) − f(b)|``, and stops at 864 steps with a warning when it is not. The
   zero vector is a poor baseline for RMSNorm models (Llama, Qwen, SmolLM2): ``f`` jumps between
   ``α = 0`` and ``α = 10⁻⁴`` (the norm of a vanishing vector is its direction), so no number of
   steps closes the gap.
 
 Tokens after ``query`` cannot influence a causal model's prediction at ``query``: they get 0.
-Torch is imported when a method runs, not when the registry lists it.
+Every backward pass reports progress and may be cancelled (:mod:`attnscope.progress`).
 """
 
 from __future__ import annotations
@@ -28,21 +31,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-from attnscope.analysis.registry import register
+from attnscope.attribution.targets import Target, require_causal
+from attnscope.capture import scoring
+from attnscope.capture.tokens import Token
 from attnscope.errors import InputError
+from attnscope.progress import Progress, report
 
 if TYPE_CHECKING:
-    import torch
-
-    from attnscope.analysis.targets import Target
-    from attnscope.capture.tokens import Token
     from attnscope.models.loaded import LoadedModel
 
 GRADIENT_METHODS = ("grad-norm", "grad-x-input", "integrated-gradients")
-DEFAULT_IG_STEPS = 32
 BASELINES = ("mean", "pad", "zero")
 IG_BATCH = 8  # interpolation points per backward pass
+IG_FIRST_STEPS = 32  # steps="auto": 32, 96, 288, 864
+IG_MAX_STEPS = 864
+IG_TOLERANCE = 0.05  # |delta| <= 5 % of |f(e) - f(b)|
+MAX_STEPS = 4096  # an explicit step count may be at most this
 
 
 @dataclass
@@ -52,31 +58,22 @@ class GradientResult:
     details: dict[str, Any] = field(default_factory=dict)  # integrated gradients: baseline value, delta, steps
 
 
-def _objective(model: LoadedModel, target: Target, embeds: torch.Tensor) -> torch.Tensor:
+def objective(model: LoadedModel, target: Target, embeds: torch.Tensor) -> torch.Tensor:
     """(batch,) f for a (batch, tokens, hidden) batch of input embeddings (see the module docstring)."""
-    import torch
-
-    from attnscope.capture.engine import lm_logits
-
     hf = model.model
     if target.objective == "loss":
-        hidden = hf.base_model(inputs_embeds=embeds, use_cache=False).last_hidden_state  # (batch, tokens, hidden)
-        logits = lm_logits(hf, hidden[:, :-1]).float()
-        ids = torch.tensor(target.ids, device=embeds.device)
-        return torch.log_softmax(logits, dim=-1)[:, torch.arange(len(ids)), ids].mean(dim=-1)
+        hidden, _ = scoring.hidden_states(model, inputs_embeds=embeds)  # (batch, tokens, hidden)
+        return scoring.picked(scoring.log_probs(model, hidden[:, :-1]), target.ids).mean(dim=-1)
     target_ids = torch.tensor(target.ids, device=embeds.device)
     extra = hf.get_input_embeddings()(target_ids[:-1])  # the target tokens but the last follow the query
     full = torch.cat([embeds, extra[None].expand(embeds.shape[0], -1, -1)], dim=1)
-    hidden = hf.base_model(inputs_embeds=full, use_cache=False).last_hidden_state
+    hidden, _ = scoring.hidden_states(model, inputs_embeds=full)
     positions = torch.arange(embeds.shape[1] - 1, full.shape[1], device=embeds.device)  # predict each target token
-    logits = lm_logits(hf, hidden[:, positions]).float()
-    return torch.log_softmax(logits, dim=-1)[:, torch.arange(len(target_ids)), target_ids].sum(dim=-1)
+    return scoring.picked(scoring.log_probs(model, hidden[:, positions]), target_ids).sum(dim=-1)
 
 
 def _baseline_vector(model: LoadedModel, baseline: str) -> torch.Tensor:
     """(hidden,) the embedding every ordinary token is replaced by at α = 0."""
-    import torch
-
     embedding = model.model.get_input_embeddings()
     weight = embedding.weight.detach().float()
     if baseline == "zero":
@@ -92,85 +89,123 @@ def _baseline_vector(model: LoadedModel, baseline: str) -> torch.Tensor:
     return embedding(torch.tensor([int(token)], device=weight.device))[0].detach().float()
 
 
+def check_steps(steps: int | str) -> int | str:
+    """``"auto"`` or an int in 1..MAX_STEPS, else an :class:`InputError`."""
+    if steps == "auto":
+        return "auto"
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= int(steps) <= MAX_STEPS:
+        raise InputError(f"integrated-gradients steps must be 'auto' or an integer between 1 and {MAX_STEPS}")
+    return int(steps)
+
+
 def gradient_attribution(
     model: LoadedModel,
     tokens: list[Token],
     target: Target,
     method: str = "grad-x-input",
     *,
-    steps: int = DEFAULT_IG_STEPS,
+    steps: int | str = "auto",
     baseline: str = "mean",
+    progress: Progress | None = None,
 ) -> GradientResult:
     """Scores per token of ``tokens`` for ``target`` by ``method`` (see the module docstring)."""
-    import torch
-
-    from attnscope.analysis.targets import require_causal
-
     require_causal(model, method)
     if method not in GRADIENT_METHODS:
         raise InputError(f"unknown gradient method {method!r}; use one of {', '.join(GRADIENT_METHODS)}")
-    if method == "integrated-gradients" and not 1 <= int(steps) <= 1024:
-        raise InputError("integrated-gradients steps must be between 1 and 1024")
+    steps = check_steps(steps)
     if baseline not in BASELINES:
         raise InputError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)}")
     hf = model.model
-    device = next(hf.parameters()).device
+    device = scoring.device_of(model)
     used = len(tokens) if target.objective == "loss" else target.query + 1  # tokens that can matter
     ids = torch.tensor([[t.id for t in tokens[:used]]], device=device)
     scores = np.zeros(len(tokens), dtype=np.float64)
-    details: dict[str, Any] = {}
     with model.lock, torch.enable_grad():
         embeds = hf.get_input_embeddings()(ids).detach().float()  # (1, used, hidden)
         if method != "integrated-gradients":
+            report(progress, 0, 1, method)
             embeds.requires_grad_(True)
-            objective = _objective(model, target, embeds.to(hf.dtype))
-            (gradient,) = torch.autograd.grad(objective.sum(), embeds)
+            value = objective(model, target, embeds.to(hf.dtype))
+            (gradient,) = torch.autograd.grad(value.sum(), embeds)
             gradient = gradient[0].double()
             token_scores = (
                 gradient.norm(dim=-1) if method == "grad-norm" else (gradient * embeds[0].detach().double()).sum(dim=-1)
             )
             scores[:used] = token_scores.cpu().numpy()
-            return GradientResult(scores, float(objective.item()), details)
-
+            report(progress, 1, 1, method)
+            return GradientResult(scores, float(value.item()), {})
         keep = torch.tensor([t.special or t.index == 0 for t in tokens[:used]], device=device)[:, None]  # anchors
         reference = _baseline_vector(model, baseline).to(embeds.dtype)  # (hidden,)
         start = torch.where(keep, embeds[0], reference[None].expand_as(embeds[0]))  # (used, hidden)
-        difference = embeds[0] - start
-        total = torch.zeros_like(embeds[0], dtype=torch.float64)
-        alphas = (torch.arange(int(steps), dtype=torch.float32, device=device) + 0.5) / int(steps)
-        for begin in range(0, int(steps), IG_BATCH):
+        token_scores, details = _integrate(model, target, embeds[0], start, steps, progress)
+    scores[:used] = token_scores
+    details = {"baseline": f"{baseline} embedding (special tokens and the first position kept)", **details}
+    return GradientResult(scores, details["f_input"], details)
+
+
+def _integrate(
+    model: LoadedModel,
+    target: Target,
+    embeds: torch.Tensor,
+    start: torch.Tensor,
+    steps: int | str,
+    progress: Progress | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(used,) integrated-gradients scores from ``start`` to ``embeds`` (both (used, hidden)) and details."""
+    hf = model.model
+    device = embeds.device
+    difference = embeds - start
+    with torch.inference_mode():
+        value = float(objective(model, target, embeds[None].to(hf.dtype)).item())
+        base_value = float(objective(model, target, start[None].to(hf.dtype)).item())
+    span = value - base_value
+    total = torch.zeros_like(embeds, dtype=torch.float64)  # sum of gradients over the midpoints so far
+    plan = [int(steps)] if steps != "auto" else _auto_plan()
+    done, tried = 0, []
+    count = 0
+    token_scores = np.zeros(embeds.shape[0])
+    delta = float("nan")
+    for stage in plan:
+        # midpoints (j + 1/2) / stage not already computed at stage / 3 (those have j = 3s + 1)
+        fresh = [j for j in range(stage) if not (count and stage == 3 * count and j % 3 == 1)]
+        if count and stage != 3 * count:
+            total.zero_()  # a plan that does not triple starts over (explicit step counts)
+        alphas = (torch.tensor(fresh, dtype=torch.float32, device=device) + 0.5) / stage
+        for begin in range(0, len(alphas), IG_BATCH):
+            report(progress, done, done + len(alphas) - begin, f"integrated gradients ({stage} steps)")
             alpha = alphas[begin : begin + IG_BATCH][:, None, None]
             points = (start[None] + alpha * difference[None]).requires_grad_(True)  # (batch, used, hidden)
-            values = _objective(model, target, points.to(hf.dtype))
+            values = objective(model, target, points.to(hf.dtype))
             (gradient,) = torch.autograd.grad(values.sum(), points)
             total += gradient.double().sum(dim=0)
-        with torch.inference_mode():
-            value = float(_objective(model, target, embeds.to(hf.dtype)).item())
-            base_value = float(_objective(model, target, start[None].to(hf.dtype)).item())
-    token_scores = (difference.double() * total / int(steps)).sum(dim=-1)
-    scores[:used] = token_scores.detach().cpu().numpy()
-    details = {
-        "steps": int(steps),
-        "baseline": f"{baseline} embedding (special tokens and the first position kept)",
+            done += len(alpha)
+        count = stage
+        tried.append(stage)
+        token_scores = (difference.double() * total / stage).sum(dim=-1).detach().cpu().numpy()
+        delta = float(token_scores.sum() - span)
+        if abs(delta) <= IG_TOLERANCE * abs(span):
+            break
+    converged = abs(delta) <= IG_TOLERANCE * abs(span)
+    details: dict[str, Any] = {
+        "steps": count,
+        "steps_tried": tried,
         "f_input": value,
         "f_baseline": base_value,
-        "delta": float(scores.sum() - (value - base_value)),
+        "delta": delta,
+        "tolerance": IG_TOLERANCE,
+        "converged": converged,
     }
-    return GradientResult(scores, value, details)
+    if not converged:
+        details["warning"] = (
+            f"integrated gradients have not converged: |delta| = {abs(delta):.4g} is more than "
+            f"{IG_TOLERANCE:.0%} of |f(input) - f(baseline)| = {abs(span):.4g} after {count} steps"
+            + ("" if steps != "auto" else f" (the automatic limit is {IG_MAX_STEPS})")
+        )
+    return token_scores, details
 
 
-@register("grad-norm", "attribution", "L2 norm of the gradient of the target log-probability w.r.t. each embedding")
-def grad_norm(model: LoadedModel, tokens: list[Token], target: Target) -> GradientResult:
-    return gradient_attribution(model, tokens, target, "grad-norm")
-
-
-@register("grad-x-input", "attribution", "gradient x input: signed first-order contribution of each embedding")
-def grad_x_input(model: LoadedModel, tokens: list[Token], target: Target) -> GradientResult:
-    return gradient_attribution(model, tokens, target, "grad-x-input")
-
-
-@register("integrated-gradients", "attribution", "integrated gradients from a mean-embedding baseline, with delta")
-def integrated_gradients(
-    model: LoadedModel, tokens: list[Token], target: Target, steps: int = DEFAULT_IG_STEPS, baseline: str = "mean"
-) -> GradientResult:
-    return gradient_attribution(model, tokens, target, "integrated-gradients", steps=steps, baseline=baseline)
+def _auto_plan() -> list[int]:
+    plan = [IG_FIRST_STEPS]
+    while plan[-1] * 3 <= IG_MAX_STEPS:
+        plan.append(plan[-1] * 3)
+    return plan

@@ -1,4 +1,4 @@
-"""Probe inputs built from a model's own vocabulary (for head metrics such as induction)."""
+"""Probe inputs built from a model's own vocabulary, run through the model (the induction probe of head metrics)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def repeated_random_words(tokenizer: Any, length: int = 40, *, seed: int = 0) ->
             if len(words) == length:
                 return "".join(words) * 2, length
     raise UnsupportedError(f"the vocabulary has fewer than {length} single-token words")
+
+
+def measure_induction(model: Any, *, backend: str = "auto") -> tuple[np.ndarray | None, str | None]:
+    """(layers, heads) induction scores of ``model`` on :func:`repeated_random_words`, or None and a
+    note saying why they were not measured (encoders, vocabularies without enough words)."""
+    from attnscope.analysis.heads import induction_scores
+    from attnscope.capture.engine import capture
+
+    if model.kind != "causal":
+        return None, "induction is measured on causal models only"
+    try:
+        probe, period = repeated_random_words(model.tokenizer)
+    except UnsupportedError as error:
+        return None, f"induction not measured: {error}"
+    return induction_scores(capture(model, probe, backend=backend, predict="none"), period), None  # type: ignore[arg-type]

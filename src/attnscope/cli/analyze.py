@@ -1,0 +1,74 @@
+"""``attnscope analyze``: attention from one token and the next-token prediction."""
+
+from __future__ import annotations
+
+import argparse
+
+from attnscope.cli import common
+
+
+def add(commands: argparse._SubParsersAction) -> None:
+    analyze = commands.add_parser(
+        "analyze",
+        help="attention from one token and the next-token prediction",
+        description="Run the model once over TEXT; show the attention of one query token (default: the last) "
+        "in one layer (default: the last) averaged over heads, and the top next-token candidates.",
+    )
+    common.add_text(analyze)
+    analyze.add_argument("--layer", default="-1", help="layer index (negative from the end), a range 4-7 or all (mean)")
+    analyze.add_argument("--head", default="mean", help="head index, a list 1,3 (their mean), mean (default) or max")
+    analyze.add_argument("--query", type=int, default=-1, help="query token index (default -1: the last token)")
+    analyze.add_argument(
+        "--stack", choices=("encoder", "decoder", "cross"), default=None, help="attention stack (encoder-decoders)"
+    )
+    analyze.add_argument("--top-k", type=int, default=10, help="how many next-token candidates (1-100, default 10)")
+    analyze.add_argument("--target", default=None, help="encoder-decoders: decoder-side text")
+    analyze.add_argument("--save", metavar="PATH", help="also save the whole trace (.safetensors) to PATH")
+    common.add_model_options(analyze)
+    common.add_output_options(analyze)
+    analyze.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from attnscope.capture.selection import parse_head, parse_layers
+    from attnscope.errors import InputError
+
+    text = common.read_text(args.text)
+    if not 1 <= args.top_k <= 100:
+        raise InputError("--top-k must be between 1 and 100")
+    layer, head = parse_layers(args.layer), parse_head(args.head)
+    model = common.load(args)
+    from attnscope.capture import capture
+    from attnscope.capture.selection import default_stack
+    from attnscope.render.json import analysis_json
+    from attnscope.render.text import analysis_text
+
+    stack = args.stack or default_stack(model.kind)
+    if stack not in model.arch.stacks:
+        raise InputError(f"--stack {stack}: this {model.kind} model has stacks {', '.join(sorted(model.arch.stacks))}")
+    common.say(args)("capturing …")
+    # Without --save only what is shown is computed: the layers shown, predictions at the last position.
+    layers = None if args.save or not isinstance(layer, int) else [layer]
+    predict = "last" if args.query == -1 and not args.save else "all"
+    trace = common.run_job(
+        args,
+        lambda bar: capture(
+            model,
+            text,
+            target=args.target,
+            backend=args.backend,
+            layers=layers,
+            top_k=args.top_k,
+            predict=predict,
+            progress=bar,
+        ),
+    )
+    result = analysis_json(trace, layer=layer, head=head, query=args.query, top_k=args.top_k, stack=stack)
+    if args.save:
+        path = trace.save(args.save)
+        common.say(args)(f"saved trace to {path}")
+    if args.json:
+        common.emit(result)
+    else:
+        print(analysis_text(result))
+    return 0

@@ -1,0 +1,141 @@
+"""What the CLI's commands share: the input and model options, reading text, loading, progress, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from attnscope.errors import InputError
+
+if TYPE_CHECKING:
+    from attnscope.models.loaded import LoadedModel
+
+EXAMPLE_ZH = "我爱中国，他的首都在于"
+
+
+def add_text(command: argparse.ArgumentParser) -> None:
+    command.add_argument("text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input")
+
+
+def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True) -> None:
+    """--model, --device, --dtype, --trust-remote-code (and --backend): every command that loads a model."""
+    group = command.add_argument_group("model")
+    group.add_argument("--model", "-m", default=None, help="catalog alias, hub id, folder, .gguf or tiny:<family>")
+    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    group.add_argument("--dtype", default=None, help="float32 (CPU default), float16 (CUDA default) or bfloat16")
+    group.add_argument(
+        "--trust-remote-code", action="store_true", help="let transformers run code shipped with a hub model"
+    )
+    if backend:
+        group.add_argument(
+            "--backend", choices=("auto", "full", "qk"), default="auto", help="attention capture (default auto)"
+        )
+
+
+def add_output_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", action="store_true", help="print one JSON object (the HTTP API's answer)")
+    command.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+
+
+def read_text(value: str) -> str:
+    from attnscope.capture.tokens import check_text
+
+    if value == "-":
+        return check_text(sys.stdin.buffer.read())
+    return check_text(value)
+
+
+def say(args: argparse.Namespace) -> Any:
+    """A function printing status lines on stderr unless ``--quiet``."""
+    quiet = getattr(args, "quiet", False)
+
+    def line(message: str) -> None:
+        if not quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    return line
+
+
+class ProgressBar:
+    """``progress(done, total, stage)`` drawn as one line on an interactive stderr."""
+
+    width = 30
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, done: int, total: int, stage: str = "") -> None:
+        filled = round(self.width * done / max(total, 1))
+        label = stage or "working"
+        print(f"\r{label} [{'█' * filled}{'·' * (self.width - filled)}] {done}/{total}\033[K", end="", file=sys.stderr)
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+            self.shown = False
+
+
+def progress_bar(args: argparse.Namespace) -> ProgressBar | None:
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        return None
+    return ProgressBar()
+
+
+def quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def model_spec(requested: str | None) -> str:
+    """The spec to load: the one given, or the default catalog model (or an installed fallback, with a
+    note on stderr). Blank specs are refused, not silently replaced."""
+    from attnscope.models.catalog import resolve_default
+
+    if requested is not None:
+        if not requested.strip():
+            raise InputError("--model is empty; name a model (attnscope models lists them)")
+        return requested.strip()
+    spec, note = resolve_default()
+    if note:
+        print(note, file=sys.stderr)
+    return spec
+
+
+def load(args: argparse.Namespace) -> LoadedModel:
+    """The model the command's options name, loaded with status lines on stderr."""
+    spec = model_spec(args.model)
+    quiet_libraries()
+    from attnscope.models import load_model
+
+    line = say(args)
+    line(f"loading {spec} …")
+    return load_model(
+        spec,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=getattr(args, "trust_remote_code", False),
+        progress=line,
+    )
+
+
+def emit(data: dict[str, Any]) -> None:
+    print(json.dumps(data, ensure_ascii=False))
+
+
+def run_job(args: argparse.Namespace, job: Any) -> Any:
+    """``job(progress)`` with a progress bar on an interactive terminal."""
+    bar = progress_bar(args)
+    try:
+        return job(bar)
+    finally:
+        if bar is not None:
+            bar.close()

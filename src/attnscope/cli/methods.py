@@ -1,0 +1,193 @@
+"""``attnscope methods``, ``attnscope attribute`` and ``attnscope agreement``: the method catalogue and its use.
+
+The choices of ``--method`` and the method options (``--steps``, ``--mode``, ...) come from the
+catalogue (:mod:`attnscope.methods.catalogue`), so a registered method is usable here at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from attnscope.cli import common
+from attnscope.errors import InputError
+from attnscope.methods import catalogue
+
+
+def add(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser(
+        "methods",
+        help="list the methods: what each needs, its options and limits",
+        description="The method catalogue; --json prints the same object as GET /api/methods.",
+    )
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--markdown", action="store_true", help="the README's method table")
+    listing.set_defaults(run=run_methods)
+
+    names = catalogue.attribution_names()
+    attribute = commands.add_parser(
+        "attribute",
+        help="token importance for a prediction by one method",
+        description="Score every unit of TEXT (token, word, sentence or paragraph) for the prediction made at the "
+        "last token (or --query): one raw score per unit. Methods: " + ", ".join(names) + ".",
+    )
+    common.add_text(attribute)
+    attribute.add_argument("--method", required=True, choices=names)
+    _add_target_options(attribute)
+    attribute.add_argument("--granularity", choices=catalogue.GRANULARITIES, default="token")
+    attribute.add_argument("--query", type=int, default=-1, help="token whose prediction is explained (default -1)")
+    _add_method_options(attribute)
+    scorer = attribute.add_argument_group("black-box scoring (occlusion)")
+    scorer.add_argument(
+        "--scorer-url", default=None, help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
+    )
+    scorer.add_argument(
+        "--scorer-api",
+        choices=("completions", "chat"),
+        default="completions",
+        help="completions: echoed prompt log-probabilities (any target); chat: the answer's first token",
+    )
+    scorer.add_argument("--scorer-model", default=None, help="model name sent to the endpoint")
+    scorer.add_argument(
+        "--scorer-api-key-env",
+        metavar="VARIABLE",
+        default=None,
+        help="name of the environment variable holding the key",
+    )
+    common.add_model_options(attribute)
+    common.add_output_options(attribute)
+    attribute.set_defaults(run=run_attribute)
+
+    agreement = commands.add_parser(
+        "agreement",
+        help="every attribution method on TEXT and how well their rankings agree",
+        description="Run the token attribution methods on TEXT and print Spearman's rho between their unit scores.",
+    )
+    common.add_text(agreement)
+    agreement.add_argument("--methods", nargs="+", choices=names, default=None)
+    agreement.add_argument("--granularity", choices=catalogue.GRANULARITIES, default="word")
+    agreement.add_argument("--target", default=None, help="text to explain instead of the predicted next token")
+    _add_method_options(agreement)
+    common.add_model_options(agreement)
+    common.add_output_options(agreement)
+    agreement.set_defaults(run=run_agreement)
+
+
+def _add_target_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--target", default=None, help="text to explain instead of the predicted next token")
+    command.add_argument(
+        "--objective",
+        choices=("next-token", "continuation", "loss"),
+        default=None,
+        help="what gradient/occlusion methods explain (default: next-token, or continuation with --target)",
+    )
+
+
+def _add_method_options(command: argparse.ArgumentParser) -> None:
+    """One flag per option name of the catalogue's attribution methods (checked by the catalogue)."""
+    group = command.add_argument_group("method options (attnscope methods lists them)")
+    seen: dict[str, list[str]] = {}
+    helps: dict[str, str] = {}
+    for spec in catalogue.methods(scores_tokens=True):
+        for option in spec.options:
+            seen.setdefault(option.name, []).append(spec.name)
+            helps.setdefault(option.name, f"{option.help} (default {option.default})")
+    for name, owners in seen.items():
+        group.add_argument(f"--{name}", default=None, metavar=name.upper(), help=f"{', '.join(owners)}: {helps[name]}")
+
+
+def method_options(args: argparse.Namespace, method: str | None) -> dict[str, Any]:
+    """The method options given on the command line (those of other methods are refused)."""
+    given = {
+        option.name: getattr(args, option.name, None)
+        for spec in catalogue.methods(scores_tokens=True)
+        for option in spec.options
+        if getattr(args, option.name, None) is not None
+    }
+    if method is not None:
+        spec = catalogue.get(method)
+        for name in given:
+            spec.option(name)  # an InputError for an option this method does not have
+    return given
+
+
+def run_methods(args: argparse.Namespace) -> int:
+    from attnscope.render.tables import methods_markdown, methods_text
+
+    body = catalogue.catalogue_json()
+    if args.json:
+        common.emit(body)
+    else:
+        print(methods_markdown(body) if args.markdown else methods_text(body))
+    return 0
+
+
+def _scorer(args: argparse.Namespace) -> Any:
+    if not args.scorer_url:
+        for flag in ("scorer_model", "scorer_api_key_env"):
+            if getattr(args, flag):
+                raise InputError(f"--{flag.replace('_', '-')} is for --scorer-url")
+        return None
+    if args.method != "occlusion":
+        raise InputError("--scorer-url is for --method occlusion")
+    from attnscope.attribution.scorers import http
+
+    kind = http.OpenAIChatScorer if args.scorer_api == "chat" else http.OpenAICompletionsScorer
+    return kind(args.scorer_url, args.scorer_model, api_key_env=args.scorer_api_key_env)
+
+
+def run_attribute(args: argparse.Namespace) -> int:
+    text = common.read_text(args.text)
+    options = method_options(args, args.method)
+    scorer = _scorer(args)
+    # a black-box scorer alone explains a remote model: no local model unless --model names one
+    model = None if scorer is not None and args.model is None else common.load(args)
+    from attnscope.methods.run import attribute
+    from attnscope.render.json import attribution_json
+    from attnscope.render.tables import attribution_text
+
+    common.say(args)(f"{args.method} …")
+    result = common.run_job(
+        args,
+        lambda bar: attribute(
+            model,
+            text,
+            args.method,
+            target=args.target,
+            objective=args.objective,
+            granularity=args.granularity,
+            query=args.query,
+            scorer=scorer,
+            backend=args.backend,
+            progress=bar,
+            **options,
+        ),
+    )
+    body = attribution_json(result)
+    if args.json:
+        common.emit(body)
+    else:
+        print(attribution_text(body))
+    return 0
+
+
+def run_agreement(args: argparse.Namespace) -> int:
+    text = common.read_text(args.text)
+    options = method_options(args, None)
+    model = common.load(args)
+    from attnscope.methods.agreement import compare_methods
+    from attnscope.render.json import agreement_json
+    from attnscope.render.tables import agreement_text
+
+    comparison = common.run_job(
+        args,
+        lambda bar: compare_methods(
+            model, text, methods=args.methods, granularity=args.granularity, target=args.target, progress=bar, **options
+        ),
+    )
+    body = agreement_json(comparison)
+    if args.json:
+        common.emit(body)
+    else:
+        print(agreement_text(body))
+    return 0

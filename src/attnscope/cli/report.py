@@ -1,0 +1,70 @@
+"""``attnscope report``: every method, their agreement and the head metrics in one self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from attnscope.cli import common
+from attnscope.cli.methods import method_options
+from attnscope.errors import InputError
+from attnscope.methods import catalogue
+
+
+def add(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report",
+        help="a self-contained HTML report (and JSON) with every method, agreement and head metrics",
+        description="Run every attribution method on TEXT, compare their rankings, measure every head, and write "
+        "PATH.html with the same data as PATH.json beside it.",
+    )
+    common.add_text(report)
+    report.add_argument("--out", required=True, metavar="PATH.html")
+    report.add_argument("--granularity", choices=catalogue.GRANULARITIES, default="word")
+    report.add_argument("--methods", nargs="+", default=None, choices=catalogue.attribution_names())
+    report.add_argument("--target", default=None)
+    report.add_argument("--steps", default=None, help="integrated-gradients steps (default auto)")
+    common.add_model_options(report)
+    report.add_argument("--quiet", "-q", action="store_true")
+    report.set_defaults(run=run)
+
+
+def _write(path: Path, content: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(content, encoding="utf-8")
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    text = common.read_text(args.text)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError("--out must name an .html file (the JSON is written beside it)")
+    if not out.parent.is_dir():
+        raise InputError(f"--out: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise InputError(f"--out: {out} is a folder")
+    options = method_options(args, None)
+    model = common.load(args)
+    from attnscope.methods.report import explain
+    from attnscope.render.html import report_html
+    from attnscope.render.json import report_json
+
+    common.say(args)("running every method …")
+    report = common.run_job(
+        args,
+        lambda bar: explain(
+            model, text, methods=args.methods, granularity=args.granularity, target=args.target, progress=bar, **options
+        ),
+    )
+    data = report_json(report)
+    json_path = out.with_suffix(".json")
+    _write(out, report_html(data))
+    _write(json_path, json.dumps(data, ensure_ascii=False, indent=1))
+    print(f"wrote {out} and {json_path}")
+    return 0

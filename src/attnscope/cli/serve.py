@@ -1,0 +1,67 @@
+"""``attnscope serve``: the web app (and the JSON API, and OpenAI-compatible endpoints) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from attnscope.cli import common
+from attnscope.errors import InputError
+
+
+def add(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="start the web app",
+        description="Load a model and serve the interactive explorer on http://HOST:PORT (127.0.0.1 by default).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--open", action="store_true", help="open the page in a browser")
+    serve.add_argument(
+        "--api-key-env",
+        metavar="VARIABLE",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on /v1 endpoints, KEY read from this environment variable",
+    )
+    common.add_model_options(serve, backend=False)
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port must be between 1 and 65535; got {args.port}")
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise InputError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    spec = common.model_spec(args.model)
+    common.quiet_libraries()
+    import uvicorn
+
+    from attnscope.models import load_model
+    from attnscope.server.app import create_app
+    from attnscope.server.host import ModelHost
+
+    line = common.say(args)
+
+    def loader(name: str) -> object:
+        line(f"loading {name} …")
+        return load_model(
+            name, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, progress=line
+        )
+
+    host = ModelHost(loader=loader)  # type: ignore[arg-type]
+    host.load(spec)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: binding {args.host}: anyone who can reach this address can use the app", file=sys.stderr)
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
+    print(f"attnscope is serving {spec} at {url} (Ctrl+C stops it)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    uvicorn.run(create_app(host, api_key=api_key), host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,75 @@
+"""One error shape for every refusal: ``{"detail": "<one line>", "code": "<machine-readable>"}``.
+
+- library errors (:class:`attnscope.errors.AttnscopeError`) keep their own ``status`` and ``code``
+  (400 bad_input, out_of_range, too_long, unsupported, ...; 404 not_found, model_not_found; 409
+  cancelled; 502 scorer_failed);
+- a request that does not match its route's model: 422 ``invalid_request``, naming the field and
+  the rule, never echoing the value (a NaN or a lone surrogate could not be encoded back);
+- unknown routes 404 ``not_found``, wrong methods 405 ``method_not_allowed``, bodies over the size
+  limit 413 ``too_large``, missing or wrong API keys 401 ``unauthorized``;
+- anything else is a bug: 500 ``internal`` with no stack trace sent (the server log has it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from attnscope.errors import AttnscopeError
+
+log = logging.getLogger("attnscope.server")
+
+MAX_DETAIL_CHARS = 500
+_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line, encodable as UTF-8 (lone surrogates replaced), at most 500 characters."""
+    text = " ".join(str(message).split())
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
+
+
+def error_response(status: int, detail: str, code: str) -> JSONResponse:
+    return JSONResponse({"detail": one_line(detail), "code": code}, status_code=status)
+
+
+def validation_detail(errors: list[dict[str, Any]]) -> str:
+    """The first validation error as ``field: rule`` (without the rejected value)."""
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        return "the body is not valid JSON" + (f" ({first['ctx'].get('error')})" if first.get("ctx") else "")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AttnscopeError)
+    async def library_error(_: Request, error: AttnscopeError) -> JSONResponse:
+        return error_response(error.status, str(error), error.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, validation_detail(list(error.errors())), "invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        response = error_response(error.status_code, str(error.detail), code)
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        return error_response(500, "internal error; the server log has the details", "internal")

@@ -1,0 +1,1 @@
+"""The server's routes, one module per area; each module's ``router(host)`` gives its ``APIRouter``."""

@@ -1,0 +1,145 @@
+"""Routes for the analysis panels: attribution, method agreement, head metrics, prompt parts, comparisons.
+
+Each answer is the JSON contract the CLI's ``--json`` prints for the same request
+(:mod:`attnscope.render.json`). Methods that run the model many times (gradients, occlusion,
+agreement) are bounded by ``INTERACTIVE_MAX_TOKENS`` here; the CLI and the library take longer texts.
+Every route accepts a ``progress_id``: its progress is streamed and it can be cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from attnscope.capture.engine import capture
+from attnscope.capture.tokens import Part
+from attnscope.errors import InputError
+from attnscope.methods import catalogue
+from attnscope.models.loaded import LoadedModel
+from attnscope.render import json as contracts
+from attnscope.server.host import ModelHost
+from attnscope.server.schemas import AgreementRequest, AttributeRequest, CompareRequest, HeadsRequest, PartsRequest
+
+# Methods that run the model again are limited to this many tokens in the web app (1024 tokens of
+# occlusion are 1024 forward passes); `attnscope attribute` and the library have no such limit.
+INTERACTIVE_MAX_TOKENS = 1024
+
+
+def _check_interactive(model: LoadedModel, text: str, what: str) -> None:
+    n_tokens = len(model.tokenizer(text, add_special_tokens=True)["input_ids"])
+    model.check_length(n_tokens)
+    if n_tokens > INTERACTIVE_MAX_TOKENS:
+        raise InputError(
+            f"{what} in the web app is limited to {INTERACTIVE_MAX_TOKENS} tokens (this text has {n_tokens}); "
+            "use the attnscope command for longer texts"
+        )
+
+
+def router(host: ModelHost) -> APIRouter:
+    api = APIRouter(prefix="/api", tags=["analysis"])
+
+    def trace_of(text: str, backend: str, job: Any = None) -> Any:
+        return host.trace_for(text, backend, lambda model: capture(model, text, backend=backend, progress=job))[1]  # type: ignore[arg-type]
+
+    @api.post("/attribute", summary="Token importance by one method (`attribute --json`)")
+    def attribute_route(request: AttributeRequest) -> dict[str, Any]:
+        from attnscope.methods.run import attribute
+
+        model = host.current()
+        spec = catalogue.get(request.method)
+        options: dict[str, Any] = dict(request.options)
+        job = host.job(request.progress_id)
+        try:
+            trace = None
+            if "trace" in spec.needs:
+                trace = trace_of(request.text, "auto", job)
+            else:
+                _check_interactive(model, request.text, request.method)
+            result = attribute(
+                model,
+                request.text,
+                request.method,
+                target=request.target,
+                objective=request.objective,
+                granularity=request.granularity,
+                query=request.query,
+                trace=trace,
+                progress=job,
+                **options,
+            )
+        finally:
+            host.finish(job)
+        return contracts.attribution_json(result)
+
+    @api.post(
+        "/agreement", summary="Every attribution method on one text and their rank agreement (`agreement --json`)"
+    )
+    def agreement_route(request: AgreementRequest) -> dict[str, Any]:
+        from attnscope.methods.agreement import compare_methods
+
+        model = host.current()
+        _check_interactive(model, request.text, "agreement")
+        job = host.job(request.progress_id)
+        try:
+            comparison = compare_methods(
+                model,
+                request.text,
+                methods=request.methods,
+                granularity=request.granularity,
+                target=request.target,
+                trace=trace_of(request.text, "auto"),
+                progress=job,
+                **request.options,
+            )
+        finally:
+            host.finish(job)
+        return contracts.agreement_json(comparison)
+
+    @api.post("/heads", summary="Metrics and a type label for every layer x head (`heads --json`)")
+    def heads_route(request: HeadsRequest) -> dict[str, Any]:
+        from attnscope.methods.heads import measure_heads
+
+        model = host.current()
+        job = host.job(request.progress_id)
+        try:
+            trace = trace_of(request.text, request.backend)
+            report = measure_heads(
+                model, trace, threshold=request.threshold, stack=request.stack, backend=request.backend, progress=job
+            )
+        finally:
+            host.finish(job)
+        return contracts.heads_json(report)
+
+    @api.post(
+        "/parts", summary="Attention mass from a query region to each named part, per layer and head (`parts --json`)"
+    )
+    def parts_route(request: PartsRequest) -> dict[str, Any]:
+        from attnscope.analysis.parts import part_attention
+
+        job = host.job(request.progress_id)
+        try:
+            trace = trace_of(request.text, request.backend, job)
+        finally:
+            host.finish(job)
+        parts = [Part(p.name, p.start, p.end) for p in request.parts]
+        names, mass = part_attention(trace, parts, query=request.query)
+        return contracts.parts_json(trace, parts, names, mass, request.query if request.query is not None else -1)
+
+    @api.post("/compare", summary="Prompts side by side; for two, the attention difference (`compare --json`)")
+    def compare_route(request: CompareRequest) -> dict[str, Any]:
+        from attnscope.analysis.compare import prompt_summary, trace_difference
+
+        model = host.current()
+        job = host.job(request.progress_id)
+        try:
+            traces = [trace_of(text, "auto", job) for text in request.texts]
+        finally:
+            host.finish(job)
+        summaries = [prompt_summary(trace, granularity=request.granularity) for trace in traces]
+        difference = None
+        if len(traces) == 2:
+            difference = trace_difference(traces[0], traces[1], layer=request.layer, head=request.head)
+        return contracts.comparison_json(model.info(), summaries, difference, layer=request.layer, head=request.head)
+
+    return api

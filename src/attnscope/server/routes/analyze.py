@@ -1,0 +1,67 @@
+"""``POST /api/analyze`` and the jobs of long requests: progress as server-sent events, and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from attnscope.capture.engine import capture
+from attnscope.render.json import analysis_json
+from attnscope.server.host import ModelHost
+from attnscope.server.schemas import AnalyzeRequest, JobId
+
+PROGRESS_STREAM_SECONDS = 900
+
+
+def router(host: ModelHost) -> APIRouter:
+    api = APIRouter(prefix="/api", tags=["analysis"])
+
+    @api.post("/analyze", summary="Attention of one query token and the next-token prediction (`analyze --json`)")
+    def analyze(request: AnalyzeRequest) -> dict[str, Any]:
+        job = host.job(request.progress_id)
+        try:
+            trace_id, trace = host.trace_for(
+                request.text,
+                request.backend,
+                lambda model: capture(model, request.text, backend=request.backend, progress=job),
+            )
+        finally:
+            host.finish(job)
+        result = analysis_json(
+            trace,
+            layer=request.layer,
+            head=request.head,
+            query=request.query,
+            top_k=request.top_k,
+            stack=request.stack,
+            include_tokens=request.include_tokens,
+        )
+        return {**result, "trace_id": trace_id}
+
+    @api.get("/progress/{job_id}", summary="Server-sent events: the progress of the job a request named")
+    async def progress_events(job_id: JobId) -> StreamingResponse:
+        async def events() -> Any:
+            last = None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + PROGRESS_STREAM_SECONDS
+            while loop.time() < deadline:
+                state = host.job_state(job_id)
+                if state != last:
+                    yield f"data: {json.dumps(state)}\n\n"
+                    last = state
+                if state.get("finished"):
+                    host.forget_job(job_id)
+                    return
+                await asyncio.sleep(0.1)
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @api.post("/jobs/{job_id}/cancel", summary="Cancel the job a request named (it stops at its next step)")
+    def cancel(job_id: JobId) -> dict[str, Any]:
+        return host.cancel(job_id)
+
+    return api

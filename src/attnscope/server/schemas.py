@@ -1,0 +1,179 @@
+"""The HTTP vocabulary: one Pydantic model per route, for JSON bodies and for query parameters alike.
+
+Bodies are strict (a number is not a string, unknown fields are refused, NaN and infinities are
+refused); query parameters arrive as text and are converted. Selections (layer, head), texts and
+method options are checked by the same functions the library and the CLI use, so a request is
+refused with the same one-line message the CLI prints.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from attnscope.capture.selection import parse_head, parse_layers
+from attnscope.capture.tokens import MAX_TEXT_CHARS, check_text
+from attnscope.methods import catalogue
+
+Backend = Literal["auto", "full", "qk"]
+Stack = Literal["encoder", "decoder", "cross"]
+Granularity = Literal["token", "word", "sentence", "paragraph"]
+Objective = Literal["next-token", "continuation", "loss"]
+JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+OptionValue = int | float | str | list[int]
+
+MAX_COMPARE_TEXTS = 8
+MAX_PARTS = 50
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, no unknown fields, no NaN or infinities."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class Params(BaseModel):
+    """Query parameters: converted from text, no unknown names."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class HasText(Body):
+    text: str = Field(..., description=f"the input text (1 to {MAX_TEXT_CHARS:,} characters)")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return check_text(value)
+
+
+class HasJob(Body):
+    progress_id: JobId | None = Field(
+        None, description="publish progress at /api/progress/{id}; cancel at /api/jobs/{id}/cancel"
+    )
+
+
+def _layer(value: Any) -> Any:
+    parse_layers(value)
+    return value
+
+
+def _head(value: Any) -> Any:
+    parse_head(value)
+    return value
+
+
+def _attribution_method(value: str) -> str:
+    if value not in catalogue.attribution_names():
+        raise ValueError(f"unknown attribution method {value!r}; methods: {', '.join(catalogue.attribution_names())}")
+    return value
+
+
+LayerSpec = Annotated[int | str, AfterValidator(_layer)]
+HeadSpec = Annotated[int | str | list[int], AfterValidator(_head)]
+HeadText = Annotated[str, AfterValidator(_head)]
+MethodName = Annotated[str, AfterValidator(_attribution_method)]
+
+
+class AnalyzeRequest(HasText, HasJob):
+    layer: LayerSpec = Field(-1, description="a layer, a range such as 4-7 (mean), or all")
+    head: HeadSpec = Field("mean", description="a head, a list (mean), mean or max")
+    query: int = -1
+    top_k: int = Field(10, ge=1, le=100)
+    backend: Backend = "auto"
+    stack: Stack | None = None
+    include_tokens: bool = Field(
+        True, description="false: leave out tokens (the client has them from an earlier answer on the same text)"
+    )
+
+
+class SwitchRequest(Body):
+    spec: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = Field(
+        ..., description="a catalog alias, hub id, folder, .gguf file or tiny:<family>"
+    )
+
+
+def _options(method: str, options: dict[str, OptionValue]) -> dict[str, OptionValue]:
+    catalogue.get(method).parse_options(options)
+    return options
+
+
+class AttributeRequest(HasText, HasJob):
+    method: MethodName = Field(..., description="a token attribution method (GET /api/methods)")
+    granularity: Granularity = "token"
+    target: str | None = Field(None, min_length=1, max_length=2000)
+    objective: Objective | None = None
+    query: int = -1
+    options: dict[str, OptionValue] = Field(default_factory=dict, description="the method's options")
+
+    @model_validator(mode="after")
+    def _check_options(self) -> AttributeRequest:
+        _options(self.method, self.options)
+        return self
+
+
+class AgreementRequest(HasText, HasJob):
+    methods: list[MethodName] | None = Field(None, min_length=2, max_length=32)
+    granularity: Granularity = "word"
+    target: str | None = Field(None, min_length=1, max_length=2000)
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+
+
+class HeadsRequest(HasText, HasJob):
+    backend: Backend = "auto"
+    threshold: float = Field(0.01, ge=0.0, le=1.0)
+    stack: Stack | None = None
+
+
+class PartSpan(Body):
+    name: str = Field(..., min_length=1, max_length=100)
+    start: int = Field(..., ge=0)
+    end: int = Field(..., ge=1)
+
+
+class PartsRequest(HasText, HasJob):
+    parts: list[PartSpan] = Field(..., min_length=1, max_length=MAX_PARTS)
+    query: int | Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    backend: Backend = "auto"
+
+
+class CompareRequest(HasJob):
+    texts: list[str] = Field(..., min_length=1, max_length=MAX_COMPARE_TEXTS)
+    layer: LayerSpec = -1
+    head: HeadSpec = "mean"
+    granularity: Granularity = "word"
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, value: list[str]) -> list[str]:
+        return [check_text(text) for text in value]
+
+
+# --- query parameters of the array routes -----------------------------------------------------------
+class RowParams(Params):
+    layer: int = -1
+    head: HeadText = Field("all", description="all (every head), a head, mean or max")
+    query: int = -1
+    stack: Stack | None = None
+
+
+class GridParams(Params):
+    query: int = -1
+    stack: Stack | None = None
+
+
+class MapParams(Params):
+    layer: int = -1
+    head: HeadText = Field("mean", description="a head, a list such as 1,3, mean or max")
+    stack: Stack | None = None
+
+
+class MatrixParams(MapParams):
+    encoding: Literal["uint8", "float16"] = "uint8"
+
+
+class TileParams(MapParams):
+    level: int = Field(..., ge=0, le=64)
+    ty: int = Field(..., ge=0)
+    tx: int = Field(..., ge=0)
