@@ -41,11 +41,12 @@ def main() -> None:
             )
             page = browser.new_page(viewport={"width": 1200, "height": 760})
             page.goto(base)
-            page.wait_for_selector("body[data-ready='1']")
+            page.wait_for_selector("body[data-ready='1']")  # the method catalogue and the model list are in
             page.get_by_test_id("prompt-input").fill(args.text)
             page.get_by_test_id("prompt-input").press("Control+Enter")
             page.wait_for_function("Number(document.body.dataset.analyses || 0) > 0")
-            page.get_by_test_id("prediction").hover()
+            page.get_by_test_id("prediction").hover()  # the top-10 candidates, as percentages
+            page.wait_for_selector("[data-testid=candidates]")
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=args.out)
             browser.close()

@@ -129,3 +129,33 @@ def test_save_writes_a_loadable_trace(tmp_path):
     loaded = Trace.load(path)
     assert loaded.text == "save me" and loaded.captured_layers() == [0, 1, 2]
     np.testing.assert_allclose(loaded.attention(-1, "mean", rows=[-1])[0], out["attention"]["weights"], atol=1e-6)
+
+
+def test_every_stack_of_an_encoder_decoder_has_a_valid_default_query():
+    trace = capture(tiny("t5"), "hello there friend")
+    for stack in ("encoder", "decoder", "cross"):
+        out = analyze_json("hello there friend", "--model", "tiny:t5", "--stack", stack)
+        queries = trace.query_tokens(stack)
+        assert out["attention"]["stack"] == stack and out["attention"]["query"] == len(queries) - 1
+        np.testing.assert_allclose(
+            out["attention"]["weights"], trace.attention(-1, "mean", rows=[-1], stack=stack)[0], atol=1e-6
+        )
+        assert out["prediction"]["position"] == len(trace.target_tokens) - 1  # the decoder's next token
+
+
+def test_save_refuses_a_folder_or_a_path_under_a_file(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    for target, message in ((tmp_path, "it is a folder"), (tmp_path / "file.txt" / "t.safetensors", "is a file")):
+        result = run("analyze", "hi", "--model", "tiny:llama", "--save", str(target), "--quiet")
+        err = result.stderr.decode().strip().splitlines()
+        assert result.returncode == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_a_model_folder_with_a_broken_config_is_one_line(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama", "num_hidden_layers": "many", "hidden_size": [1]}')
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    result = run("analyze", "hi", "--model", str(folder), "--quiet")
+    err = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and len(err) == 1 and err[0].startswith("error: could not load"), err

@@ -275,3 +275,54 @@ def test_every_method_keeps_the_json_contract():
         attribute(model, "x", "saliency")
     with pytest.raises(InputError, match="out of range"):
         attribute(model, "x y", "grad-norm", query=50)
+
+
+# --- integrated gradients choose their steps ------------------------------------------------------
+TWENTY_TOKENS = "The old lighthouse keeper climbed the stairs every night to light the lamp for the ships at"
+
+
+def test_integrated_gradients_add_steps_until_complete():
+    model = packaged("smollm2-135m")
+    fixed = attribute(model, TWENTY_TOKENS, "integrated-gradients", steps=32)
+    auto = attribute(model, TWENTY_TOKENS, "integrated-gradients")
+    span = abs(auto.details["f_input"] - auto.details["f_baseline"])
+    assert auto.details["steps_tried"][0] == 32 and auto.details["steps"] in (32, 96, 288, 864)
+    assert auto.details["steps_tried"] == [32, 96, 288, 864][: len(auto.details["steps_tried"])]
+    if auto.details["converged"]:
+        assert abs(auto.details["delta"]) <= 0.05 * span and "warning" not in auto.details
+    else:
+        assert auto.details["steps"] == 864 and "have not converged" in auto.details["warning"]
+    # the reported delta is the real completeness gap, whatever the step count
+    assert auto.token_scores.sum() - (auto.details["f_input"] - auto.details["f_baseline"]) == pytest.approx(
+        auto.details["delta"], abs=1e-6
+    )
+    # a step count of 96 reached by tripling equals 96 steps computed directly
+    if 96 in auto.details["steps_tried"]:
+        direct = attribute(model, TWENTY_TOKENS, "integrated-gradients", steps=96)
+        if auto.details["steps"] == 96:
+            np.testing.assert_allclose(auto.token_scores, direct.token_scores, atol=1e-5)
+    if abs(fixed.details["delta"]) > 0.05 * span:
+        assert "warning" in fixed.details and abs(auto.details["delta"]) < abs(fixed.details["delta"])
+
+
+def test_attribute_reuses_the_trace_for_any_query(monkeypatch):
+    from attnscope.capture import engine
+
+    model = tiny("llama")
+    text = "reuse one capture for every query"
+    trace = capture(model, text, predict="last")
+    calls = []
+    real = engine.capture
+    monkeypatch.setattr(engine, "capture", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for query in (2, 5, -1):
+        result = attribute(model, text, "attention", trace=trace, query=query)
+        position = query % len(trace.tokens)
+        expected = eager_attentions(model, text)  # independent: plain transformers, every layer averaged
+        np.testing.assert_allclose(
+            result.token_scores, np.mean([layer.mean(axis=0)[position] for layer in expected], axis=0), atol=1e-5
+        )
+        ids = [t.id for t in trace.tokens[: position + 1]]
+        with torch.no_grad():
+            best = int(model.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+        assert result.target["ids"] == [best]
+    assert calls == []  # no capture beyond the one given

@@ -116,3 +116,31 @@ def test_prompt_summary_on_a_real_model():
         len(summary["top_units"]) == 3 and summary["top_units"][0]["attention"] >= summary["top_units"][1]["attention"]
     )
     assert 0 < summary["head_means"]["sink"] <= 1
+
+
+def test_a_token_spanning_two_words_merges_them_into_one_unit():
+    from attnscope.capture.tokens import Token
+
+    text = "我爱中国，他的首都在于"
+    assert [text[s:e] for s, e in text_spans(text, "word")][4:6] == ["他", "的"]  # jieba's words
+    pieces = ["我", "爱", "中国", "，", "他的", "首都", "在于"]  # the Qwen tokenizer's pieces
+    tokens, cursor = [], 0
+    for index, piece in enumerate(pieces):
+        tokens.append(Token(index, index, piece, cursor, cursor + len(piece), False))
+        cursor += len(piece)
+    units = make_units(text, tokens, "word")
+    assert [u.text for u in units] == pieces
+    covered = "".join(u.text for u in units)
+    assert covered == text  # every word's characters belong to exactly one unit
+
+
+@pytest.mark.slow
+def test_qwen_words_keep_every_chinese_word():
+    model = packaged("qwen2.5-coder-0.5b")
+    text = "我爱中国，他的首都在于"
+    trace = capture(model, text, predict="none")
+    units = make_units(text, trace.tokens, "word")
+    assert "他的" in [u.text for u in units]
+    spans = [(u.start, u.end) for u in units if u.start is not None]
+    for begin, end in text_spans(text, "word"):
+        assert sum(1 for s, e in spans if s <= begin and end <= e) == 1, text[begin:end]

@@ -65,3 +65,39 @@ def test_foreign_files_are_refused(tmp_path):
         Trace.load(text)
     with pytest.raises(TraceFormatError, match="no such trace file"):
         Trace.load(tmp_path / "missing.safetensors")
+
+
+def test_edited_metadata_is_refused(saved):
+    data = saved.read_bytes()
+    assert data.count(b"a saved trace") >= 1
+    saved.write_bytes(data.replace(b"a saved trace", b"a faked trace"))  # same length: only the metadata changes
+    with pytest.raises(TraceFormatError, match="checksum mismatch"):
+        Trace.load(saved)
+
+
+def test_version_1_files_still_load(saved):
+    from attnscope.capture import trace_file
+
+    meta, arrays = trace_file._read(saved)
+    old = {**meta, "version": 1, "checksum": trace_file._checksum(arrays, None)}  # arrays-only checksum
+    safetensors_save(arrays, saved, old)
+    assert Trace.load(saved).text == "a saved trace"
+
+
+def safetensors_save(arrays, path, meta) -> None:
+    import json as json_module
+
+    save_file(arrays, str(path), metadata={"attnscope": json_module.dumps(meta, ensure_ascii=False)})
+
+
+def test_saving_into_a_folder_or_under_a_file_is_a_clear_error(tmp_path):
+    from attnscope.errors import InputError
+
+    trace = capture(tiny("llama"), "where to save")
+    with pytest.raises(InputError, match="it is a folder"):
+        trace.save(tmp_path)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    with pytest.raises(InputError, match=r"plain\.txt is a file, not a folder"):
+        trace.save(plain / "t.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt"]  # nothing half-written left behind

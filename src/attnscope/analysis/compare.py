@@ -2,6 +2,8 @@
 
 - :func:`prompt_summary` condenses one trace (prediction, head-metric means, most attended units)
   so that prompts — templates, languages, paraphrases — can be tabulated side by side.
+- :func:`compare_prompts` does both for the CLI and the server, checking the layer and head asked for
+  on every trace (also when no difference is drawn, so a bad selection is never silently ignored).
 - :func:`trace_difference` subtracts two traces' attention maps (layer, heads combined) after
   aligning their tokens: tokens are matched by ``difflib.SequenceMatcher`` on their texts, so two
   prompts that share words (or two models' tokenizations of one text, when pieces agree) are compared
@@ -21,6 +23,7 @@ from attnscope.analysis.heads import head_metrics
 from attnscope.analysis.units import Granularity, aggregate_scores, make_units
 from attnscope.capture.selection import HeadSelector, LayerSelector
 from attnscope.capture.trace import Trace
+from attnscope.errors import InputError
 
 
 def prompt_summary(trace: Trace, *, granularity: Granularity = "word", top: int = 5) -> dict[str, Any]:
@@ -86,3 +89,17 @@ def trace_difference(a: Trace, b: Trace, *, layer: LayerSelector = -1, head: Hea
         [i for i in range(len(a.tokens)) if i not in matched_a],
         [j for j in range(len(b.tokens)) if j not in matched_b],
     )
+
+
+def compare_prompts(
+    traces: list[Trace], *, granularity: Granularity = "word", layer: LayerSelector = -1, head: HeadSelector = "mean"
+) -> tuple[list[dict[str, Any]], TraceDifference | None]:
+    """Every trace's :func:`prompt_summary` and, for two traces, their :func:`trace_difference`.
+    ``layer`` and ``head`` must exist in every trace, and combine heads (a head, a list, mean or max)."""
+    for trace in traces:
+        view = trace.select(layer=layer, head=head)
+        if view.head is None:
+            raise InputError("a difference map combines heads: choose a head, a list of heads, mean or max (not all)")
+    summaries = [prompt_summary(trace, granularity=granularity) for trace in traces]
+    difference = trace_difference(traces[0], traces[1], layer=layer, head=head) if len(traces) == 2 else None
+    return summaries, difference

@@ -16,7 +16,7 @@ import numpy as np
 from attnscope.capture.selection import RowSelector
 from attnscope.capture.tokens import Part
 from attnscope.capture.trace import Trace
-from attnscope.errors import InputError
+from attnscope.errors import InputError, OutOfRangeError
 
 OTHER = "(other)"
 
@@ -65,9 +65,14 @@ def part_attention(
     chosen = list(parts if parts is not None else trace.parts)
     if not chosen:
         raise InputError("no parts: pass named spans, or capture chat messages (their turns become parts)")
+    names = [part.name for part in chosen]
+    if len(set(names)) != len(names):
+        raise InputError(f"part names must be distinct; got {names}")
     for part in chosen:
+        if part.end <= part.start:
+            raise InputError(f"part {part.name!r} [{part.start}, {part.end}) is empty: its end must follow its start")
         if not 0 <= part.start < part.end <= len(trace.text):
-            raise InputError(
+            raise OutOfRangeError(
                 f"part {part.name!r} [{part.start}, {part.end}) is outside the text (0..{len(trace.text)})"
             )
     name = trace.stack_name(stack)

@@ -90,8 +90,13 @@ def tokenize(tokenizer: Any, text: str, *, add_special_tokens: bool = True) -> l
     return tokens
 
 
-def check_text(text: Any) -> str:
-    """The text as ``str``, or a clear :class:`InputError` (bytes must be valid UTF-8)."""
+def check_text(text: Any, *, allow_blank: bool = True) -> str:
+    """The text as ``str``, or a clear :class:`InputError` (bytes must be valid UTF-8).
+
+    ``allow_blank=False`` also refuses a text of whitespace only: the CLI and the server pass it for
+    the prompts users type (a blank prompt is a slip, never a question); the library accepts such
+    texts, and a continuation or stop string may well be a space or a newline. Control characters
+    are text like any other: they are analysed, not refused."""
     if isinstance(text, bytes | bytearray):
         try:
             text = bytes(text).decode("utf-8")
@@ -101,6 +106,8 @@ def check_text(text: Any) -> str:
         raise InputError(f"text must be a string, not {type(text).__name__}")
     if not text:
         raise InputError("text is empty")
+    if not allow_blank and text.isspace():
+        raise InputError(f"text is blank: {len(text):,} whitespace characters and nothing else")
     if len(text) > MAX_TEXT_CHARS:
         raise TooLongError(f"text is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
     surrogate = _LONE_SURROGATE.search(text)

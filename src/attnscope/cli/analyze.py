@@ -67,8 +67,4 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         path = trace.save(args.save)
         common.say(args)(f"saved trace to {path}")
-    if args.json:
-        common.emit(result)
-    else:
-        print(analysis_text(result))
-    return 0
+    return common.output(args, result, analysis_text)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from attnscope.errors import InputError
@@ -44,8 +46,8 @@ def read_text(value: str) -> str:
     from attnscope.capture.tokens import check_text
 
     if value == "-":
-        return check_text(sys.stdin.buffer.read())
-    return check_text(value)
+        return check_text(sys.stdin.buffer.read(), allow_blank=False)
+    return check_text(value, allow_blank=False)
 
 
 def say(args: argparse.Namespace) -> Any:
@@ -110,9 +112,34 @@ def model_spec(requested: str | None) -> str:
     return spec
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(?::(\d+))?")
+
+
+def check_device(device: str) -> str:
+    """``--device`` checked before a model loads: auto, cpu, cuda, cuda:N (a GPU this machine has) or mps."""
+    name = device.strip().lower()
+    form = _DEVICE.fullmatch(name)
+    if form is None:
+        raise InputError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    if name in ("auto", "cpu"):
+        return name
+    import torch
+
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise InputError("--device mps: MPS is not available on this machine")
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"--device {name}: CUDA is not available on this machine")
+        if int(form[1] or 0) >= count:
+            raise InputError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return name
+
+
 def load(args: argparse.Namespace) -> LoadedModel:
     """The model the command's options name, loaded with status lines on stderr."""
     spec = model_spec(args.model)
+    device = check_device(args.device)
     quiet_libraries()
     from attnscope.models import load_model
 
@@ -120,7 +147,7 @@ def load(args: argparse.Namespace) -> LoadedModel:
     line(f"loading {spec} …")
     return load_model(
         spec,
-        device=args.device,
+        device=device,
         dtype=args.dtype,
         trust_remote_code=getattr(args, "trust_remote_code", False),
         progress=line,
@@ -129,6 +156,15 @@ def load(args: argparse.Namespace) -> LoadedModel:
 
 def emit(data: dict[str, Any]) -> None:
     print(json.dumps(data, ensure_ascii=False))
+
+
+def output(args: argparse.Namespace, body: dict[str, Any], as_text: Callable[[dict[str, Any]], str]) -> int:
+    """Print ``body`` as the JSON contract with ``--json``, else as its text table; the exit status."""
+    if args.json:
+        emit(body)
+    else:
+        print(as_text(body))
+    return 0
 
 
 def run_job(args: argparse.Namespace, job: Any) -> Any:

@@ -29,17 +29,12 @@ def run(args: argparse.Namespace) -> int:
     texts = [common.read_text(t) for t in args.texts]
     layer, head = parse_layers(args.layer), parse_head(args.head)
     model = common.load(args)
-    from attnscope.analysis.compare import prompt_summary, trace_difference
+    from attnscope.analysis.compare import compare_prompts
     from attnscope.capture import capture
     from attnscope.render.json import comparison_json
     from attnscope.render.tables import comparison_text
 
     traces = [capture(model, text, predict="last", backend=args.backend) for text in texts]
-    summaries = [prompt_summary(trace, granularity=args.granularity) for trace in traces]
-    difference = trace_difference(traces[0], traces[1], layer=layer, head=head) if len(traces) == 2 else None
+    summaries, difference = compare_prompts(traces, granularity=args.granularity, layer=layer, head=head)
     body = comparison_json(model.info(), summaries, difference, layer=layer, head=head)
-    if args.json:
-        common.emit(body)
-    else:
-        print(comparison_text(body))
-    return 0
+    return common.output(args, body, comparison_text)

@@ -38,7 +38,10 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def run_heads(args: argparse.Namespace) -> int:
+    from attnscope.methods import catalogue
+
     text = common.read_text(args.text)
+    catalogue.get("head-metrics").parse_options({"threshold": args.threshold})  # refused before loading
     model = common.load(args)
     from attnscope.capture import capture
     from attnscope.methods.heads import measure_heads
@@ -52,11 +55,7 @@ def run_heads(args: argparse.Namespace) -> int:
         )
 
     body = heads_json(common.run_job(args, job))
-    if args.json:
-        common.emit(body)
-    else:
-        print(heads_text(body))
-    return 0
+    return common.output(args, body, heads_text)
 
 
 def named_parts(text: str, given: list[str]) -> list[Part]:
@@ -91,8 +90,4 @@ def run_parts(args: argparse.Namespace) -> int:
     trace = common.run_job(args, lambda bar: capture(model, text, backend=args.backend, predict="none", progress=bar))
     names, mass = part_attention(trace, parts, query=source)
     body = parts_json(trace, parts, names, mass, source if source is not None else -1)
-    if args.json:
-        common.emit(body)
-    else:
-        print(parts_text(body))
-    return 0
+    return common.output(args, body, parts_text)

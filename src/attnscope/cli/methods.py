@@ -115,11 +115,7 @@ def run_methods(args: argparse.Namespace) -> int:
     from attnscope.render.tables import methods_markdown, methods_text
 
     body = catalogue.catalogue_json()
-    if args.json:
-        common.emit(body)
-    else:
-        print(methods_markdown(body) if args.markdown else methods_text(body))
-    return 0
+    return common.output(args, body, methods_markdown if args.markdown else methods_text)
 
 
 def _scorer(args: argparse.Namespace) -> Any:
@@ -164,16 +160,14 @@ def run_attribute(args: argparse.Namespace) -> int:
         ),
     )
     body = attribution_json(result)
-    if args.json:
-        common.emit(body)
-    else:
-        print(attribution_text(body))
-    return 0
+    return common.output(args, body, attribution_text)
 
 
 def run_agreement(args: argparse.Namespace) -> int:
     text = common.read_text(args.text)
-    options = method_options(args, None)
+    if args.methods is not None and len(set(args.methods)) < 2:
+        raise InputError("--methods: name at least two different methods to compare (or leave it out: all)")
+    options = catalogue.shared_options(args.methods, method_options(args, None))
     model = common.load(args)
     from attnscope.methods.agreement import compare_methods
     from attnscope.render.json import agreement_json
@@ -186,8 +180,4 @@ def run_agreement(args: argparse.Namespace) -> int:
         ),
     )
     body = agreement_json(comparison)
-    if args.json:
-        common.emit(body)
-    else:
-        print(agreement_text(body))
-    return 0
+    return common.output(args, body, agreement_text)

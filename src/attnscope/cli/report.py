@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out: folder {out.parent} does not exist")
     if out.is_dir():
         raise InputError(f"--out: {out} is a folder")
-    options = method_options(args, None)
+    options = catalogue.shared_options(args.methods, method_options(args, None))  # refused before loading
     model = common.load(args)
     from attnscope.methods.report import explain
     from attnscope.render.html import report_html

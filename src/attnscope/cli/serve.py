@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 
 from attnscope.cli import common
@@ -25,8 +26,24 @@ def add(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="require 'Authorization: Bearer KEY' on /v1 endpoints, KEY read from this environment variable",
     )
+    serve.add_argument("--quiet", "-q", action="store_true", help="no loading lines on stderr")
     common.add_model_options(serve, backend=False)
     serve.set_defaults(run=run)
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse an address this process cannot listen on (unknown host, port taken) before a model loads."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as error:
+        raise InputError(f"--host {host!r}: cannot resolve it ({getattr(error, 'strerror', None) or error})") from None
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as error:
+        raise InputError(f"cannot listen on {host} port {port}: {error.strerror or error}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         if not api_key:
             raise InputError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     spec = common.model_spec(args.model)
+    device = common.check_device(args.device)
+    check_address(args.host, args.port)
     common.quiet_libraries()
     import uvicorn
 
@@ -50,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     def loader(name: str) -> object:
         line(f"loading {name} …")
         return load_model(
-            name, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, progress=line
+            name, device=device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, progress=line
         )
 
     host = ModelHost(loader=loader)  # type: ignore[arg-type]

@@ -69,6 +69,7 @@ def compare_methods(
         raise InputError(
             f"{', '.join(not_scoring)} do not score tokens; compare among {', '.join(catalogue.attribution_names())}"
         )
+    options = catalogue.shared_options(names, options)  # every option checked before anything runs
     report = adapt(progress)
     if trace is None:
         from attnscope.capture.engine import capture

@@ -13,13 +13,25 @@ function is called once, when the catalogue is first read, and registers its spe
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
 from attnscope.errors import InputError
 from attnscope.methods.spec import FAMILIES, GRANULARITIES, KINDS, MethodSpec, Option
 
-__all__ = ["FAMILIES", "GRANULARITIES", "KINDS", "MethodSpec", "Option", "get", "methods", "register", "unregister"]
+__all__ = [
+    "FAMILIES",
+    "GRANULARITIES",
+    "KINDS",
+    "MethodSpec",
+    "Option",
+    "get",
+    "methods",
+    "register",
+    "shared_options",
+    "unregister",
+]
 
 
 _CATALOGUE: dict[str, MethodSpec] = {}
@@ -78,6 +90,27 @@ def get(name: str) -> MethodSpec:
 def attribution_names() -> list[str]:
     """Names of the methods that give one score per unit (the choices of ``attnscope attribute``)."""
     return [m.name for m in methods(scores_tokens=True)]
+
+
+def shared_options(names: Sequence[str] | None, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Options given to several methods at once (agreement, report), checked before any of them runs:
+    each must be an option of at least one of ``names`` (default: every attribution method), and its
+    value must suit every method that has it. Returns the given values, converted (None: not given)."""
+    specs = [get(name) for name in (names or attribution_names())]
+    checked: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        owners = [spec for spec in specs if any(option.name == key for option in spec.options)]
+        if not owners:
+            known = sorted({option.name for spec in specs for option in spec.options})
+            raise InputError(
+                f"{key!r} is not an option of {', '.join(spec.name for spec in specs)} "
+                f"(their options: {', '.join(known) or 'none'})"
+            )
+        for spec in owners:
+            checked[key] = spec.option(key).parse(value, spec.name)
+    return checked
 
 
 def catalogue_json() -> dict[str, Any]:

@@ -17,10 +17,10 @@ import numpy as np
 
 from attnscope.analysis.units import Unit, aggregate_scores, make_units
 from attnscope.capture.selection import resolve_index
-from attnscope.capture.tokens import Token, check_text
+from attnscope.capture.tokens import Token, check_text, tokenize
 from attnscope.errors import InputError, UnsupportedError
 from attnscope.methods import catalogue
-from attnscope.methods.spec import MethodInput, MethodOutput, MethodSpec
+from attnscope.methods.spec import MethodInput, MethodOutput, MethodSpec, prompt_end
 from attnscope.progress import adapt
 
 if TYPE_CHECKING:
@@ -161,8 +161,6 @@ def _check_needs(spec: MethodSpec, model: LoadedModel | None, trace: Trace | Non
 def _tokens(model: LoadedModel | None, text: str) -> list[Token] | None:
     if model is None:
         return None
-    from attnscope.capture.tokens import tokenize
-
     tokens = tokenize(model.tokenizer, text)
     if not tokens:
         raise InputError("the text gives no tokens")
@@ -188,15 +186,19 @@ def _target(
                 f"{spec.name} scores do not depend on a target; --target is for gradient and occlusion methods"
             )
         return None
-    if model is not None and (scorer is None or tokens is not None):
+    ask = getattr(scorer, "next_token", None)
+    if scorer is not None and target is None and objective in (None, "next-token") and ask is not None:
+        # a black-box scorer explains its own model's prediction (the local model, if any, gives units)
+        prompt = text if tokens is None else text[: prompt_end(tokens, query)]
+        predicted = check_text(ask(prompt))
+        ids = [] if model is None else [t.id for t in tokenize(model.tokenizer, predicted, add_special_tokens=False)]
+        return Target("next-token", query, ids, predicted, {"from": "scorer"})
+    if model is not None:
         return resolve_target(model, tokens or [], target=target, query=query, objective=objective)  # type: ignore[arg-type]
     if objective == "loss":
         raise InputError("the loss objective needs the model (gradient methods)")
     if target is None:
-        ask = getattr(scorer, "next_token", None)
-        if ask is None:
-            raise InputError("this scorer cannot say what comes next: pass the target text")
-        return Target("next-token", query, [], check_text(ask(text)))
+        raise InputError("this scorer cannot say what comes next: pass the target text")
     return Target(objective or "continuation", query, [], check_text(target))
 
 

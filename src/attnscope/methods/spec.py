@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from attnscope.analysis.units import Unit
+from attnscope.capture.selection import parse_head, parse_layers
 from attnscope.capture.tokens import Token
 from attnscope.errors import InputError
 from attnscope.progress import Progress
@@ -53,6 +54,10 @@ class Option:
         if self.kind in ("layers", "heads"):
             if not isinstance(value, str | int | list) or isinstance(value, bool):
                 raise InputError(f"{where} must be text such as {self.default!r}; got {value!r}")
+            try:  # the form is checked here; the range needs the model (OutOfRangeError when it runs)
+                parse_layers(value) if self.kind == "layers" else parse_head(value)
+            except InputError as error:
+                raise InputError(f"{where}: {error}") from None
             return value
         if self.kind == "choice":
             if value not in self.choices:
@@ -191,13 +196,16 @@ class MethodInput:
     @property
     def prompt_end(self) -> int:
         """The character offset where the explained prediction begins (the end of the query token)."""
-        if self.tokens is None:
-            return len(self.text)
-        token = self.tokens[self.query]
-        if token.end is not None:
-            return token.end
-        ends = [t.end for t in self.tokens[: self.query + 1] if t.end is not None]
-        return max(ends) if ends else 0
+        return len(self.text) if self.tokens is None else prompt_end(self.tokens, self.query)
+
+
+def prompt_end(tokens: list[Token], query: int) -> int:
+    """The character offset after token ``query`` (or after the last token before it with characters)."""
+    token = tokens[query]
+    if token.end is not None:
+        return token.end
+    ends = [t.end for t in tokens[: query + 1] if t.end is not None]
+    return max(ends) if ends else 0
 
 
 @dataclass

@@ -1,8 +1,13 @@
 """The user cache: verified file hashes and one-time GGUF -> safetensors conversions.
 
 Everything lives under ``$ATTNSCOPE_CACHE`` (default ``$XDG_CACHE_HOME/attnscope`` or
-``~/.cache/attnscope``), never inside the installed package. Writes are atomic (temp + rename), so an
-interrupted conversion never leaves a half-written model that a later load would trust.
+``~/.cache/attnscope``), never inside the installed package. Writes are atomic (a PID-named temporary,
+see :mod:`attnscope.models.temporaries`, renamed into place), so an interrupted conversion never leaves
+a half-written model that a later load would trust, and :func:`sweep_abandoned` deletes what a killed
+writer left behind.
+
+Layout: ``hashes.json`` (the stat-keyed hash index), ``converted/<sha256[:16]>-<dtype>/`` (one
+safetensors conversion of a GGUF file per dtype), ``tmp/`` (GGUF parts joined for one load).
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from attnscope.models import temporaries
 
 _BLOCK = 4 * 1024 * 1024
 
@@ -75,22 +82,28 @@ def files_sha256(paths: list[Path], *, use_cache: bool = True) -> str:
     return value
 
 
+def remember_sha256(paths: list[Path], value: str) -> None:
+    """Record ``value`` as the SHA-256 of ``paths`` as they are now (after verifying them elsewhere)."""
+    index = _read_index()
+    index[_stat_key(paths)] = value
+    _write_index(index)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` through a PID-named temporary renamed into place."""
+    fd, tmp = temporaries.make_file(path.parent, path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def concatenate(parts: list[Path], target: Path) -> None:
-    """Join ``parts`` into ``target`` (written atomically)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    """Join ``parts`` into ``target`` (through a PID-named temporary renamed into place)."""
+    fd, tmp = temporaries.make_file(target.parent, target.name)
     try:
         with os.fdopen(fd, "wb") as out:
             for part in parts:
@@ -98,12 +111,44 @@ def concatenate(parts: list[Path], target: Path) -> None:
                     shutil.copyfileobj(handle, out, _BLOCK)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
+def joins_dir() -> Path:
+    """Where multi-part GGUF files are joined for one load (each join in its own temporary folder)."""
+    return cache_dir() / "tmp"
+
+
+def conversions_dir() -> Path:
+    return cache_dir() / "converted"
+
+
 def conversion_dir(source_sha256: str, dtype_name: str) -> Path:
-    return cache_dir() / "converted" / f"{source_sha256[:16]}-{dtype_name}"
+    return conversions_dir() / f"{source_sha256[:16]}-{dtype_name}"
+
+
+def conversion_dirs(source_sha256: str) -> list[Path]:
+    """Every finished or stale conversion of ``source_sha256`` (one per dtype); temporaries excluded."""
+    try:
+        return sorted(p for p in conversions_dir().glob(f"{source_sha256[:16]}-*") if p.is_dir())
+    except OSError:
+        return []
+
+
+# Temporaries of attnscope versions before PID-named ones (tempfile.mkstemp/mkdtemp names).
+_LEGACY_INDEX = re.compile(r"^\.hashes\.json\.[a-z0-9_]{8}\.tmp$")
+_LEGACY_CONVERSION = re.compile(r"^\.[0-9a-f]{16}-[a-z0-9]+\.[a-z0-9_]{8}$")
+_LEGACY_JOIN = re.compile(r"^join-[a-z0-9_]{8}$")
+
+
+def sweep_abandoned() -> list[temporaries.Swept]:
+    """Delete what killed writers left in the cache: conversions, joins and hash-index temporaries."""
+    return [
+        *temporaries.sweep(cache_dir(), legacy=lambda name: bool(_LEGACY_INDEX.match(name))),
+        *temporaries.sweep(conversions_dir(), legacy=lambda name: bool(_LEGACY_CONVERSION.match(name))),
+        *temporaries.sweep(joins_dir(), legacy=lambda name: bool(_LEGACY_JOIN.match(name))),
+    ]
 
 
 CONVERSION_MARKER = "attnscope-conversion.json"

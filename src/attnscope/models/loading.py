@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from attnscope.errors import ChecksumError, ModelLoadError, ModelNotFoundError
-from attnscope.models import cache
+from attnscope.models import cache, home, temporaries
 from attnscope.models.catalog import CatalogEntry, get_entry, resolve_default
 from attnscope.models.info import read_architecture
 from attnscope.models.loaded import LoadedModel
 from attnscope.models.provenance import library_versions, state_dict_sha256, tokenizer_sha256, utc_now
 from attnscope.models.tiny import build_tiny
+from attnscope.models.verify import inspect
 
 Progress = Callable[[str], None]
 
@@ -100,10 +100,15 @@ def _from_pretrained(cls: Any, source: str, torch_dtype: Any, trust_remote_code:
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:
-    """What a failed load raises: I/O, bad configs, and corrupt safetensors headers."""
+    """What a failed load raises: I/O, bad configs (wrong types too), and corrupt safetensors headers."""
     from safetensors import SafetensorError
 
-    return (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError)
+    with contextlib.suppress(ImportError):  # huggingface_hub's strict config dataclasses (not a ValueError)
+        from huggingface_hub.errors import StrictDataclassError
+
+        errors = (*errors, StrictDataclassError)
+    return errors
 
 
 def _load_hf(source: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
@@ -130,22 +135,18 @@ def _safetensors_files(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def _gguf_file(paths: list[Path]) -> Iterator[Path]:
-    """One GGUF file: the file itself, or the parts joined into a temporary file in the cache."""
+    """One GGUF file: the file itself, or the parts joined in a PID-named temporary folder in the cache
+    (deleted afterwards; if this process is killed, by the next run's sweep)."""
     if len(paths) == 1:
         yield paths[0]
         return
-    tmp_dir = Path(tempfile.mkdtemp(prefix="join-", dir=_ensure(cache.cache_dir() / "tmp")))
+    folder = temporaries.make_dir(cache.joins_dir(), "join")
     try:
-        joined = tmp_dir / "model.gguf"
+        joined = folder / "model.gguf"
         cache.concatenate(paths, joined)
         yield joined
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        temporaries.remove(folder)
 
 
 def _load_gguf(paths: list[Path], sha256: str, dtype_name: str, progress: Progress) -> tuple[Any, Any]:
@@ -165,7 +166,7 @@ def _load_gguf(paths: list[Path], sha256: str, dtype_name: str, progress: Progre
             raise ModelLoadError(f"could not load the converted weights in {folder}: {error}") from error
         return model, tokenizer
     if folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)  # stale or tampered conversion: redo it
+        temporaries.discard(folder)  # stale or tampered conversion: redo it
     progress("converting GGUF weights to safetensors (once; later loads take seconds)")
     with _gguf_file(paths) as gguf_path:
         try:
@@ -179,17 +180,28 @@ def _load_gguf(paths: list[Path], sha256: str, dtype_name: str, progress: Progre
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     with contextlib.suppress(OSError):  # a read-only cache only costs converting again next time
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=_ensure(folder.parent)))
-        try:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-            files = {p.name: cache.files_sha256([p]) for p in _safetensors_files(tmp)}
-            marker_text = _json({"source_sha256": sha256, "dtype": dtype_name, "files": files, "created": utc_now()})
-            (tmp / cache.CONVERSION_MARKER).write_text(marker_text, encoding="utf-8")
-            tmp.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _save_conversion(model, tokenizer, folder, sha256, dtype_name)
     return model, tokenizer
+
+
+def _save_conversion(model: Any, tokenizer: Any, folder: Path, sha256: str, dtype_name: str) -> None:
+    """Write the conversion into a PID-named temporary beside ``folder`` and rename it into place.
+
+    The weights are hashed in the temporary without touching the hash index (their paths are about
+    to change) and recorded under their final paths after the rename.
+    """
+    tmp = temporaries.make_dir(folder.parent, folder.name)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        files = {p.name: cache.files_sha256([p], use_cache=False) for p in _safetensors_files(tmp)}
+        marker_text = _json({"source_sha256": sha256, "dtype": dtype_name, "files": files, "created": utc_now()})
+        (tmp / cache.CONVERSION_MARKER).write_text(marker_text, encoding="utf-8")
+        os.rename(tmp, folder)  # fails if another process finished first: theirs is as good
+    finally:
+        temporaries.remove(tmp)
+    for name, value in files.items():
+        cache.remember_sha256([folder / name], value)
 
 
 def _json(value: Any) -> str:
@@ -199,18 +211,21 @@ def _json(value: Any) -> str:
 
 
 def _verified(entry: CatalogEntry, progress: Progress) -> list[Path]:
-    paths = entry.located_files()
-    if paths is None:
+    """The located files of a catalog model after checking their sizes and SHA-256.
+
+    Raises ModelNotFoundError (not installed) or ChecksumError (damaged: missing, short or different
+    files), each naming the ``attnscope models install`` command that installs or repairs it.
+    """
+    progress(f"verifying sizes and SHA-256 of {entry.alias}")
+    found = inspect(entry)
+    if found.state == "not installed":
         raise ModelNotFoundError(f"model {entry.alias!r} is not installed; install it with: {entry.install_hint()}")
-    hashed = [p / "model.safetensors" for p in paths] if entry.weight_format == "folder" else paths
-    progress(f"verifying SHA-256 of {entry.alias}")
-    actual = cache.files_sha256(hashed)
-    if actual != entry.sha256:
+    if found.state == "damaged":
         raise ChecksumError(
-            f"checksum mismatch for {entry.alias}: expected SHA-256 {entry.sha256}, got {actual} "
-            f"(files: {', '.join(map(str, hashed))}); reinstall with: {entry.install_hint()}"
+            f"model {entry.alias!r} is damaged: {found.problem} (in {found.root}); "
+            f"repair it with: {entry.install_hint()}"
         )
-    return paths
+    return list(found.paths)
 
 
 def load_model(
@@ -256,6 +271,7 @@ def load_model(
         name = f"tiny random {spec.removeprefix('tiny:')} (seed 0)"
         source = "random init from config"
     elif entry is not None:
+        home.sweep_abandoned()
         paths = _verified(entry, say)
         weights_sha = entry.sha256
         name, source, kind = entry.title, f"catalog:{entry.alias}", entry.kind
@@ -264,6 +280,7 @@ def load_model(
         else:
             model, tokenizer = _load_gguf(paths, entry.sha256, dtype_name, say)
     elif path.is_file() and path.suffix == ".gguf":
+        home.sweep_abandoned()
         say(f"hashing {path}")
         weights_sha = cache.files_sha256([path])
         model, tokenizer = _load_gguf([path], weights_sha, dtype_name, say)

@@ -3,7 +3,9 @@
 One file, no network: CSS inline, head-metric heatmaps as matplotlib PNGs in ``data:`` URIs, the
 report data itself embedded as JSON. Token-importance views colour each unit by its score divided
 by the method's largest |score| (display scaling, labelled); the raw values are in the tables and
-tooltips.
+tooltips. Colours and numbers come from the palette the web page uses (:mod:`attnscope.render.palette`,
+``web/palette.json``): the same colormap stops, red/teal for signed scores, head-label colours, and
+every number in the page's format (3 significant digits, probabilities as percentages).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from attnscope.render.palette import colormap, colour, fmt, fmt_prob, label_colour, label_colours, palette, rgb
+
 METRIC_TITLES = {
     "entropy": "entropy (nats)",
     "sparsity": "sparsity (share < threshold)",
@@ -25,33 +29,42 @@ METRIC_TITLES = {
     "focus_consistency": "focus consistency",
     "induction": "induction score (repeated random words)",
 }
-LABEL_COLOURS = {
-    "induction": "#7b3294",
-    "previous-token": "#1b7837",
-    "sink": "#b2182b",
-    "local": "#2166ac",
-    "broad": "#999999",
-    "mixed": "#dddddd",
-    "not captured": "#ffffff",
-}
 
 STYLE = """
-body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans",sans-serif;margin:2rem;max-width:1200px;color:#222}
+body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans",sans-serif;margin:2rem;max-width:1200px;color:INK}
 h1{font-size:1.4rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:2px 6px;font-size:.85rem}
 th{background:#f4f4f4} .num{text-align:right;font-variant-numeric:tabular-nums}
 .units{line-height:2;white-space:pre-wrap;font-size:1rem;border:1px solid #eee;padding:.5rem}
 .unit{border-radius:3px;padding:1px 0} .special{border:1px dashed #999;font-size:.8rem}
 .grid img{max-width:100%} .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:1rem}
-.labels td{width:14px;height:14px;padding:0} .note{color:#666;font-size:.85rem}
+.labels td{width:14px;height:14px;padding:0} .note{color:MUTED;font-size:.85rem}
+.bar{display:inline-block;width:160px;height:10px;border:1px solid #ddd;vertical-align:middle;margin:0 .3rem}
+.chip{border:1px solid #999;padding:0 6px;border-radius:3px;font-size:.8rem}
 """
 
 
-def _colour(value: float | None, scale: float) -> str:
-    if value is None or not np.isfinite(value) or scale <= 0:
-        return "transparent"
-    share = min(1.0, abs(value) / scale)
-    return f"rgba(214,39,40,{share:.3f})" if value >= 0 else f"rgba(31,119,180,{share:.3f})"
+def _style() -> str:
+    ink = palette()["ink"]
+    return STYLE.replace("INK", ink["text"]).replace("MUTED", ink["muted"])
+
+
+def _ink_on(hex_colour: str) -> str:
+    """Dark text on light colours, white on dark ones (as ``inkOn`` in ``palette.js``)."""
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return str(palette()["ink"]["text"]) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#ffffff"
+
+
+def _score_bar(scale: float, signed: bool) -> str:
+    """The colour bar of a unit view: teal (−scale) through white (0) to red (+scale), or white to red."""
+    (pr, pg, pb), (nr, ng, nb) = rgb("positive"), rgb("negative")
+    low = f"rgb({nr},{ng},{nb}),#fff 50%" if signed else "#fff"
+    gradient = f"linear-gradient(to right,{low},rgb({pr},{pg},{pb}))"
+    return (
+        f"<span class='note'>{html.escape(fmt(-scale) if signed else '0')}</span>"
+        f"<span class='bar' style='background:{gradient}'>"
+        f"</span><span class='note'>{html.escape(fmt(scale))} (score)</span>"
+    )
 
 
 def _unit_view(data: dict[str, Any], method: str) -> str:
@@ -63,33 +76,41 @@ def _unit_view(data: dict[str, Any], method: str) -> str:
     pieces: list[str] = []
     position = 0
     for unit, score in zip(body["units"], scores, strict=True):
-        label = "—" if score is None else f"{score:.4g}"
+        label = fmt(score)
         if unit["start"] is None:
             pieces.append(f'<span class="unit special" title="{html.escape(label)}">{html.escape(unit["text"])}</span>')
             continue
         pieces.append(html.escape(text[position : unit["start"]]))
+        exact = "" if score is None else repr(float(score))
         pieces.append(
-            f'<span class="unit" data-score="{label}" title="{html.escape(label)}" '
-            f'style="background:{_colour(score, scale)}">{html.escape(unit["text"])}</span>'
+            f'<span class="unit" data-score="{exact}" title="{html.escape(label)}" '
+            f'style="background:{colour(score, scale)}">{html.escape(unit["text"])}</span>'
         )
         position = unit["end"]
     pieces.append(html.escape(text[position:]))
-    return f'<div class="units" data-method="{html.escape(method)}">{"".join(pieces)}</div>'
+    bar = _score_bar(scale, any(s is not None and s < 0 for s in scores))
+    return f'<p>{bar}</p><div class="units" data-method="{html.escape(method)}">{"".join(pieces)}</div>'
 
 
 def _heatmap_png(values: list[list[float | None]], title: str) -> str:
+    """A layers × heads heatmap in the palette's sequential colormap, with labelled axes and a colour
+    bar whose ticks are in the house number format."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     array = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
     figure, axes = plt.subplots(figsize=(4.2, 3.2), dpi=100)
-    image = axes.imshow(array, aspect="auto", cmap="viridis", interpolation="nearest")
+    image = axes.imshow(array, aspect="auto", cmap=colormap(), interpolation="nearest")
     axes.set_xlabel("head")
     axes.set_ylabel("layer")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title, fontsize=9)
-    figure.colorbar(image, ax=axes)
+    bar = figure.colorbar(image, ax=axes)
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: fmt(value)))
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -103,8 +124,18 @@ def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><tr>{head}</tr>{body}</table>'
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return '<td class="num">—</td>' if value is None else f'<td class="num">{value:.{digits}f}</td>'
+def _num(value: float | None, background: str = "") -> str:
+    """A number cell in the house format (the exact value in ``data-value``), on ``background``."""
+    style = ""
+    if background:
+        strong = value is not None and abs(value) > 0.55  # white text on the darker cells, as the page
+        style = f" style='background:{background}{';color:#fff' if strong else ''}'"
+    exact = "" if value is None else repr(float(value))
+    return f"<td class='num' data-value='{exact}'{style}>{html.escape(fmt(value))}</td>"
+
+
+def _threshold(value: Any) -> str:
+    return fmt(value) if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
 
 
 def report_html(data: dict[str, Any]) -> str:
@@ -112,7 +143,7 @@ def report_html(data: dict[str, Any]) -> str:
     model = data["model"]
     parts: list[str] = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>attnscope report — {html.escape(model.get('spec', ''))}</title><style>{STYLE}</style></head><body>",
+        f"<title>attnscope report — {html.escape(model.get('spec', ''))}</title><style>{_style()}</style></head><body>",
         "<h1>attnscope report</h1>",
         f"<p><b>Model</b> {html.escape(str(model.get('spec')))} ({html.escape(str(model.get('kind')))}, "
         f"{model.get('layers')} layers × {model.get('heads')} heads) · <b>granularity</b> "
@@ -121,31 +152,36 @@ def report_html(data: dict[str, Any]) -> str:
     ]
     if data.get("prediction"):
         rows = [
-            [f"<td>{html.escape(repr(c['token']))}</td>", f"<td class='num'>{c['id']}</td>", _num(c["prob"], 4)]
+            [
+                f"<td>{html.escape(repr(c['token']))}</td>",
+                f"<td class='num'>{c['id']}</td>",
+                f"<td class='num'>{fmt_prob(c['prob'])}</td>",
+            ]
             for c in data["prediction"]
         ]
-        parts += ["<h2>Next-token prediction (raw probabilities)</h2>", _table(["token", "id", "p"], rows)]
+        parts += ["<h2>Next-token prediction (raw probabilities)</h2>", _table(["token", "id", "probability"], rows)]
 
     parts.append("<h2>Observations</h2><ul data-testid='observations'>")
     parts += [f"<li>{html.escape(line)}</li>" for line in data["observations"]]
     parts.append("</ul>")
     threshold_rows = [
-        [f"<td>{html.escape(k)}</td>", f"<td class='num'>{v}</td>"] for k, v in data["thresholds"].items()
+        [f"<td>{html.escape(k)}</td>", f"<td class='num'>{html.escape(_threshold(v))}</td>"]
+        for k, v in data["thresholds"].items()
     ]
     parts += ["<p class='note'>Thresholds used by the observations:</p>", _table(["rule", "threshold"], threshold_rows)]
 
     parts.append("<h2>Token importance by method</h2>")
     parts.append(
-        "<p class='note'>Colour: score ÷ the method's largest |score| (red positive, blue negative; display "
+        "<p class='note'>Colour: score ÷ the method's largest |score| (red positive, teal negative; display "
         "scaling only). Hover a unit for its raw score.</p>"
     )
     for method, body in data["methods"].items():
         extra = ""
         details = body.get("details") or {}
         if "delta" in details:
-            extra = f" — completeness delta {details['delta']:.4g} ({details.get('steps')} steps)"
+            extra = f" — completeness delta {fmt(details['delta'])} ({details.get('steps')} steps)"
         seconds = data.get("seconds", {}).get(method)
-        timing = f" · {seconds:.2f} s" if seconds is not None else ""
+        timing = f" · {fmt(seconds)} s" if seconds is not None else ""
         parts.append(f"<h3>{html.escape(method)}{html.escape(extra)}{timing}</h3>")
         parts.append(_unit_view(data, method))
     for method, reason in data.get("skipped", {}).items():
@@ -155,7 +191,7 @@ def report_html(data: dict[str, Any]) -> str:
     score_rows = []
     for index, unit in enumerate(data["units"]):
         cells = [f"<td>{html.escape(unit['text'])}</td>"]
-        cells += [_num(data["methods"][m]["scores"][index], 4) for m in names]
+        cells += [_num(data["methods"][m]["scores"][index]) for m in names]
         score_rows.append(cells)
     parts += ["<h2>Scores (raw)</h2>", _table(["unit", *names], score_rows, "scores")]
 
@@ -163,12 +199,16 @@ def report_html(data: dict[str, Any]) -> str:
     for statistic in ("spearman", "kendall"):
         rows = [
             [f"<th>{html.escape(a)}</th>"]
-            + [_num(agreement[statistic][i][j], 2) for j in range(len(agreement["methods"]))]
+            + [
+                _num(agreement[statistic][i][j], colour(agreement[statistic][i][j], 1.0))
+                for j in range(len(agreement["methods"]))
+            ]
             for i, a in enumerate(agreement["methods"])
         ]
         title = "Spearman ρ" if statistic == "spearman" else "Kendall τ-b"
         parts += [
             f"<h2>Agreement between methods: {title}</h2>",
+            "<p class='note'>Cells coloured red (agree, +1) to teal (disagree, −1).</p>",
             _table(["", *agreement["methods"]], rows, "agreement"),
         ]
 
@@ -182,14 +222,13 @@ def report_html(data: dict[str, Any]) -> str:
     if heads.get("note"):
         parts.append(f"<p class='note'>{html.escape(heads['note'])}</p>")
     legend = " ".join(
-        f"<span style='background:{colour};border:1px solid #999;padding:0 6px'>{html.escape(label)}</span>"
-        for label, colour in LABEL_COLOURS.items()
+        f"<span class='chip' style='background:{background};color:{_ink_on(background)}'>{html.escape(label)}</span>"
+        for label, background in label_colours().items()
     )
     label_rows = [
         [f"<th>L{layer}</th>"]
         + [
-            f"<td title='L{layer} H{head}: {html.escape(label)}' "
-            f"style='background:{LABEL_COLOURS.get(label, '#fff')}'></td>"
+            f"<td title='L{layer} H{head}: {html.escape(label)}' style='background:{label_colour(label)}'></td>"
             for head, label in enumerate(row)
         ]
         for layer, row in enumerate(heads["labels"])

@@ -28,9 +28,10 @@ def attribution_text(body: dict[str, Any]) -> str:
     finite = [abs(s) for s in body["scores"] if s is not None]
     scale = max(finite) if finite else 0.0
     width = min(30, max((display_width(u["text"]) for u in body["units"]), default=4))
-    for unit, score in zip(body["units"], body["scores"], strict=True):
+    bounded = set(details.get("bounded_units") or [])  # the scorer gave only a bound: the drop is at least this
+    for index, (unit, score) in enumerate(zip(body["units"], body["scores"], strict=True)):
         shown = unit["text"].replace("\n", "↵")
-        value = "       —" if score is None else f"{score:>+10.4f}"
+        value = "       —" if score is None else ("≥" if index in bounded else " ") + f"{score:>+9.4f}"
         lines.append(f"{pad(shown, width)}  {value}  {signed_bar(score, scale)}")
     return "\n".join(lines)
 

@@ -4,7 +4,8 @@
   (400 bad_input, out_of_range, too_long, unsupported, ...; 404 not_found, model_not_found; 409
   cancelled; 502 scorer_failed);
 - a request that does not match its route's model: 422 ``invalid_request``, naming the field and
-  the rule, never echoing the value (a NaN or a lone surrogate could not be encoded back);
+  the rule, never echoing the value (a NaN or a lone surrogate could not be encoded back); a body
+  that is not JSON, or not UTF-8, is such a request too;
 - unknown routes 404 ``not_found``, wrong methods 405 ``method_not_allowed``, bodies over the size
   limit 413 ``too_large``, missing or wrong API keys 401 ``unauthorized``;
 - anything else is a bug: 500 ``internal`` with no stack trace sent (the server log has it).
@@ -25,7 +26,7 @@ from attnscope.errors import AttnscopeError
 log = logging.getLogger("attnscope.server")
 
 MAX_DETAIL_CHARS = 500
-_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def one_line(message: str) -> str:
@@ -63,6 +64,10 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        cause = error.__cause__
+        if error.status_code == 400 and isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+            detail = f"the body is not valid JSON: not UTF-8 (byte {cause.start}: {cause.reason})"
+            return error_response(422, detail, "invalid_request")
         code = _HTTP_CODES.get(error.status_code, "http_error")
         response = error_response(error.status_code, str(error.detail), code)
         for name, value in (error.headers or {}).items():

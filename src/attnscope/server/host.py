@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +119,15 @@ class ModelHost:
     def finish(self, job: Job | None) -> None:
         if job is not None:
             job.finished = True
+
+    @contextmanager
+    def running(self, job_id: str | None) -> Iterator[Job | None]:
+        """The job of a request for the time it runs (None when the request named none)."""
+        job = self.job(job_id)
+        try:
+            yield job
+        finally:
+            self.finish(job)
 
     def job_state(self, job_id: str) -> dict[str, Any]:
         with self._lock:

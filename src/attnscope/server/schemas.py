@@ -40,12 +40,12 @@ class Params(BaseModel):
 
 
 class HasText(Body):
-    text: str = Field(..., description=f"the input text (1 to {MAX_TEXT_CHARS:,} characters)")
+    text: str = Field(..., description=f"the input text (1 to {MAX_TEXT_CHARS:,} characters, not only whitespace)")
 
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:
-        return check_text(value)
+        return check_text(value, allow_blank=False)
 
 
 class HasJob(Body):
@@ -117,7 +117,19 @@ class AgreementRequest(HasText, HasJob):
     methods: list[MethodName] | None = Field(None, min_length=2, max_length=32)
     granularity: Granularity = "word"
     target: str | None = Field(None, min_length=1, max_length=2000)
-    options: dict[str, OptionValue] = Field(default_factory=dict)
+    options: dict[str, OptionValue] = Field(default_factory=dict, description="options of the methods compared")
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("name each method once")
+        return value
+
+    @model_validator(mode="after")
+    def _check_options(self) -> AgreementRequest:
+        catalogue.shared_options(self.methods, self.options)
+        return self
 
 
 class HeadsRequest(HasText, HasJob):
@@ -131,11 +143,25 @@ class PartSpan(Body):
     start: int = Field(..., ge=0)
     end: int = Field(..., ge=1)
 
+    @model_validator(mode="after")
+    def _span(self) -> PartSpan:
+        if self.end <= self.start:
+            raise ValueError(f"part {self.name!r}: end ({self.end}) must be greater than start ({self.start})")
+        return self
+
 
 class PartsRequest(HasText, HasJob):
     parts: list[PartSpan] = Field(..., min_length=1, max_length=MAX_PARTS)
     query: int | Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     backend: Backend = "auto"
+
+    @field_validator("parts")
+    @classmethod
+    def _names(cls, value: list[PartSpan]) -> list[PartSpan]:
+        names = [part.name for part in value]
+        if len(set(names)) != len(names):
+            raise ValueError("part names must be distinct")
+        return value
 
 
 class CompareRequest(HasJob):
@@ -147,7 +173,7 @@ class CompareRequest(HasJob):
     @field_validator("texts")
     @classmethod
     def _texts(cls, value: list[str]) -> list[str]:
-        return [check_text(text) for text in value]
+        return [check_text(text, allow_blank=False) for text in value]
 
 
 # --- query parameters of the array routes -----------------------------------------------------------

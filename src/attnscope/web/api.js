@@ -1,15 +1,24 @@
 // Talking to the attnscope server: JSON for metadata, compact binary for attention arrays.
+// Every refusal is {"detail": "<one line>", "code": "<code>"}; it becomes an ApiError with both.
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = "" } = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
 
 async function checked(response) {
   if (response.ok) return response;
   let detail = `${response.status} ${response.statusText}`;
+  let code = "";
   try {
     const body = await response.json();
-    if (body && body.detail) detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-  } catch (_) { /* not JSON */ }
-  throw new ApiError(detail);
+    if (body && typeof body.detail === "string") detail = body.detail;
+    if (body && typeof body.code === "string") code = body.code;
+  } catch (_) { /* not JSON: keep the status line */ }
+  throw new ApiError(detail, { status: response.status, code });
 }
 
 export async function getJSON(url) {

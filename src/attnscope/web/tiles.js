@@ -4,6 +4,8 @@
 // are fetched (uint8, decoded to pixels in a Web Worker); coarser cached tiles fill in meanwhile.
 // The canvas is at most 4096 device pixels wide or high.
 
+import { ATTENTION, PREDICTION, css } from "./palette.js";
+
 const TILE = 256;
 const MAX_CANVAS = 4096;
 const MAX_BITMAPS = 240; // client-side tile cache (LRU)
@@ -35,7 +37,7 @@ export class TiledHeatmap {
   }
 
   // pyramid: /api/traces/{id}/pyramid answer; base: tile URL prefix (with layer, head, stack)
-  open({ base, pyramid, divisor, query, width }) {
+  open({ base, pyramid, divisor, query, width, height = null }) {
     this.active = true;
     this.base = base;
     this.p = pyramid;
@@ -49,7 +51,7 @@ export class TiledHeatmap {
     const [rows, cols] = pyramid.shape;
     const ratio = window.devicePixelRatio || 1;
     const cssWidth = Math.min(width, Math.floor(MAX_CANVAS / ratio));
-    const cssHeight = Math.min(Math.round(cssWidth * 0.8), Math.floor(MAX_CANVAS / ratio));
+    const cssHeight = Math.min(height ?? Math.round(cssWidth * 0.8), Math.floor(MAX_CANVAS / ratio));
     this.css = { width: cssWidth, height: cssHeight };
     this.canvas.width = Math.round(cssWidth * ratio);
     this.canvas.height = Math.round(cssHeight * ratio);
@@ -115,7 +117,7 @@ export class TiledHeatmap {
       }
     }
     if (this.query !== null && this.query >= 0) {
-      ctx.fillStyle = "rgba(37, 99, 235, 0.25)";
+      ctx.fillStyle = css(PREDICTION, 0.25);
       ctx.fillRect(0, (this.query - this.oy) * this.scale, this.css.width, Math.max(1, this.scale));
     }
     if (this.hover) {
@@ -163,7 +165,7 @@ export class TiledHeatmap {
       .then((buffer) => new Promise((resolve) => {
         const id = this.nextJob++;
         this.jobs.set(id, resolve);
-        this.worker.postMessage({ id, buffer, divisor: this.divisor }, [buffer]);
+        this.worker.postMessage({ id, buffer, divisor: this.divisor, colour: ATTENTION }, [buffer]);
       }))
       .then(({ header, pixels, bytes }) => {
         const [rows, cols] = header.shape;

@@ -1,10 +1,10 @@
 // A virtualised token strip: tokens are grouped in blocks of BLOCK; only the blocks near the
 // visible part of the scroll box are in the DOM, the rest is two spacers whose heights add up the
 // unmounted blocks (measured once mounted, estimated before). So the DOM stays bounded
-// (about 2 x OVERSCAN screens of tokens) whatever the length of the text.
+// (about 1 + 2 x OVERSCAN screens of tokens) whatever the length of the text.
 
 export const BLOCK = 128;
-const OVERSCAN = 1; // screens above and below the visible one
+const OVERSCAN = 0.5; // screens above and below the visible one
 
 export function mountVirtualStrip(strip, count, makeNodes, tailNodes) {
   const blocks = Math.ceil(count / BLOCK);

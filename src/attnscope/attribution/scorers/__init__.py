@@ -4,7 +4,12 @@
   next-token distribution (so occlusion also reports a KL divergence);
 - :class:`CallableScorer`: any Python ``function(prompt, continuation) -> log-probability``;
 - :mod:`.http`: OpenAI-compatible endpoints — ``/v1/completions`` (echoed prompt log-probabilities:
-  any continuation) and ``/v1/chat/completions`` (log-probabilities of the answer: its first token).
+  any continuation) and ``/v1/chat/completions`` (log-probabilities of the answer: its first token,
+  exact when among the endpoint's top 20, else an upper bound flagged ``Scored.bound``).
+
+Each scorer says in a ``targets`` string which continuations it can score (read it with
+``getattr(scorer, "targets", None)``: it is not part of the protocol). A scorer that can say what
+comes next has ``next_token(prompt) -> str``; ``attribute`` asks it for the target when none is given.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class Scorer(Protocol):
 
 class CallableScorer:
     """A black-box scorer from ``function(prompt, continuation) -> log-probability``."""
+
+    targets = "any continuation text the function scores"
 
     def __init__(self, function: Callable[[str, str], float]) -> None:
         self.function = function

@@ -3,13 +3,18 @@
 - :class:`OpenAICompletionsScorer` — ``POST /v1/completions`` with ``echo: true, max_tokens: 0,
   logprobs: 0``: the endpoint returns the log-probability of every prompt token, so **any
   continuation text** can be scored (the convention of lm-evaluation-harness).
-- :class:`OpenAIChatScorer` — ``POST /v1/chat/completions`` with ``logprobs: true,
-  top_logprobs: 20, max_tokens: 1``: today's chat APIs return log-probabilities of the answer
-  only, so the target is **the answer's first token** (the prompt is sent as the user message).
-  When an occluded prompt makes the target fall out of the top 20, its log-probability is only
-  bounded by the 20th; such units are listed in ``details["bounded_units"]``.
+- :class:`OpenAIChatScorer` — ``POST /v1/chat/completions`` with ``max_tokens: 1, logprobs: true,
+  top_logprobs: 20, temperature: 0``: today's chat APIs return log-probabilities of the answer
+  only, so the target is **one token: the answer's first** (the prompt is sent as the only user
+  message; the endpoint's chat template wraps it). The target's log-probability is read where the
+  text (or ``bytes``) of the answer's first token or of one of its top 20 alternatives equals the
+  target exactly. When an occluded prompt pushes the target out of the top 20, its log-probability
+  is only bounded by the smallest one listed (``Scored.bound``); occlusion lists such units in
+  ``details["bounded_units"]`` (their scores are then lower bounds of the drop).
 
-The API key is read from an environment variable the user names (``api_key_env``), never from a
+Each scorer says which targets it can score in its ``targets`` attribute. The API key is read from
+an environment variable the user names (``api_key_env``) — when the scorer is made (an unset
+variable is a one-line :class:`InputError` at once) and again for each request — never from a
 command-line value or a stored file, and is sent as ``Authorization: Bearer <key>``.
 """
 
@@ -49,6 +54,7 @@ class HTTPScorer:
     """What the OpenAI-compatible scorers share: one JSON POST with an optional bearer key."""
 
     path = "/completions"
+    targets = ""
 
     def __init__(
         self, base_url: str, model: str | None = None, *, api_key_env: str | None = None, timeout: float = 120
@@ -57,6 +63,7 @@ class HTTPScorer:
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = timeout
+        api_key_from(api_key_env)  # an unset variable is refused now, before any work
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
@@ -80,6 +87,12 @@ class HTTPScorer:
             raise ScorerError(f"endpoint {self.url} answered {type(answer).__name__}, not a JSON object")
         return answer
 
+    def _logprob(self, value: Any) -> float:
+        """A log-probability from the answer: a number, finite or -inf."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value == float("inf"):
+            raise ScorerError(f"endpoint {self.url} gave {value!r} where a log-probability belongs")
+        return float(value)
+
 
 class OpenAICompletionsScorer(HTTPScorer):
     """Scores any continuation through ``/v1/completions`` with echoed prompt log-probabilities.
@@ -89,7 +102,7 @@ class OpenAICompletionsScorer(HTTPScorer):
     """
 
     path = "/completions"
-    targets = "any continuation text (echoed prompt log-probabilities)"
+    targets = "any continuation text (the sum of its echoed tokens' log-probabilities)"
 
     def score(self, prompts: Sequence[str], continuation: str, progress: Progress | None = None) -> list[Scored]:
         results = []
@@ -99,30 +112,40 @@ class OpenAICompletionsScorer(HTTPScorer):
             answer = self._post(body)
             try:
                 logprobs = answer["choices"][0]["logprobs"]
-                offsets, values, pieces = logprobs["text_offset"], logprobs["token_logprobs"], logprobs["tokens"]
-            except (KeyError, IndexError, TypeError):
-                raise ScorerError(f"endpoint {self.url} returned no echoed log-probabilities") from None
-            total = 0.0
-            inside = False  # from the first token that reaches past the prompt, as ModelScorer counts
-            for offset, value, piece in zip(offsets, values, pieces, strict=True):
-                inside = inside or offset + len(piece) > len(prompt)
-                if inside:
-                    if value is None:
-                        raise ScorerError("the endpoint gave no log-probability for a continuation token")
-                    total += float(value)
+                rows = list(zip(logprobs["text_offset"], logprobs["token_logprobs"], logprobs["tokens"], strict=True))
+                total = 0.0
+                inside = False  # from the first token that reaches past the prompt, as ModelScorer counts
+                for offset, value, piece in rows:
+                    inside = inside or int(offset) + len(piece) > len(prompt)
+                    if inside:
+                        if value is None:
+                            raise ScorerError("the endpoint gave no log-probability for a continuation token")
+                        total += self._logprob(value)
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise ScorerError(f"endpoint {self.url} returned no usable echoed log-probabilities") from None
+            if not inside:
+                raise ScorerError(f"endpoint {self.url} echoed no token of the continuation")
             results.append(Scored(total))
         report(progress, len(prompts), len(prompts), "scoring")
         return results
 
     def next_token(self, prompt: str) -> str:
-        """The endpoint's own greedy continuation of ``prompt`` (one token), as text."""
-        answer = self._post({"prompt": prompt, "max_tokens": 1, "temperature": 0})
-        try:
-            text = str(answer["choices"][0]["text"])
-        except (KeyError, IndexError, TypeError):
-            raise ScorerError(f"endpoint {self.url} returned no completion text") from None
-        if not text:
-            raise ScorerError(f"endpoint {self.url} predicted an empty continuation; pass the target text")
+        """The endpoint's own greedy continuation of ``prompt``: one token, or as many as it takes (up
+        to 4) to end in a whole character when the first is a byte piece of one (its text would be U+FFFD)."""
+        for count in range(1, 5):
+            answer = self._post({"prompt": prompt, "max_tokens": count, "temperature": 0})
+            try:
+                text = answer["choices"][0]["text"]
+            except (KeyError, IndexError, TypeError):
+                text = None
+            if not isinstance(text, str):
+                raise ScorerError(f"endpoint {self.url} returned no completion text")
+            if not text:
+                raise ScorerError(
+                    f"endpoint {self.url} predicted an empty continuation (the end of the text?); pass the target text"
+                )
+            if not text.endswith("\ufffd"):
+                break
         return text
 
 
@@ -130,7 +153,10 @@ class OpenAIChatScorer(HTTPScorer):
     """Scores the first token of the answer through ``/v1/chat/completions`` (see the module docstring)."""
 
     path = "/chat/completions"
-    targets = "the first token of the answer (among the endpoint's top 20 log-probabilities)"
+    targets = (
+        "one token: the answer's first, given as its exact text (found among the endpoint's top 20 "
+        "log-probabilities; otherwise bounded by the smallest listed)"
+    )
     top = 20
 
     def _first(self, prompt: str) -> dict[str, Any]:
@@ -144,29 +170,55 @@ class OpenAIChatScorer(HTTPScorer):
         answer = self._post(body)
         try:
             first = answer["choices"][0]["logprobs"]["content"][0]
-            first["token"], first["logprob"]
         except (KeyError, IndexError, TypeError):
             raise ScorerError(f"endpoint {self.url} returned no log-probabilities for the answer") from None
-        return dict(first)
+        if not isinstance(first, dict) or not isinstance(first.get("token"), str):
+            raise ScorerError(f"endpoint {self.url} returned no first answer token")
+        return first
+
+    def _candidates(self, first: dict[str, Any]) -> list[tuple[str | None, float]]:
+        """(text, log-probability) of the answer's first token and its listed alternatives."""
+        alternatives = first.get("top_logprobs") or []
+        if not isinstance(alternatives, list):
+            raise ScorerError(f"endpoint {self.url} returned top_logprobs that are not a list")
+        found = []
+        for entry in [first, *alternatives]:
+            if not isinstance(entry, dict):
+                raise ScorerError(f"endpoint {self.url} returned a top_logprobs entry that is not an object")
+            found.append((_token_text(entry), self._logprob(entry.get("logprob"))))
+        return found
 
     def score(self, prompts: Sequence[str], continuation: str, progress: Progress | None = None) -> list[Scored]:
         results = []
         for index, prompt in enumerate(prompts):
             report(progress, index, len(prompts), "scoring")
-            first = self._first(prompt)
-            candidates = [(str(first["token"]), float(first["logprob"]))]
-            candidates += [(str(c["token"]), float(c["logprob"])) for c in first.get("top_logprobs") or []]
-            found = [value for token, value in candidates if token == continuation]
+            candidates = self._candidates(self._first(prompt))
+            found = [value for text, value in candidates if text == continuation]
             if found:
-                results.append(Scored(found[0]))
+                results.append(Scored(max(found)))
             else:  # not among the top: at most the smallest log-probability listed
                 results.append(Scored(min(value for _, value in candidates), bound=True))
         report(progress, len(prompts), len(prompts), "scoring")
         return results
 
     def next_token(self, prompt: str) -> str:
-        """The endpoint's own first answer token for ``prompt``."""
-        token = str(self._first(prompt)["token"])
-        if not token:
-            raise ScorerError(f"endpoint {self.url} answered with an empty first token; pass the target text")
-        return token
+        """The endpoint's own first answer token for ``prompt``, as text."""
+        text = _token_text(self._first(prompt))
+        if not text:
+            raise ScorerError(
+                f"endpoint {self.url} answered with an empty or partial first token; pass the target text"
+            )
+        return text
+
+
+def _token_text(entry: dict[str, Any]) -> str | None:
+    """A token's text: its ``bytes`` as UTF-8 when given (None when they are part of a character),
+    else its ``token`` string."""
+    raw = entry.get("bytes")
+    if isinstance(raw, list) and raw and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    token = entry.get("token")
+    return token if isinstance(token, str) else None

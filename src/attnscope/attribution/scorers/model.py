@@ -22,6 +22,8 @@ SHARE_PREFIX_MIN_TOKENS = 128  # from this length on, occluded texts reuse the o
 class ModelScorer:
     """Scores with an in-process causal LM (batched), with the full next-token distribution."""
 
+    targets = "any continuation text or token ids (in-process, with the next-token distribution for KL)"
+
     def __init__(self, model: LoadedModel) -> None:
         require_causal(model, "occlusion with a model scorer")
         self.model = model

@@ -49,8 +49,7 @@ def router(host: ModelHost) -> APIRouter:
         model = host.current()
         spec = catalogue.get(request.method)
         options: dict[str, Any] = dict(request.options)
-        job = host.job(request.progress_id)
-        try:
+        with host.running(request.progress_id) as job:
             trace = None
             if "trace" in spec.needs:
                 trace = trace_of(request.text, "auto", job)
@@ -68,8 +67,6 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 **options,
             )
-        finally:
-            host.finish(job)
         return contracts.attribution_json(result)
 
     @api.post(
@@ -80,8 +77,7 @@ def router(host: ModelHost) -> APIRouter:
 
         model = host.current()
         _check_interactive(model, request.text, "agreement")
-        job = host.job(request.progress_id)
-        try:
+        with host.running(request.progress_id) as job:
             comparison = compare_methods(
                 model,
                 request.text,
@@ -92,8 +88,6 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 **request.options,
             )
-        finally:
-            host.finish(job)
         return contracts.agreement_json(comparison)
 
     @api.post("/heads", summary="Metrics and a type label for every layer x head (`heads --json`)")
@@ -101,14 +95,11 @@ def router(host: ModelHost) -> APIRouter:
         from attnscope.methods.heads import measure_heads
 
         model = host.current()
-        job = host.job(request.progress_id)
-        try:
+        with host.running(request.progress_id) as job:
             trace = trace_of(request.text, request.backend)
             report = measure_heads(
                 model, trace, threshold=request.threshold, stack=request.stack, backend=request.backend, progress=job
             )
-        finally:
-            host.finish(job)
         return contracts.heads_json(report)
 
     @api.post(
@@ -117,29 +108,22 @@ def router(host: ModelHost) -> APIRouter:
     def parts_route(request: PartsRequest) -> dict[str, Any]:
         from attnscope.analysis.parts import part_attention
 
-        job = host.job(request.progress_id)
-        try:
+        with host.running(request.progress_id) as job:
             trace = trace_of(request.text, request.backend, job)
-        finally:
-            host.finish(job)
         parts = [Part(p.name, p.start, p.end) for p in request.parts]
         names, mass = part_attention(trace, parts, query=request.query)
         return contracts.parts_json(trace, parts, names, mass, request.query if request.query is not None else -1)
 
     @api.post("/compare", summary="Prompts side by side; for two, the attention difference (`compare --json`)")
     def compare_route(request: CompareRequest) -> dict[str, Any]:
-        from attnscope.analysis.compare import prompt_summary, trace_difference
+        from attnscope.analysis.compare import compare_prompts
 
         model = host.current()
-        job = host.job(request.progress_id)
-        try:
+        with host.running(request.progress_id) as job:
             traces = [trace_of(text, "auto", job) for text in request.texts]
-        finally:
-            host.finish(job)
-        summaries = [prompt_summary(trace, granularity=request.granularity) for trace in traces]
-        difference = None
-        if len(traces) == 2:
-            difference = trace_difference(traces[0], traces[1], layer=request.layer, head=request.head)
+        summaries, difference = compare_prompts(
+            traces, granularity=request.granularity, layer=request.layer, head=request.head
+        )
         return contracts.comparison_json(model.info(), summaries, difference, layer=request.layer, head=request.head)
 
     return api

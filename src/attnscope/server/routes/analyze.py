@@ -22,15 +22,12 @@ def router(host: ModelHost) -> APIRouter:
 
     @api.post("/analyze", summary="Attention of one query token and the next-token prediction (`analyze --json`)")
     def analyze(request: AnalyzeRequest) -> dict[str, Any]:
-        job = host.job(request.progress_id)
-        try:
+        with host.running(request.progress_id) as job:
             trace_id, trace = host.trace_for(
                 request.text,
                 request.backend,
                 lambda model: capture(model, request.text, backend=request.backend, progress=job),
             )
-        finally:
-            host.finish(job)
         result = analysis_json(
             trace,
             layer=request.layer,
@@ -59,6 +56,10 @@ def router(host: ModelHost) -> APIRouter:
                 await asyncio.sleep(0.1)
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @api.get("/jobs/{job_id}", summary="The state of the job a request named: done, total, stage, finished, cancelled")
+    def job_state(job_id: JobId) -> dict[str, Any]:
+        return host.job_state(job_id)
 
     @api.post("/jobs/{job_id}/cancel", summary="Cancel the job a request named (it stops at its next step)")
     def cancel(job_id: JobId) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+// Every token attribution method on the prompt and their rank agreement (Spearman ρ, Kendall τ-b),
+// with every unit's raw scores. Runs on request (the button): it runs the model many times.
+import { postJSON } from "../api.js";
+import { $, count, el, quoted, table } from "../dom.js";
+import { format } from "../format.js";
+import { inkOnAlpha, scoreColour } from "../palette.js";
+
+let shown = null;
+
+function matrix(data, statistic, caption, title) {
+  const methods = data.agreement.methods;
+  const rows = methods.map((a, i) => [el("span", { title: a }, title(a)), ...methods.map((_, j) => {
+    const value = data.agreement[statistic][i][j];
+    const style = { background: scoreColour(value, 1), color: inkOnAlpha(Math.abs(value ?? 0)) };
+    return el("span", { className: "cell", dataset: { value: String(value) }, style },
+      format(value));
+  })]);
+  return table(rows, [caption, ...methods.map(title)]);
+}
+
+function render(container, data, title) {
+  const methods = data.agreement.methods;
+  const spearman = matrix(data, "spearman", "Spearman ρ", title);
+  spearman.setAttribute("data-testid", "agreement-table");
+  spearman.dataset.methods = methods.join(",");
+  const kendall = matrix(data, "kendall", "Kendall τ-b", title);
+  const scoreRows = data.units.map((unit, index) => [quoted(unit.text), ...methods.map((m) => format(data.methods[m].scores[index]))]);
+  const scores = table(scoreRows, [`${data.granularity}`, ...methods.map(title)]);
+  scores.setAttribute("data-testid", "agreement-scores");
+  const target = data.target || {};
+  const skipped = Object.entries(data.skipped || {}).map(([m, why]) => `${title(m)}: ${why}`).join("; ");
+  const note = el("p", { className: "muted" }, `Rank agreement over the ${data.granularity}s up to the query, for the ` +
+    `target ${quoted(target.text)}; cells coloured red (agree, +1) to teal (disagree, −1)` +
+    (skipped ? `. Skipped — ${skipped}` : "") + ". Low agreement between attention and occlusion/gradients means " +
+    "attention is not explaining this prediction.");
+  container.replaceChildren(note, el("div", { className: "tables" }, spearman, kendall),
+    el("p", { className: "muted" }, "Raw scores of every method:"), scores);
+}
+
+export default {
+  id: "agreement",
+  title: "Agreement",
+
+  mount(root, ctx) {
+    const button = el("button", { type: "button", id: "agreement-run", testid: "agreement-run" }, "Run all methods");
+    root.append(
+      el("p", { className: "legend" }, "Every attribution method on this prompt (units: the selector above), and how " +
+        "well their rankings agree. Runs the model many times: a few seconds on small models."),
+      button, el("div", { id: "agreement", testid: "agreement" }));
+    button.addEventListener("click", async () => {
+      if (!ctx.state.result) return;
+      const text = ctx.state.text;
+      const granularity = ctx.unit();
+      try {
+        const body = await ctx.cached("agreement", { granularity }, "all methods",
+          (id) => postJSON("/api/agreement", { text, granularity, progress_id: id }), { progress: true });
+        if (body) { shown = body; render($("agreement"), body, ctx.title); }
+      } catch (error) {
+        ctx.fail(error);
+      } finally {
+        count("agreements");
+      }
+    });
+  },
+
+  update(state, ctx) { // the answer for this model, text and unit when there is one
+    const body = ctx.peek("agreement", { granularity: ctx.unit() });
+    if (body === shown) return;
+    shown = body || null;
+    if (body) render($("agreement"), body, ctx.title);
+    else $("agreement").replaceChildren(el("p", { className: "muted" }, "Not run yet for this model, text and unit."));
+  },
+
+  exportData() {
+    return shown ? { name: "attnscope-agreement.json", data: shown } : null;
+  },
+};

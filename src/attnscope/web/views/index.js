@@ -1,0 +1,15 @@
+// The view registry: the tab bar and the view area are built from this list, in this order.
+// A view is a module whose default export is
+//   { id, title, testid?, mount(root, ctx), update(state, ctx), exportPNG?() -> canvas, exportData?() -> {name, data} }
+// mount() builds the view's DOM inside root (once); update() draws it for the current state (the
+// shell calls it when the view is shown or the analysis, display or method changes; it may be
+// async). Adding a view is one module and one line here.
+import agreement from "./agreement.js";
+import grid from "./grid.js";
+import heatmap from "./heatmap.js";
+import lines from "./lines.js";
+import metrics from "./metrics.js";
+import parts from "./parts.js";
+import tokens from "./tokens.js";
+
+export const VIEWS = [tokens, heatmap, grid, lines, metrics, agreement, parts];
