@@ -7,9 +7,8 @@ Control characters are not bad input: they are analysed, and checked against the
 CLI: ``attnscope.cli.main`` in-process (one ``error:`` line on stderr, exit 2, nothing on stdout), and a
 few real ``python -m attnscope`` processes to prove that no traceback reaches a user.
 
-Cases whose id starts with ``v1-`` are for ``/v1/*``, whose routes another engineer owns: a failure
-there is reported to them (and marked ``xfail`` with its symptom through ``case(..., *marks)``), not
-fixed here; likewise ``models-*`` CLI cases (``attnscope models``).
+Cases whose id starts with ``v1-`` are for the OpenAI-compatible ``/v1/*`` routes; ``models-*``
+are the ``attnscope models`` command's.
 """
 
 from __future__ import annotations
@@ -360,7 +359,7 @@ SERVER_CASES = [
     getter("route-api-root", "/api", 404),
     getter("route-static-escape", "/static/..%2F..%2F..%2Fetc%2Fpasswd", 404),
     getter("route-static-missing", "/static/nothing.js", 404),
-    # OpenAI-compatible routes: owned by another engineer; failures are reported, not fixed here
+    # OpenAI-compatible routes
     getter("v1-completions-get", "/v1/completions", 405),
     completions("v1-completions-empty", {"prompt": ""}, 422),
     completions("v1-completions-surrogate", raw('{"prompt": "\\ud800"}'), 422),
@@ -516,7 +515,7 @@ CLI_CASES = [
     cl("analyze-unknown-option", ["analyze", "hi", "--colour", "red", *MQ], USAGE),
     cl("unknown-command", ["analyse", "hi"], USAGE),
     cl("version-extra", ["version", "now"], USAGE),
-    # models (cli/models.py is owned by another engineer: failures are reported)
+    # models
     cl("models-install-nothing", ["models", "install"], "name the models to install"),
     cl("models-list-alias", ["models", "list", "smollm2-135m"], "takes no aliases"),
     cl("models-install-unknown", ["models", "install", "no-such-model"], "no-such-model"),

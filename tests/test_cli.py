@@ -159,3 +159,15 @@ def test_a_model_folder_with_a_broken_config_is_one_line(tmp_path):
     result = run("analyze", "hi", "--model", str(folder), "--quiet")
     err = result.stderr.decode().strip().splitlines()
     assert result.returncode == 2 and len(err) == 1 and err[0].startswith("error: could not load"), err
+
+
+def test_encoder_stack_of_an_encoder_decoder_with_fewer_decoder_layers(tmp_path):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    model = tiny("t5")
+    config = T5Config(**{**model.model.config.to_dict(), "num_decoder_layers": 1})
+    folder = tmp_path / "t5-shallow-decoder"
+    T5ForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
+    model.tokenizer.save_pretrained(folder)
+    out = analyze_json("hello there friend", "--model", str(folder), "--stack", "encoder", "--layer", "-1")
+    assert out["attention"]["layer"] == config.num_layers - 1 and out["view"]["layers"] == config.num_layers

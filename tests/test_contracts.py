@@ -85,12 +85,22 @@ CASES = [
         ["compare", "the cat sat", "the dog sat", "-m", "tiny:llama", "-q"],
         ("post", "/api/compare", {"texts": ["the cat sat", "the dog sat"]}),
     ),
+    (
+        "comparison",
+        ["compare", "the cat sat", "the dog sat", "--layer", "0-1", "--head", "0,2", "-m", "tiny:llama", "-q"],
+        ("post", "/api/compare", {"texts": ["the cat sat", "the dog sat"], "layer": "0-1", "head": [0, 2]}),
+    ),
+    (
+        "analysis",
+        ["analyze", TEXT, "-m", "tiny:llama", "--top-k", "37", "--layer", "all", "--head", "max", "-q"],
+        ("post", "/api/analyze", {"text": TEXT, "top_k": 37, "layer": "all", "head": "max"}),
+    ),
     ("methods", ["methods"], ("get", "/api/methods", None)),
     ("models", ["models"], ("get", "/api/models", None)),
 ]
 
 
-@pytest.mark.parametrize(("kind", "argv", "request_"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("kind", "argv", "request_"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_cli_and_api_give_the_same_object(capsys, client, kind, argv, request_):
     from_cli = cli_json(capsys, *argv)
     method, path, body = request_

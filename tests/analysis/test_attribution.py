@@ -17,6 +17,7 @@ from attnscope.capture import capture
 from attnscope.capture.tokens import tokenize
 from attnscope.errors import InputError, OutOfRangeError, UnsupportedError
 from attnscope.methods import catalogue
+from attnscope.methods.agreement import compare_methods
 from attnscope.methods.run import attribute
 from attnscope.render.json import attribution_json
 from tests.conftest import ENGLISH, packaged, tiny
@@ -181,6 +182,9 @@ def test_occlusion_equals_rerunning_the_model_by_hand():
         if len(unit.tokens) == 1:
             assert per_token.scores[unit.tokens[0]] == pytest.approx(score, abs=1e-6), unit.text
     france = texts.index("France")
+    # with each word removed with its token's space, "is" matters most (9.78), then "capital" and "France"
+    assert result.scores[texts.index("is")] == max(result.scores)
+    assert result.scores[france] > result.scores[texts.index("of")] and result.scores[france] > result.scores[0]
     kl = result.details["kl"]
     assert len(kl) == len(texts) and min(kl) >= -1e-6 and kl[france] > 0.5
 
@@ -281,28 +285,24 @@ def test_every_method_keeps_the_json_contract():
 TWENTY_TOKENS = "The old lighthouse keeper climbed the stairs every night to light the lamp for the ships at"
 
 
+@pytest.mark.slow
 def test_integrated_gradients_add_steps_until_complete():
     model = packaged("smollm2-135m")
     fixed = attribute(model, TWENTY_TOKENS, "integrated-gradients", steps=32)
+    span = abs(fixed.details["f_input"] - fixed.details["f_baseline"])
+    # the fault: 32 steps leave a gap over 5 % of |f(x) - f(b)| (measured: 0.70 of 12.1) — now said, not hidden
+    assert abs(fixed.details["delta"]) > 0.05 * span
+    assert fixed.details["converged"] is False and "have not converged" in fixed.details["warning"]
     auto = attribute(model, TWENTY_TOKENS, "integrated-gradients")
-    span = abs(auto.details["f_input"] - auto.details["f_baseline"])
-    assert auto.details["steps_tried"][0] == 32 and auto.details["steps"] in (32, 96, 288, 864)
-    assert auto.details["steps_tried"] == [32, 96, 288, 864][: len(auto.details["steps_tried"])]
-    if auto.details["converged"]:
-        assert abs(auto.details["delta"]) <= 0.05 * span and "warning" not in auto.details
-    else:
-        assert auto.details["steps"] == 864 and "have not converged" in auto.details["warning"]
-    # the reported delta is the real completeness gap, whatever the step count
-    assert auto.token_scores.sum() - (auto.details["f_input"] - auto.details["f_baseline"]) == pytest.approx(
-        auto.details["delta"], abs=1e-6
-    )
-    # a step count of 96 reached by tripling equals 96 steps computed directly
-    if 96 in auto.details["steps_tried"]:
-        direct = attribute(model, TWENTY_TOKENS, "integrated-gradients", steps=96)
-        if auto.details["steps"] == 96:
-            np.testing.assert_allclose(auto.token_scores, direct.token_scores, atol=1e-5)
-    if abs(fixed.details["delta"]) > 0.05 * span:
-        assert "warning" in fixed.details and abs(auto.details["delta"]) < abs(fixed.details["delta"])
+    assert auto.details["steps_tried"] == [32, 96] and auto.details["steps"] == 96
+    assert auto.details["converged"] is True and "warning" not in auto.details
+    assert abs(auto.details["delta"]) <= 0.05 * span
+    # independent check of completeness: f(x) - f(b) from plain forwards of the model
+    ids = [t.id for t in tokenize(model.tokenizer, TWENTY_TOKENS)]
+    assert auto.details["f_input"] == pytest.approx(log_prob_after(model, ids, auto.target["ids"]), abs=1e-3)
+    # 96 steps reached by tripling 32 (reusing them) equal 96 steps computed directly
+    direct = attribute(model, TWENTY_TOKENS, "integrated-gradients", steps=96)
+    np.testing.assert_allclose(auto.token_scores, direct.token_scores, atol=1e-4)
 
 
 def test_attribute_reuses_the_trace_for_any_query(monkeypatch):
@@ -326,3 +326,29 @@ def test_attribute_reuses_the_trace_for_any_query(monkeypatch):
             best = int(model.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
         assert result.target["ids"] == [best]
     assert calls == []  # no capture beyond the one given
+
+
+def test_occluding_the_whole_prompt_scores_after_the_document_start():
+    model = tiny("gpt2")  # no BOS: removing the only word leaves no prompt at all
+    assert model.tokenizer("x")["input_ids"][0] != model.tokenizer.bos_token_id  # the tokenizer adds no BOS
+    for text, granularity in (("Hello", "word"), ("The cat sat.", "sentence")):
+        result = attribute(model, text, "occlusion", granularity=granularity)
+        target = result.target["ids"]
+        ids = [t.id for t in tokenize(model.tokenizer, text)]
+        bos, eos = model.tokenizer.bos_token_id, model.tokenizer.eos_token_id
+        start = bos if bos is not None else eos  # the document start (real GPT-2: <|endoftext|>, both)
+        expected = log_prob_after(model, ids, target) - log_prob_after(model, [start], target)
+        assert result.scores == pytest.approx([expected], abs=1e-4)
+    comparison = compare_methods(model, "The cat sat.", granularity="sentence", methods=["attention", "occlusion"])
+    assert set(comparison.results) == {"attention", "occlusion"}
+
+
+def test_attention_methods_explain_any_query_of_a_masked_model():
+    model = tiny("bert")
+    text = "the cat sat on the mat"
+    result = attribute(model, text, "attention", query=2)
+    expected = eager_attentions(model, text)
+    np.testing.assert_allclose(
+        result.token_scores, np.mean([layer.mean(axis=0)[2] for layer in expected], axis=0), atol=1e-5
+    )
+    assert result.target["objective"] in ("attention", "masked-token")

@@ -144,3 +144,39 @@ def test_qwen_words_keep_every_chinese_word():
     spans = [(u.start, u.end) for u in units if u.start is not None]
     for begin, end in text_spans(text, "word"):
         assert sum(1 for s, e in spans if s <= begin and end <= e) == 1, text[begin:end]
+
+
+def test_prompts_of_an_encoder_decoder_are_compared_on_the_encoder():
+    import torch
+
+    from attnscope.analysis.compare import compare_prompts
+    from attnscope.capture.tokens import tokenize
+
+    model = tiny("t5")
+    texts = ("the cat sat", "the dog sat")
+    traces = [capture(model, text) for text in texts]
+    summaries, difference, view = compare_prompts(traces, layer=1, head=0)
+    assert view.stack == "encoder" and view.label.startswith("layer 1, head 0")
+
+    def encoder_maps(text: str) -> list[np.ndarray]:  # independent: plain transformers, eager attention
+        ids = torch.tensor([[t.id for t in tokenize(model.tokenizer, text)]])
+        start = torch.tensor([[model.model.config.decoder_start_token_id]])
+        hf = model.model
+        previous = hf.config._attn_implementation
+        hf.set_attn_implementation("eager")
+        try:
+            with torch.no_grad():
+                out = hf(input_ids=ids, decoder_input_ids=start, output_attentions=True)
+        finally:
+            hf.set_attn_implementation(previous)
+        return [a[0].double().numpy() for a in out.encoder_attentions]
+
+    maps = [encoder_maps(text) for text in texts]
+    rows_a = [i for i, _ in difference.pairs]
+    rows_b = [j for _, j in difference.pairs]
+    expected = maps[0][1][0][np.ix_(rows_a, rows_a)] - maps[1][1][0][np.ix_(rows_b, rows_b)]
+    np.testing.assert_allclose(difference.difference, expected, atol=1e-5)
+    last = np.mean([m.mean(axis=0)[-1] for m in maps[0]], axis=0)  # every layer, mean of heads, last token
+    units = make_units(texts[0], traces[0].tokens, "word")
+    top = summaries[0]["top_units"][0]
+    assert top["attention"] == pytest.approx(max(aggregate_scores(last, units)), abs=1e-5)

@@ -101,3 +101,26 @@ def test_saving_into_a_folder_or_under_a_file_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match=r"plain\.txt is a file, not a folder"):
         trace.save(plain / "t.safetensors")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt"]  # nothing half-written left behind
+
+
+def test_a_killed_save_leaves_a_temporary_that_the_next_save_deletes(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "t.safetensors"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f".t.safetensors.{int(dead.stdout)}-abc123.tmp"  # what a killed writer leaves
+    leftover.write_bytes(b"half a trace")
+    other = tmp_path / ".unrelated.12345-abc.tmp"
+    other.write_bytes(b"not ours")
+    capture(tiny("llama"), "saved again").save(target)
+    assert not leftover.exists() and other.exists() and Trace.load(target).text == "saved again"
+    assert target.stat().st_mode & 0o777 == 0o644 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -62,6 +62,16 @@ def test_unknown_specs_are_clear_errors(spec, error, message):
         attnscope.load_model(spec)
 
 
+@pytest.mark.parametrize("spec", ["", "   ", " \t\n\u3000"])
+def test_a_blank_spec_is_an_error_and_only_none_picks_the_default(spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNSCOPE_HOME", str(tmp_path / "home"))  # no packaged model: the default fails
+    monkeypatch.setenv("ATTNSCOPE_MODELS_ONLY_HOME", "1")
+    with pytest.raises(ModelNotFoundError, match="no packaged model is installed"):
+        attnscope.load_model(None)  # the default, tried
+    with pytest.raises(ModelNotFoundError, match=r"^the model spec is blank"):
+        attnscope.load_model(spec)
+
+
 def test_folder_without_safetensors_is_refused(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
     with pytest.raises(ModelLoadError, match=r"no \.safetensors"):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import numpy as np
@@ -27,10 +28,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(host: ModelHost) -> Iterator[str]:
-    """A real uvicorn server for ``host`` on 127.0.0.1 in a thread; yields its base URL."""
+def running_server(host: ModelHost, **app_options: Any) -> Iterator[str]:
+    """A real uvicorn server for ``host`` (``create_app(host, **app_options)``) on 127.0.0.1 in a
+    thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(host), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(host, **app_options)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

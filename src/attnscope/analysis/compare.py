@@ -8,6 +8,9 @@
   aligning their tokens: tokens are matched by ``difflib.SequenceMatcher`` on their texts, so two
   prompts that share words (or two models' tokenizations of one text, when pieces agree) are compared
   on the tokens they have in common; unmatched tokens are listed, not guessed.
+
+Prompts are compared on a self-attention stack over their own tokens: the decoder of a causal LM,
+the encoder of an encoder or of an encoder–decoder (:func:`prompt_stack`).
 """
 
 from __future__ import annotations
@@ -21,21 +24,27 @@ import numpy as np
 from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.analysis.heads import head_metrics
 from attnscope.analysis.units import Granularity, aggregate_scores, make_units
-from attnscope.capture.selection import HeadSelector, LayerSelector
+from attnscope.capture.selection import HeadSelector, LayerSelector, Selection
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
 
 
+def prompt_stack(trace: Trace) -> str:
+    """The self-attention stack over the prompt's own tokens (the encoder of an encoder–decoder)."""
+    return "encoder" if trace.kind == "seq2seq" else trace.default_stack
+
+
 def prompt_summary(trace: Trace, *, granularity: Granularity = "word", top: int = 5) -> dict[str, Any]:
-    """Prediction, mean head metrics and the ``top`` units the last position attends to most."""
+    """Prediction, mean head metrics and the ``top`` units the last prompt token attends to most."""
     summary: dict[str, Any] = {"text": trace.text, "n_tokens": len(trace.tokens), "prediction": None}
-    if trace.predictions is not None:
+    if trace.predictions is not None and trace.predictions.top_ids[-1, 0] >= 0:
         best = trace.top_predictions(-1, 1)[0]
         summary["prediction"] = {"token": best.token, "id": best.id, "prob": best.prob}
-    metrics = head_metrics(trace, rows=[-1])
+    stack = prompt_stack(trace)
+    metrics = head_metrics(trace, stack=stack, rows=[-1])
     summary["head_means"] = {name: float(np.nanmean(values)) for name, values in metrics.items()}
-    row = aggregate_attention(trace, layers="all", head="mean", rows=[-1])[0]
-    units = make_units(trace.text, trace.query_tokens(), granularity)
+    row = aggregate_attention(trace, layers="all", head="mean", rows=[-1], stack=stack)[0]
+    units = make_units(trace.text, trace.key_tokens(stack), granularity)
     scores = aggregate_scores(row, units)
     order = np.argsort(-scores)[:top]
     summary["top_units"] = [
@@ -79,8 +88,8 @@ def trace_difference(a: Trace, b: Trace, *, layer: LayerSelector = -1, head: Hea
     pairs = align_tokens(a, b)
     rows_a = np.array([i for i, _ in pairs], dtype=np.int64)
     rows_b = np.array([j for _, j in pairs], dtype=np.int64)
-    map_a = aggregate_attention(a, layers=layer, head=head, rows=rows_a)[:, rows_a]
-    map_b = aggregate_attention(b, layers=layer, head=head, rows=rows_b)[:, rows_b]
+    map_a = aggregate_attention(a, layers=layer, head=head, rows=rows_a, stack=prompt_stack(a))[:, rows_a]
+    map_b = aggregate_attention(b, layers=layer, head=head, rows=rows_b, stack=prompt_stack(b))[:, rows_b]
     matched_a, matched_b = set(rows_a.tolist()), set(rows_b.tolist())
     return TraceDifference(
         pairs,
@@ -93,13 +102,13 @@ def trace_difference(a: Trace, b: Trace, *, layer: LayerSelector = -1, head: Hea
 
 def compare_prompts(
     traces: list[Trace], *, granularity: Granularity = "word", layer: LayerSelector = -1, head: HeadSelector = "mean"
-) -> tuple[list[dict[str, Any]], TraceDifference | None]:
-    """Every trace's :func:`prompt_summary` and, for two traces, their :func:`trace_difference`.
-    ``layer`` and ``head`` must exist in every trace, and combine heads (a head, a list, mean or max)."""
-    for trace in traces:
-        view = trace.select(layer=layer, head=head)
-        if view.head is None:
-            raise InputError("a difference map combines heads: choose a head, a list of heads, mean or max (not all)")
+) -> tuple[list[dict[str, Any]], TraceDifference | None, Selection]:
+    """Every trace's :func:`prompt_summary`, for two traces their :func:`trace_difference`, and the
+    resolved selection of the difference (with its label). ``layer`` and ``head`` must exist in every
+    trace, and combine heads (a head, a list, mean or max)."""
+    views = [trace.select(layer=layer, head=head, stack=prompt_stack(trace)) for trace in traces]
+    if views[0].head is None:
+        raise InputError("a difference map combines heads: choose a head, a list of heads, mean or max (not all)")
     summaries = [prompt_summary(trace, granularity=granularity) for trace in traces]
     difference = trace_difference(traces[0], traces[1], layer=layer, head=head) if len(traces) == 2 else None
-    return summaries, difference
+    return summaries, difference, views[0]

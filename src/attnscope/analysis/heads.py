@@ -33,6 +33,19 @@ from attnscope.progress import Progress, report
 METRICS = ("entropy", "sparsity", "locality", "sink", "previous_token", "focus_consistency")
 
 
+def metric_titles(threshold: float) -> dict[str, str]:
+    """What each metric is called on axes and selectors (the page and the report read it from the JSON)."""
+    return {
+        "entropy": "entropy (nats)",
+        "sparsity": f"sparsity (share of keys below {threshold:g})",
+        "locality": "locality (mean distance, tokens)",
+        "sink": "sink mass (first token)",
+        "previous_token": "previous-token score",
+        "focus_consistency": "focus consistency",
+        "induction": "induction score (repeated random words)",
+    }
+
+
 def _row_metrics(weights: np.ndarray, query_rows: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
     """Per-row values (heads, rows) for (heads, rows, key) weights; ``strongest`` is each row's argmax."""
     n_key = weights.shape[-1]

@@ -1,4 +1,4 @@
-"""Gradient attribution of a target (see :mod:`attnscope.analysis.targets`) to the input tokens.
+"""Gradient attribution of a target (see :mod:`attnscope.attribution.targets`) to the input tokens.
 
 ``f`` is the target's log-probability (summed over its tokens; mean over tokens for ``loss``) as a
 function of the input embeddings ``e`` (what the model's embedding layer outputs, scaling included):
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from attnscope.attribution.schedule import AUTO_MAX_STEPS, TOLERANCE, auto_plan, check_steps
 from attnscope.attribution.targets import Target, require_causal
 from attnscope.capture import scoring
 from attnscope.capture.tokens import Token
@@ -45,10 +46,6 @@ if TYPE_CHECKING:
 GRADIENT_METHODS = ("grad-norm", "grad-x-input", "integrated-gradients")
 BASELINES = ("mean", "pad", "zero")
 IG_BATCH = 8  # interpolation points per backward pass
-IG_FIRST_STEPS = 32  # steps="auto": 32, 96, 288, 864
-IG_MAX_STEPS = 864
-IG_TOLERANCE = 0.05  # |delta| <= 5 % of |f(e) - f(b)|
-MAX_STEPS = 4096  # an explicit step count may be at most this
 
 
 @dataclass
@@ -87,15 +84,6 @@ def _baseline_vector(model: LoadedModel, baseline: str) -> torch.Tensor:
         (i for i in (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id) if i is not None), 0
     )
     return embedding(torch.tensor([int(token)], device=weight.device))[0].detach().float()
-
-
-def check_steps(steps: int | str) -> int | str:
-    """``"auto"`` or an int in 1..MAX_STEPS, else an :class:`InputError`."""
-    if steps == "auto":
-        return "auto"
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= int(steps) <= MAX_STEPS:
-        raise InputError(f"integrated-gradients steps must be 'auto' or an integer between 1 and {MAX_STEPS}")
-    return int(steps)
 
 
 def gradient_attribution(
@@ -160,7 +148,7 @@ def _integrate(
         base_value = float(objective(model, target, start[None].to(hf.dtype)).item())
     span = value - base_value
     total = torch.zeros_like(embeds, dtype=torch.float64)  # sum of gradients over the midpoints so far
-    plan = [int(steps)] if steps != "auto" else _auto_plan()
+    plan = [int(steps)] if steps != "auto" else auto_plan()
     done, tried = 0, []
     count = 0
     token_scores = np.zeros(embeds.shape[0])
@@ -183,29 +171,22 @@ def _integrate(
         tried.append(stage)
         token_scores = (difference.double() * total / stage).sum(dim=-1).detach().cpu().numpy()
         delta = float(token_scores.sum() - span)
-        if abs(delta) <= IG_TOLERANCE * abs(span):
+        if abs(delta) <= TOLERANCE * abs(span):
             break
-    converged = abs(delta) <= IG_TOLERANCE * abs(span)
+    converged = abs(delta) <= TOLERANCE * abs(span)
     details: dict[str, Any] = {
         "steps": count,
         "steps_tried": tried,
         "f_input": value,
         "f_baseline": base_value,
         "delta": delta,
-        "tolerance": IG_TOLERANCE,
+        "tolerance": TOLERANCE,
         "converged": converged,
     }
     if not converged:
         details["warning"] = (
             f"integrated gradients have not converged: |delta| = {abs(delta):.4g} is more than "
-            f"{IG_TOLERANCE:.0%} of |f(input) - f(baseline)| = {abs(span):.4g} after {count} steps"
-            + ("" if steps != "auto" else f" (the automatic limit is {IG_MAX_STEPS})")
+            f"{TOLERANCE:.0%} of |f(input) - f(baseline)| = {abs(span):.4g} after {count} steps"
+            + ("" if steps != "auto" else f" (the automatic limit is {AUTO_MAX_STEPS})")
         )
     return token_scores, details
-
-
-def _auto_plan() -> list[int]:
-    plan = [IG_FIRST_STEPS]
-    while plan[-1] * 3 <= IG_MAX_STEPS:
-        plan.append(plan[-1] * 3)
-    return plan

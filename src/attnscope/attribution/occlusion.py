@@ -18,7 +18,9 @@ Two ways to occlude:
   (in-process model only).
 
 Inserted special tokens (BOS, ...) have no characters to remove: their score is NaN (``null`` in
-JSON). Units after the query are outside the prompt: 0.
+JSON). Units after the query are outside the prompt: 0. When removing a unit leaves no prompt at all
+(the only word or sentence), the in-process scorer scores the target after the tokenizer's BOS
+token, or its EOS token when it has no BOS (the conventional start of a document).
 
 A continuation is scored on the tokens of ``prompt + continuation`` that contain a character of
 the continuation (the prompt and continuation are tokenized together, as an HTTP endpoint does).
@@ -34,7 +36,7 @@ import numpy as np
 
 from attnscope.attribution.scorers import Scored, Scorer
 from attnscope.capture.scoring import kl_divergence
-from attnscope.errors import InputError
+from attnscope.errors import InputError, ScorerError
 from attnscope.progress import Progress
 
 if TYPE_CHECKING:
@@ -155,11 +157,16 @@ def _collect(
     units: Sequence[Unit], inside: list[int], scored: list[Scored], scores: np.ndarray, details: dict[str, Any]
 ) -> OcclusionResult:
     base = scored[0]
+    if base.bound:
+        raise ScorerError(
+            "the scorer cannot score this target after the whole prompt (not among its top log-probabilities); "
+            "a chat endpoint scores only the first token of its answer"
+        )
     kl = np.full(len(units), np.nan) if base.next_logprobs is not None else None
     bounds = []
     for index, result in zip(inside, scored[1:], strict=True):
         scores[index] = base.logprob - result.logprob
-        if result.bound or base.bound:
+        if result.bound:
             bounds.append(index)
         if kl is not None:
             kl[index] = kl_divergence(base.next_logprobs, result.next_logprobs)

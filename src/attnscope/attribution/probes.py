@@ -28,7 +28,9 @@ def repeated_random_words(tokenizer: Any, length: int = 40, *, seed: int = 0) ->
     raise UnsupportedError(f"the vocabulary has fewer than {length} single-token words")
 
 
-def measure_induction(model: Any, *, backend: str = "auto") -> tuple[np.ndarray | None, str | None]:
+def measure_induction(
+    model: Any, *, backend: str = "auto", progress: Any = None
+) -> tuple[np.ndarray | None, str | None]:
     """(layers, heads) induction scores of ``model`` on :func:`repeated_random_words`, or None and a
     note saying why they were not measured (encoders, vocabularies without enough words)."""
     from attnscope.analysis.heads import induction_scores
@@ -40,4 +42,5 @@ def measure_induction(model: Any, *, backend: str = "auto") -> tuple[np.ndarray 
         probe, period = repeated_random_words(model.tokenizer)
     except UnsupportedError as error:
         return None, f"induction not measured: {error}"
-    return induction_scores(capture(model, probe, backend=backend, predict="none"), period), None  # type: ignore[arg-type]
+    trace = capture(model, probe, backend=backend, predict="none", progress=progress)  # type: ignore[arg-type]
+    return induction_scores(trace, period), None

@@ -16,7 +16,7 @@ from attnscope.capture.selection import resolve_index
 from attnscope.capture.sources import AttentionSource, FullSource, QKSource
 from attnscope.capture.tokens import Part, Token, check_text, render_chat, tokenize
 from attnscope.capture.trace import Trace
-from attnscope.errors import InputError, UnsupportedError
+from attnscope.errors import InputError, TooLongError, UnsupportedError
 from attnscope.models.loaded import LoadedModel
 from attnscope.models.provenance import text_sha256, utc_now
 from attnscope.progress import Progress, adapt
@@ -26,6 +26,9 @@ Backend = Literal["auto", "full", "qk"]
 # ``backend="auto"`` uses the exact eager ``full`` source up to this many tokens and ``qk`` above:
 # full attention costs layers x heads x N^2 floats (24 x 14 x 512^2 x 4 B = 1.4 GB for Qwen at 512).
 AUTO_QK_MIN_TOKENS = 512
+# The eager maps of ``backend="full"`` are refused above this many bytes: layers x heads x N^2 float32
+# over every stack (SmolLM2 at 8,192 tokens: 30 x 9 x 8192^2 x 4 B = 72 GB). ``auto`` then uses ``qk``.
+FULL_MAX_BYTES = 2 * 1024**3
 
 
 def capture(
@@ -50,6 +53,9 @@ def capture(
         target: encoder-decoders only: the decoder-side text (after the start token).
         backend: ``full`` (eager ``output_attentions``), ``qk`` (queries/keys, rows recomputed on
             demand) or ``auto`` (``full`` up to ``AUTO_QK_MIN_TOKENS`` tokens, ``qk`` above).
+            ``full`` is refused (:class:`TooLongError`) when its maps would pass ``FULL_MAX_BYTES``
+            (see :func:`full_attention_bytes`); ``auto`` then uses ``qk``, and when the architecture
+            does not support ``qk`` it falls back to ``full`` only within that budget.
         layers: capture only these layers (negative allowed); default all.
         top_k: how many next-token candidates to keep per position.
         predict: ``all`` positions (default), only the ``last`` one (saves N x vocab x hidden
@@ -80,15 +86,21 @@ def capture(
     target_tokens = _target_tokens(model, target)
     wanted = _wanted_layers(model, layers)
 
+    maps_bytes = full_attention_bytes(model, len(tokens), None if target_tokens is None else len(target_tokens))
     chosen = backend
     if backend == "auto":
-        chosen = "qk" if len(tokens) > AUTO_QK_MIN_TOKENS else "full"
+        chosen = "qk" if len(tokens) > AUTO_QK_MIN_TOKENS or maps_bytes > FULL_MAX_BYTES else "full"
+    elif backend == "full":
+        _check_full_budget(maps_bytes, len(tokens), "use backend qk (rows computed on demand)")
     with model.lock, torch.inference_mode(), _layer_progress(model.model, adapt(progress)):
         try:
             source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
         except UnsupportedError:
             if backend != "auto" or chosen == "full":
                 raise
+            _check_full_budget(
+                maps_bytes, len(tokens), f"backend qk does not support {model.arch.model_type}: shorten the text"
+            )
             chosen = "full"
             source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
         predictions = (
@@ -119,6 +131,33 @@ def capture(
         target_tokens=target_tokens,
         target_text=target,
     )
+
+
+def full_attention_bytes(model: LoadedModel, n_tokens: int, n_target: int | None = None) -> int:
+    """Bytes of the eager attention maps (float32) of every stack for ``n_tokens`` input tokens
+    (and ``n_target`` decoder tokens of an encoder-decoder): what ``backend="full"`` holds at once."""
+    arch = model.arch
+    target = n_tokens if n_target is None else n_target
+    shapes = {"encoder": (n_tokens, n_tokens), "decoder": (target, target), "cross": (target, n_tokens)}
+    stacks = {name: (info.layers, info.heads) for name, info in arch.stacks.items()} or {
+        "decoder": (arch.layers, arch.heads)
+    }
+    return sum(layers * heads * shapes[name][0] * shapes[name][1] * 4 for name, (layers, heads) in stacks.items())
+
+
+def _check_full_budget(maps_bytes: int, n_tokens: int, advice: str) -> None:
+    if maps_bytes > FULL_MAX_BYTES:
+        raise TooLongError(
+            f"backend full would hold {_size(maps_bytes)} of attention maps for {n_tokens:,} tokens "
+            f"(layers x heads x N^2 floats), over the {_size(FULL_MAX_BYTES)} budget (FULL_MAX_BYTES); {advice}"
+        )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 @contextmanager

@@ -207,6 +207,10 @@ def select(
     n_query = len(trace.query_tokens(name))
     position = resolve_index(query, n_query, "query", f"the {name} stack ({n_query} query tokens)")
     layer_text = layer_label(layers, layer)
-    prefix = "layer" if len(layers) == 1 else "layers"
-    label = f"{prefix} {layer_text}, {head_label(heads, spec)}, query {position} ({name})"
+    where = (
+        f"layer {layer_text}"
+        if len(layers) == 1
+        else (layer_text if layer_text.startswith("all") else f"layers {layer_text}")
+    )
+    label = f"{where}, {head_label(heads, spec)}, query {position} ({name})"
     return Selection(name, tuple(layers), tuple(heads), canonical, position, label)

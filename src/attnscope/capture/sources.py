@@ -23,6 +23,8 @@ import numpy as np
 from attnscope.capture import kernel
 from attnscope.capture.records import LayerRecord
 
+# How a capture records attention: the eager maps, queries and keys, or the choice by length.
+BACKENDS = ("auto", "full", "qk")
 # Upper bound on the float32 scores held at once while recomputing rows (elements).
 CHUNK_ELEMENTS = 8 * 1024 * 1024
 

@@ -15,6 +15,7 @@ from attnscope.capture.selection import (
     Selection,
     default_stack,
     parse_head,
+    parse_layers,
     resolve_heads,
     resolve_layers,
     resolve_rows,
@@ -22,7 +23,7 @@ from attnscope.capture.selection import (
 )
 from attnscope.capture.sources import CHUNK_ELEMENTS, AttentionSource
 from attnscope.capture.tokens import Part, Token
-from attnscope.errors import OutOfRangeError
+from attnscope.errors import InputError, OutOfRangeError
 from attnscope.models.info import ModelInfo
 
 
@@ -94,7 +95,13 @@ class Trace:
 
     # --- attention (selections resolved by attnscope.capture.selection) -----------------------
     def resolve_layer(self, layer: int, stack: str | None = None) -> int:
+        """One layer index (negative from the end); a range, a list or ``"all"`` is refused here."""
         name = self.stack_name(stack)
+        if isinstance(layer, str | list | tuple):
+            spec = parse_layers(layer)
+            if not isinstance(spec, int):
+                raise InputError(f"one layer is needed here, not {layer!r} (ranges and lists are for averaging)")
+            layer = spec
         return resolve_layers(self.num_layers(name), self.captured_layers(name), layer, name)[0]
 
     def resolve_heads(self, head: HeadSelector, stack: str | None = None) -> list[int]:

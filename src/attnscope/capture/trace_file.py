@@ -8,10 +8,10 @@ files (arrays-only checksum) still load.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from attnscope.capture.predictions import Predictions
 from attnscope.capture.sources import AttentionSource, FullSource, QKSource
 from attnscope.capture.tokens import Part, Token
 from attnscope.errors import InputError, TraceFormatError
+from attnscope.models import temporaries
 from attnscope.models.info import ModelInfo
 
 if TYPE_CHECKING:
@@ -71,19 +72,32 @@ def save_trace(trace: Trace, path: Path) -> Path:
     }
     meta["checksum"] = _checksum(arrays, meta)
     _check_destination(path)
+    _sweep_abandoned(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = temporaries.make_file(path.parent, path.name)  # ".<name>.<pid>-<hex>.tmp", mode 0644
     except OSError as error:
         raise InputError(f"cannot write a trace to {path}: {error.strerror or error}") from None
+    mode = os.fstat(fd).st_mode & 0o777  # 0644 under the user's umask
     os.close(fd)
     try:
         save_file(arrays, tmp, metadata={_META_KEY: json.dumps(meta, ensure_ascii=False)})
+        os.chmod(tmp, mode)  # safetensors writes a private file in its place
         os.replace(tmp, path)
     except OSError as error:
         raise InputError(f"cannot write a trace to {path}: {error.strerror or error}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _sweep_abandoned(path: Path) -> None:
+    """Delete temporaries of earlier saves of this same file whose writing process is gone (killed)."""
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            pid = temporaries.writer_pid(entry.name) if entry.name.startswith(prefix) else None
+            if pid is not None and not temporaries.pid_alive(pid):
+                temporaries.remove(entry)
 
 
 def _check_destination(path: Path) -> None:

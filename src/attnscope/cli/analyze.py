@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from attnscope.capture.selection import STACKS
 from attnscope.cli import common
 
 
@@ -18,9 +19,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     analyze.add_argument("--layer", default="-1", help="layer index (negative from the end), a range 4-7 or all (mean)")
     analyze.add_argument("--head", default="mean", help="head index, a list 1,3 (their mean), mean (default) or max")
     analyze.add_argument("--query", type=int, default=-1, help="query token index (default -1: the last token)")
-    analyze.add_argument(
-        "--stack", choices=("encoder", "decoder", "cross"), default=None, help="attention stack (encoder-decoders)"
-    )
+    analyze.add_argument("--stack", choices=STACKS, default=None, help="attention stack (encoder-decoders)")
     analyze.add_argument("--top-k", type=int, default=10, help="how many next-token candidates (1-100, default 10)")
     analyze.add_argument("--target", default=None, help="encoder-decoders: decoder-side text")
     analyze.add_argument("--save", metavar="PATH", help="also save the whole trace (.safetensors) to PATH")
@@ -47,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if stack not in model.arch.stacks:
         raise InputError(f"--stack {stack}: this {model.kind} model has stacks {', '.join(sorted(model.arch.stacks))}")
     common.say(args)("capturing …")
-    # Without --save only what is shown is computed: the layers shown, predictions at the last position.
-    layers = None if args.save or not isinstance(layer, int) else [layer]
+    # Without --save only what is shown is computed: the layer shown, predictions at the last position
+    # (encoder-decoders capture every layer: their stacks may have different depths).
+    one_layer = isinstance(layer, int) and not args.save and model.kind != "seq2seq"
+    layers = [layer] if one_layer else None
     predict = "last" if args.query == -1 and not args.save else "all"
     trace = common.run_job(
         args,

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from attnscope.capture.sources import BACKENDS
 from attnscope.errors import InputError
 
 if TYPE_CHECKING:
@@ -32,9 +33,7 @@ def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True)
         "--trust-remote-code", action="store_true", help="let transformers run code shipped with a hub model"
     )
     if backend:
-        group.add_argument(
-            "--backend", choices=("auto", "full", "qk"), default="auto", help="attention capture (default auto)"
-        )
+        group.add_argument("--backend", choices=BACKENDS, default="auto", help="attention capture (default auto)")
 
 
 def add_output_options(command: argparse.ArgumentParser) -> None:

@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from attnscope.render.json import comparison_json
     from attnscope.render.tables import comparison_text
 
-    traces = [capture(model, text, predict="last", backend=args.backend) for text in texts]
-    summaries, difference = compare_prompts(traces, granularity=args.granularity, layer=layer, head=head)
-    body = comparison_json(model.info(), summaries, difference, layer=layer, head=head)
+    traces = common.run_job(
+        args, lambda bar: [capture(model, text, predict="last", backend=args.backend, progress=bar) for text in texts]
+    )
+    summaries, difference, view = compare_prompts(traces, granularity=args.granularity, layer=layer, head=head)
+    body = comparison_json(traces, summaries, difference, view)
     return common.output(args, body, comparison_text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from attnscope.capture.selection import STACKS
 from attnscope.capture.tokens import Part
 from attnscope.cli import common
 from attnscope.errors import InputError
@@ -18,7 +19,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     )
     common.add_text(heads)
     heads.add_argument("--threshold", type=float, default=0.01, help="sparsity threshold (default 0.01)")
-    heads.add_argument("--stack", choices=("encoder", "decoder", "cross"), default=None)
+    heads.add_argument("--stack", choices=STACKS, default=None)
     common.add_model_options(heads)
     common.add_output_options(heads)
     heads.set_defaults(run=run_heads)
@@ -49,7 +50,7 @@ def run_heads(args: argparse.Namespace) -> int:
     from attnscope.render.tables import heads_text
 
     def job(bar: object) -> object:
-        trace = capture(model, text, backend=args.backend, predict="none")
+        trace = capture(model, text, backend=args.backend, predict="none", progress=bar)
         return measure_heads(
             model, trace, threshold=args.threshold, stack=args.stack, backend=args.backend, progress=bar
         )

@@ -12,6 +12,7 @@ from typing import Any
 from attnscope.cli import common
 from attnscope.errors import InputError
 from attnscope.methods import catalogue
+from attnscope.methods.spec import OBJECTIVES
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -67,6 +68,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     agreement.add_argument("--methods", nargs="+", choices=names, default=None)
     agreement.add_argument("--granularity", choices=catalogue.GRANULARITIES, default="word")
     agreement.add_argument("--target", default=None, help="text to explain instead of the predicted next token")
+    agreement.add_argument("--query", type=int, default=-1, help="token whose prediction is explained (default -1)")
     _add_method_options(agreement)
     common.add_model_options(agreement)
     common.add_output_options(agreement)
@@ -77,7 +79,7 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--target", default=None, help="text to explain instead of the predicted next token")
     command.add_argument(
         "--objective",
-        choices=("next-token", "continuation", "loss"),
+        choices=OBJECTIVES,
         default=None,
         help="what gradient/occlusion methods explain (default: next-token, or continuation with --target)",
     )
@@ -176,7 +178,14 @@ def run_agreement(args: argparse.Namespace) -> int:
     comparison = common.run_job(
         args,
         lambda bar: compare_methods(
-            model, text, methods=args.methods, granularity=args.granularity, target=args.target, progress=bar, **options
+            model,
+            text,
+            methods=args.methods,
+            granularity=args.granularity,
+            target=args.target,
+            query=args.query,
+            progress=bar,
+            **options,
         ),
     )
     body = agreement_json(comparison)

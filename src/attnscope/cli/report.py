@@ -26,7 +26,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--target", default=None)
     report.add_argument("--steps", default=None, help="integrated-gradients steps (default auto)")
     common.add_model_options(report)
-    report.add_argument("--quiet", "-q", action="store_true")
+    common.add_output_options(report)
     report.set_defaults(run=run)
 
 
@@ -66,5 +66,8 @@ def run(args: argparse.Namespace) -> int:
     json_path = out.with_suffix(".json")
     _write(out, report_html(data))
     _write(json_path, json.dumps(data, ensure_ascii=False, indent=1))
-    print(f"wrote {out} and {json_path}")
+    if args.json:  # the report contract on standard output too
+        common.emit(data)
+    else:
+        print(f"wrote {out} and {json_path}")
     return 0

@@ -46,6 +46,16 @@ def check_address(host: str, port: int) -> None:
         raise InputError(f"cannot listen on {host} port {port}: {error.strerror or error}") from None
 
 
+def allowed_hosts(bind: str) -> list[str] | None:
+    """The ``Host`` names a server bound to ``bind`` answers: on a loopback address only the loopback
+    names (a page elsewhere cannot reach it through a re-pointed DNS name); elsewhere any (None)."""
+    from attnscope.server.guards import LOOPBACK_NAMES
+
+    if bind.strip("[]").lower() not in LOOPBACK_NAMES:
+        return None
+    return [*LOOPBACK_NAMES, bind]
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be between 1 and 65535; got {args.port}")
@@ -74,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     host = ModelHost(loader=loader)  # type: ignore[arg-type]
     host.load(spec)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    allowed = allowed_hosts(args.host)
+    if allowed is None:
         print(f"warning: binding {args.host}: anyone who can reach this address can use the app", file=sys.stderr)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     print(f"attnscope is serving {spec} at {url} (Ctrl+C stops it)", flush=True)
@@ -82,5 +93,6 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(url)
-    uvicorn.run(create_app(host, api_key=api_key), host=args.host, port=args.port, log_level="warning")
+    app = create_app(host, api_key=api_key, allowed_hosts=allowed)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

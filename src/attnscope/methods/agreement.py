@@ -56,12 +56,14 @@ def compare_methods(
     methods: Sequence[str] | None = None,
     granularity: str = "word",
     target: str | None = None,
+    query: int = -1,
     trace: Trace | None = None,
     progress: Any = None,
     **options: Any,
 ) -> MethodComparison:
-    """Every method in ``methods`` (default: all token attribution methods) on ``text``; ``options``
-    go to the methods that have them (``steps`` to integrated gradients, ...)."""
+    """Every method in ``methods`` (default: all token attribution methods) on ``text``, explaining the
+    prediction after token ``query``; ``options`` go to the methods that have them (``steps`` to
+    integrated gradients, ...)."""
     names = list(methods) if methods else catalogue.attribution_names()
     specs = [catalogue.get(name) for name in names]
     not_scoring = [spec.name for spec in specs if not spec.scores_tokens]
@@ -93,6 +95,7 @@ def compare_methods(
                 text,
                 spec.name,
                 granularity=granularity,
+                query=query,
                 trace=trace if "trace" in spec.needs else None,
                 target=target if spec.explains_target else None,
                 progress=step,
@@ -105,9 +108,8 @@ def compare_methods(
     if not results:
         raise InputError(f"no method could run on this model: {skipped}")
     first = next(iter(results.values()))
-    query = first.target.get("query")
-    query = len(trace.tokens) - 1 if query is None else int(query)
-    last_token = trace.tokens[query]
+    explained = first.target.get("query")
+    last_token = trace.tokens[len(trace.tokens) - 1 if explained is None else int(explained)]
     end = last_token.end if last_token.end is not None else len(text)
     include = np.array([u.start is not None and u.start < end for u in first.units])
     agreement = rank_agreement({name: result.scores for name, result in results.items()}, include)

@@ -6,12 +6,13 @@ attribution in :mod:`attnscope.attribution`) to :class:`attnscope.methods.run.Me
 
 from __future__ import annotations
 
+from attnscope.analysis.flow import MAX_FLOW_TOKENS
+from attnscope.attribution import schedule
 from attnscope.methods.spec import GRANULARITIES, MethodInput, MethodOutput, MethodSpec, Option
 
 RESIDUAL = Option(
     "residual", "float", 0.5, "weight of the residual connection, r in r·I + (1 − r)·A", minimum=0.0, maximum=1.0
 )
-FLOW_MAX_TOKENS = 256  # one max-flow solve per token over layers × tokens² edges
 
 
 def _run_attention(request: MethodInput) -> MethodOutput:
@@ -113,7 +114,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         needs=("trace",),
         options=(RESIDUAL,),
         kinds=SELF_ATTENTION,
-        max_tokens=FLOW_MAX_TOKENS,
+        max_tokens=MAX_FLOW_TOKENS,
         slow=True,
         reference="Abnar & Zuidema 2020; scipy's Dinic max-flow solver",
         run=_run_flow,
@@ -150,9 +151,9 @@ BUILTIN: tuple[MethodSpec, ...] = (
                 "steps",
                 "int",
                 "auto",
-                "interpolation steps; auto: 32, 96, 288, 864 until |delta| ≤ 5 % of |f(x) − f(baseline)|",
+                schedule.describe(),
                 minimum=1,
-                maximum=4096,
+                maximum=schedule.MAX_STEPS,
                 auto=True,
             ),
             Option(

@@ -13,12 +13,13 @@ function is called once, when the catalogue is first read, and registers its spe
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
 from attnscope.errors import InputError
-from attnscope.methods.spec import FAMILIES, GRANULARITIES, KINDS, MethodSpec, Option
+from attnscope.methods.spec import FAMILIES, GRANULARITIES, KINDS, NEEDS, MethodSpec, Option
 
 __all__ = [
     "FAMILIES",
@@ -49,6 +50,21 @@ def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     names = [option.name for option in spec.options]
     if len(set(names)) != len(names):
         raise ValueError(f"method {spec.name!r} declares an option twice")
+    for field, given, known in (
+        ("units", spec.units, GRANULARITIES),
+        ("kinds", spec.kinds, KINDS),
+        ("needs", spec.needs, NEEDS),
+    ):
+        unknown = [value for value in given if value not in known]
+        if unknown or not given:
+            raise ValueError(f"method {spec.name!r}: {field} must be some of {', '.join(known)}; got {list(given)}")
+    for option in spec.options:
+        try:
+            option.parse(option.default, spec.name)
+        except InputError as error:
+            raise ValueError(
+                f"method {spec.name!r}: the default of option {option.name!r} is refused: {error}"
+            ) from None
     _CATALOGUE[spec.name] = spec
     return spec
 
@@ -68,7 +84,12 @@ def _load() -> None:
     for spec in BUILTIN:
         register(spec)
     for entry in metadata.entry_points(group="attnscope.methods"):
-        entry.load()()
+        try:
+            entry.load()()
+        except Exception as error:  # a broken plugin must not break attnscope: say so and go on
+            warnings.warn(
+                f"attnscope method plugin {entry.name!r} failed to load: {error}", RuntimeWarning, stacklevel=2
+            )
 
 
 def methods(*, scores_tokens: bool | None = None) -> list[MethodSpec]:

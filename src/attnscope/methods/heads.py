@@ -44,10 +44,8 @@ def measure_heads(
     if model is not None:
         from attnscope.attribution.probes import measure_induction
 
-        if report is not None:
-            report(80, 100, "induction probe")
         scores, note = (
-            measure_induction(model, backend=backend)
+            measure_induction(model, backend=backend, progress=scaled(report, 80, 20, 100, "induction probe"))
             if name != "cross"
             else (None, "no induction probe for cross-attention")
         )

@@ -92,6 +92,8 @@ def attribute(
     text = check_text(text)
     if trace is not None and trace.text != text:
         raise InputError("the trace given is of another text")
+    if trace is not None and model is not None and trace.model.fingerprint not in ("", model.fingerprint):
+        raise InputError(f"the trace given was captured with another model ({trace.model.spec}), not {model.spec}")
     values = spec.parse_options(options)
     if granularity not in spec.units:
         raise InputError(f"{method} gives scores per {', '.join(spec.units)}; not per {granularity!r}")
@@ -203,26 +205,25 @@ def _target(
 
 
 def _target_info(request: MethodInput, resolved: Target | None) -> dict[str, Any]:
+    """What the scores are about: the resolved target, or (for methods without one) the model's own
+    prediction at the query — the token after it for causal LMs, the token at it for masked LMs."""
     if resolved is not None:
         return {**resolved.to_dict(), **resolved.details}
     if request.model is None and request.given_trace is None:
         return {"objective": None, "text": None, "ids": [], "query": request.query}
     trace = request.trace()
+    objective = "next-token" if trace.kind == "causal" else "masked-token"
     if trace.predictions is None:
         return {"objective": "attention", "text": None, "ids": [], "query": request.query}
     if trace.predictions.top_ids[request.query, 0] >= 0:
         best = trace.top_predictions(request.query, 1)[0]
-        return {
-            "objective": "next-token",
-            "text": best.token,
-            "ids": [best.id],
-            "query": request.query,
-            "prob": best.prob,
-        }
-    if request.model is None:  # a loaded trace without this position's prediction
-        return {"objective": "next-token", "text": None, "ids": [], "query": request.query}
+        return {"objective": objective, "text": best.token, "ids": [best.id], "query": request.query, "prob": best.prob}
+    causal = request.model is not None and request.model.kind == "causal" and request.model.has_lm_head
+    if not causal:  # a loaded trace, or a masked LM, without this position's prediction
+        return {"objective": objective, "text": None, "ids": [], "query": request.query}
     from attnscope.attribution.targets import resolve_target
 
+    assert request.model is not None
     found = resolve_target(request.model, request.tokens or [], query=request.query)  # one prefix forward, no capture
     return {**found.to_dict(), **found.details}
 
@@ -240,5 +241,7 @@ def _provenance(
         "computed_at": utc_now(),
     }
     if scorer is not None:
-        record["scorer"] = {"type": type(scorer).__name__, "url": getattr(scorer, "url", None)}
+        from attnscope.attribution.scorers.http import public_url  # no userinfo or query: no secrets recorded
+
+        record["scorer"] = {"type": type(scorer).__name__, "url": public_url(getattr(scorer, "url", None))}
     return record

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from attnscope.analysis.units import Unit
+from attnscope.analysis.units import GRANULARITIES, Unit
 from attnscope.capture.selection import parse_head, parse_layers
 from attnscope.capture.tokens import Token
 from attnscope.errors import InputError
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 Family = Literal["attention", "propagation", "gradient", "perturbation", "heads", "parts", "faithfulness"]
 Need = Literal["trace", "model", "scorer"]
 OptionKind = Literal["int", "float", "choice", "layers", "heads"]
-GRANULARITIES = ("token", "word", "sentence", "paragraph")
+OBJECTIVES = ("next-token", "continuation", "loss")  # what a target-explaining method can explain
 KINDS = ("causal", "masked", "seq2seq")
+NEEDS = ("trace", "model", "scorer")
 FAMILIES: tuple[str, ...] = ("attention", "propagation", "gradient", "perturbation", "heads", "parts", "faithfulness")
 
 
@@ -190,7 +191,13 @@ class MethodInput:
                 raise InputError(f"{self.spec.name} needs a trace or the model to capture one")
             from attnscope.capture.engine import capture
 
-            self.given_trace = capture(self.model, self.text, predict="last", backend=self.backend)  # type: ignore[arg-type]
+            self.given_trace = capture(
+                self.model,
+                self.text,
+                predict="last",
+                backend=self.backend,  # type: ignore[arg-type]
+                progress=self.progress,
+            )
         return self.given_trace
 
     @property

@@ -24,6 +24,8 @@ from pathlib import Path
 from attnscope.models import temporaries
 
 _BLOCK = 4 * 1024 * 1024
+# This process's copy of the index: a read-only or unwritable cache still hashes a file once per process.
+_KNOWN: dict[str, str] = {}
 
 
 def cache_dir() -> Path:
@@ -62,12 +64,14 @@ def _write_index(index: dict[str, str]) -> None:
 def files_sha256(paths: list[Path], *, use_cache: bool = True) -> str:
     """SHA-256 of the files' bytes concatenated in order (one file: its plain SHA-256).
 
-    Remembered per (path, size, mtime) so that a verified multi-hundred-MB file is hashed once.
+    Remembered per (path, size, mtime), in the index and in this process, so that a verified
+    multi-hundred-MB file is hashed once. ``use_cache=False`` neither consults nor fills either.
     """
     key = _stat_key(paths)
     if use_cache:
-        known = _read_index().get(key)
+        known = _KNOWN.get(key) or _read_index().get(key)
         if known:
+            _KNOWN[key] = known
             return known
     digest = hashlib.sha256()
     for path in paths:
@@ -76,6 +80,7 @@ def files_sha256(paths: list[Path], *, use_cache: bool = True) -> str:
                 digest.update(block)
     value = digest.hexdigest()
     if use_cache:
+        _KNOWN[key] = value
         index = _read_index()
         index[key] = value
         _write_index(index)
@@ -84,8 +89,10 @@ def files_sha256(paths: list[Path], *, use_cache: bool = True) -> str:
 
 def remember_sha256(paths: list[Path], value: str) -> None:
     """Record ``value`` as the SHA-256 of ``paths`` as they are now (after verifying them elsewhere)."""
+    key = _stat_key(paths)
+    _KNOWN[key] = value
     index = _read_index()
-    index[_stat_key(paths)] = value
+    index[key] = value
     _write_index(index)
 
 

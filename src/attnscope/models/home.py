@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from attnscope.models import cache, temporaries
+from attnscope.models import cache, placing, temporaries
 
 INSTALL_MARKER = "attnscope-install.json"
 
@@ -37,8 +37,12 @@ def only_home() -> bool:
 
 
 def sweep_abandoned() -> list[temporaries.Swept]:
-    """Delete every abandoned temporary: half installs in the models folder, and the cache's leftovers.
+    """Delete every abandoned temporary: half installs in the models folder, and the cache's leftovers;
+    what was deleted.
 
-    Runs at the start of ``attnscope models`` (list, install, remove) and of every catalog or GGUF load.
+    First puts back an install that a killed reinstall had set aside before its new copy was in place
+    (see :func:`attnscope.models.placing.recover`). Runs at the start of ``attnscope models`` (list,
+    install, remove) and of every catalog or GGUF load; never for ``list_models()`` (``GET /api/models``).
     """
-    return [*temporaries.sweep(models_dir()), *cache.sweep_abandoned()]
+    folder = models_dir()
+    return [*placing.recover(folder), *temporaries.sweep(folder), *cache.sweep_abandoned()]

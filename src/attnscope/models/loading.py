@@ -241,23 +241,26 @@ def load_model(
     Args:
         spec: a catalog alias (``attnscope models``), a hub id, a local folder of safetensors
             weights, a ``.gguf`` file, or ``tiny:<family>``. None picks the default catalog model
-            (``qwen2.5-coder-0.5b``, or an installed fallback).
+            (``qwen2.5-coder-0.5b``, or an installed fallback); a blank string is an error.
         device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
         dtype: ``float32`` (default on CPU), ``float16`` (default on CUDA) or ``bfloat16``.
         trust_remote_code: passed to transformers; off unless asked for.
         progress: called with short status lines (the CLI prints them to stderr).
 
     Raises:
-        ModelNotFoundError: the spec names nothing loadable.
+        ModelNotFoundError: the spec names nothing loadable (or is blank).
         ChecksumError: a catalog model's files differ from the expected SHA-256.
         ModelLoadError: the files exist but do not load.
     """
     import torch
 
     say = progress or _quiet
-    if spec is None or not str(spec).strip():
+    if spec is None:
+        home.sweep_abandoned()  # first: puts back a default model that a killed reinstall set aside
         spec, _note = resolve_default()
     spec = str(spec).strip()
+    if not spec:
+        raise ModelNotFoundError("the model spec is blank: name a model (see `attnscope models`), or pass None")
     device_name = _resolve_device(device)
     dtype_name = _resolve_dtype(dtype, device_name)
     torch_dtype = getattr(torch, dtype_name)

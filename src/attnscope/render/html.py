@@ -1,4 +1,4 @@
-"""A self-contained HTML report from :func:`attnscope.analysis.report.explain` data.
+"""A self-contained HTML report from the report data of :func:`attnscope.render.json.report_json`.
 
 One file, no network: CSS inline, head-metric heatmaps as matplotlib PNGs in ``data:`` URIs, the
 report data itself embedded as JSON. Token-importance views colour each unit by its score divided
@@ -19,16 +19,6 @@ from typing import Any
 import numpy as np
 
 from attnscope.render.palette import colormap, colour, fmt, fmt_prob, label_colour, label_colours, palette, rgb
-
-METRIC_TITLES = {
-    "entropy": "entropy (nats)",
-    "sparsity": "sparsity (share < threshold)",
-    "locality": "locality (mean distance, tokens)",
-    "sink": "sink mass (first token)",
-    "previous_token": "previous-token score",
-    "focus_consistency": "focus consistency",
-    "induction": "induction score (repeated random words)",
-}
 
 STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans",sans-serif;margin:2rem;max-width:1200px;color:INK}
@@ -214,10 +204,9 @@ def report_html(data: dict[str, Any]) -> str:
 
     heads = data["heads"]
     parts.append("<h2>Head metrics (layers × heads)</h2><div class='grid'>")
+    titles = heads.get("titles", {})
     for metric, values in heads["metrics"].items():
-        parts.append(
-            f"<img alt='{html.escape(metric)}' src='{_heatmap_png(values, METRIC_TITLES.get(metric, metric))}'>"
-        )
+        parts.append(f"<img alt='{html.escape(metric)}' src='{_heatmap_png(values, titles.get(metric, metric))}'>")
     parts.append("</div>")
     if heads.get("note"):
         parts.append(f"<p class='note'>{html.escape(heads['note'])}</p>")

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.analysis.aggregate import aggregate_attention
+from attnscope.analysis.heads import metric_titles
 from attnscope.analysis.stats import row_stats, without_special
 from attnscope.contracts import SCHEMA_VERSION, plain
 from attnscope.errors import InputError
 
 if TYPE_CHECKING:
     from attnscope.analysis.compare import TraceDifference
+    from attnscope.capture.selection import Selection
+    from attnscope.capture.tiles import TilePyramid
     from attnscope.capture.tokens import Part
     from attnscope.capture.trace import Trace
     from attnscope.methods.agreement import MethodComparison
@@ -119,6 +122,7 @@ def heads_json(report: HeadReport) -> dict[str, Any]:
         "stack": report.stack,
         "threshold": report.threshold,
         "metrics": {name: plain(values) for name, values in report.metrics.items()},
+        "titles": {name: title for name, title in metric_titles(report.threshold).items() if name in report.metrics},
         "labels": report.labels,
         "note": report.note,
         "provenance": trace.provenance,
@@ -156,13 +160,15 @@ def agreement_json(comparison: MethodComparison) -> dict[str, Any]:
 
 
 def comparison_json(
-    model: ModelInfo, summaries: list[dict[str, Any]], difference: TraceDifference | None, *, layer: Any, head: Any
+    traces: list[Trace], summaries: list[dict[str, Any]], difference: TraceDifference | None, view: Selection
 ) -> dict[str, Any]:
-    """``attnscope compare --json`` and ``POST /api/compare``."""
+    """``attnscope compare --json`` and ``POST /api/compare``: ``provenance`` has one record per prompt;
+    the difference carries its resolved selection (stack, layer, head, label)."""
     return {
-        **_head("comparison", model),
+        **_head("comparison", traces[0].model),
         "prompts": plain(summaries),
-        "difference": None if difference is None else {"layer": layer, "head": head, **difference.to_json()},
+        "difference": None if difference is None else {**view.to_json(), **difference.to_json()},
+        "provenance": [trace.provenance for trace in traces],
     }
 
 
@@ -171,9 +177,37 @@ def models_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "result": "models", "models": rows}
 
 
+def model_status_json(status: str, message: str, model: ModelInfo | None) -> dict[str, Any]:
+    """``GET /api/model`` and ``POST /api/model``: the loading status (``idle``, ``loading``,
+    ``ready``, ``failed``), its message, and the loaded model (``null`` while none is)."""
+    return {**_head("model_status", model), "status": status, "message": message}
+
+
+def pyramid_json(pyramid: TilePyramid) -> dict[str, Any]:
+    """``GET /api/traces/{id}/pyramid``: the tile pyramid of one map, with the resolved selection
+    (``head`` canonical: an index, ``mean``, ``max`` or a list; ``heads`` the heads it combines)."""
+    view = pyramid.trace.select(layer=pyramid.layer, head=pyramid.head, stack=pyramid.stack)
+    top = pyramid.get(pyramid.levels - 1, 0, 0)
+    return {
+        **_head("pyramid", pyramid.trace.model),
+        **pyramid.describe(),
+        "max": float(top.max()) if top.size else 0.0,
+        "layer": pyramid.layer,
+        "head": view.head,
+        "heads": list(view.heads),
+        "stack": pyramid.stack,
+    }
+
+
+def job_json(job_id: str, state: dict[str, Any]) -> dict[str, Any]:
+    """``GET /api/jobs/{id}`` and ``POST /api/jobs/{id}/cancel``: ``done``, ``total``, ``stage``,
+    ``finished``, ``cancelled`` of the job a request named (no ``model``: a job is not a result of one)."""
+    return {"schema_version": SCHEMA_VERSION, "result": "job", "id": job_id, **state}
+
+
 def report_json(report: Report) -> dict[str, Any]:
     """``attnscope report`` writes this beside its HTML page (and the page embeds it)."""
-    from attnscope.methods.report import observations
+    from attnscope.render.observations import observations
 
     comparison, trace = report.comparison, report.comparison.trace
     prediction = None
@@ -187,7 +221,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "granularity": comparison.granularity,
         "prediction": prediction,
         **{key: agreement[key] for key in ("units", "target", "methods", "skipped", "seconds", "agreement")},
-        "heads": {"metrics": heads["metrics"], "labels": heads["labels"], "note": heads["note"]},
+        "heads": {key: heads[key] for key in ("metrics", "titles", "labels", "note", "threshold")},
         "thresholds": report.thresholds,
         "provenance": trace.provenance,
     }

@@ -4,29 +4,36 @@ Every route is a plain function (FastAPI runs it in its thread pool); forward pa
 serialised per model by ``capture``. Requests are validated by one Pydantic model per route
 (:mod:`.schemas`); every refusal has the shape ``{"detail", "code"}`` (:mod:`.errors`). The API
 documentation at ``/docs`` works offline: its assets are served from the installed package.
+Request bodies are limited in size, and a server on a loopback address answers only requests
+addressed to a loopback name (:mod:`.guards`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from attnscope.server.errors import add_error_handlers, error_response
+from attnscope.server.errors import add_error_handlers
+from attnscope.server.guards import BodyLimit, HostCheck
 from attnscope.server.host import ModelHost
 from attnscope.version import __version__
 
-# Request bodies larger than this are refused before they are read (413). Texts themselves are
+# Request bodies larger than this are refused (413): before they are read when their length is
+# declared, as soon as this many bytes have arrived when they are chunked. Texts themselves are
 # limited to attnscope.capture.tokens.MAX_TEXT_CHARS characters (1,000,000), in UTF-8 at most 4 MB,
 # JSON-escaped at most 6 bytes a character.
 MAX_REQUEST_BYTES = 8_000_000
 
 
-def create_app(host: ModelHost, *, api_key: str | None = None) -> FastAPI:
-    """The app over ``host``; with ``api_key`` the ``/v1`` endpoints require ``Authorization: Bearer``."""
+def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+    """The app over ``host``; with ``api_key`` the ``/v1`` endpoints require ``Authorization: Bearer``;
+    with ``allowed_hosts`` a request whose ``Host`` header names another host is refused (400
+    ``bad_host``; ``attnscope serve`` passes the loopback names when it binds a loopback address).
+    None: no check (the library's and the tests' use)."""
     from fastapi_offline import FastAPIOffline
 
     app = FastAPIOffline(
@@ -37,16 +44,9 @@ def create_app(host: ModelHost, *, api_key: str | None = None) -> FastAPI:
     web = resources.files("attnscope") / "web"
     add_error_handlers(app)
 
-    @app.middleware("http")
-    async def limit_request_size(request: Request, call_next: Any) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_REQUEST_BYTES):
-            return error_response(413, f"request body over {MAX_REQUEST_BYTES:,} bytes", "too_large")
-        if declared is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()  # chunked upload: read it once, bounded
-            if len(body) > MAX_REQUEST_BYTES:
-                return error_response(413, f"request body over {MAX_REQUEST_BYTES:,} bytes", "too_large")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=list(allowed_hosts))  # added last: checked first
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

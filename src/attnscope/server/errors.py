@@ -7,7 +7,8 @@
   the rule, never echoing the value (a NaN or a lone surrogate could not be encoded back); a body
   that is not JSON, or not UTF-8, is such a request too;
 - unknown routes 404 ``not_found``, wrong methods 405 ``method_not_allowed``, bodies over the size
-  limit 413 ``too_large``, missing or wrong API keys 401 ``unauthorized``;
+  limit 413 ``too_large``, missing or wrong API keys 401 ``unauthorized``, a ``Host`` header a
+  loopback server does not answer for 400 ``bad_host`` (:mod:`.guards`);
 - anything else is a bug: 500 ``internal`` with no stack trace sent (the server log has it).
 """
 

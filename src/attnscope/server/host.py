@@ -3,8 +3,11 @@
 One model is shared by all requests; ``capture`` serialises forward passes with the model's lock.
 Traces are cached by (model fingerprint, backend, text) so that changing layer, head or query
 re-reads the same forward pass instead of running a new one, and no trace of one model is ever
-answered for another. Long jobs are registered by the id their request names: their progress is
-streamed (``/api/progress/{id}``) and they can be cancelled (``/api/jobs/{id}/cancel``).
+answered for another. A request reads the current model once (:meth:`ModelHost.current`) and uses
+that model for everything it does (:meth:`ModelHost.trace_for` takes it explicitly): a switch in the
+middle of a request never mixes two models in one answer. Long jobs are registered by the id their
+request names: their progress is streamed (``/api/progress/{id}``) and they can be cancelled
+(``/api/jobs/{id}/cancel``); at most ``MAX_JOBS`` job states are kept.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from attnscope.errors import AttnscopeError, ModelLoadError, NotFoundError
 from attnscope.models.loaded import LoadedModel
 from attnscope.progress import Job
 
-MAX_JOBS = 256  # finished and abandoned job states kept for late readers
+MAX_JOBS = 256  # job states kept (finished ones for late readers, cancels ahead of their request)
 
 Loader = Callable[[str], LoadedModel]
 
@@ -41,7 +44,8 @@ class ModelHost:
     _traces: OrderedDict[str, Trace] = field(default_factory=OrderedDict)
     _keys: dict[tuple[str, str, str], str] = field(default_factory=dict)
     tiles: TileCache = field(default_factory=TileCache)  # heatmap tiles of every trace, LRU in bytes
-    _jobs: dict[str, Job] = field(default_factory=dict)
+    _jobs: dict[str, Job] = field(default_factory=dict)  # oldest first
+    _active: dict[str, int] = field(default_factory=dict)  # job id -> requests running under it
 
     def load(self, spec: str) -> LoadedModel:
         """Load ``spec`` and make it current; the previous model serves until the new one is ready.
@@ -71,8 +75,11 @@ class ModelHost:
             raise AttnscopeError(f"no model is loaded ({self.message or self.status})")
         return model
 
-    def trace_for(self, text: str, backend: str, make: Callable[[LoadedModel], Trace]) -> tuple[str, Trace]:
-        model = self.current()
+    def trace_for(
+        self, model: LoadedModel, text: str, backend: str, make: Callable[[LoadedModel], Trace]
+    ) -> tuple[str, Trace]:
+        """The cached trace of ``text`` by ``model`` (the model the request read once), or
+        ``make(model)`` cached under that model's fingerprint; never another model's trace."""
         key = (model.fingerprint, backend, text)
         with self._lock:
             trace_id = self._keys.get(key)
@@ -110,11 +117,20 @@ class ModelHost:
         with self._lock:
             found = self._jobs.get(job_id)
             if found is None or found.finished:
-                cancelled = found is not None and found.cancelled and not found.finished
-                found = self._jobs[job_id] = Job(cancelled=cancelled)
-            while len(self._jobs) > MAX_JOBS:
-                self._jobs.pop(next(iter(self._jobs)))
+                found = self._register(job_id)
         return found
+
+    def _register(self, job_id: str) -> Job:
+        """A new job under ``job_id`` (the newest), keeping at most ``MAX_JOBS``: the oldest finished
+        ones go first, then the oldest that no request runs under, then the oldest. Under ``_lock``."""
+        self._jobs.pop(job_id, None)
+        job = self._jobs[job_id] = Job()
+        while len(self._jobs) > MAX_JOBS:
+            victim = next((k for k, j in self._jobs.items() if j.finished), None)
+            if victim is None:
+                victim = next((k for k in self._jobs if k not in self._active and k != job_id), None)
+            self._jobs.pop(victim if victim is not None else next(iter(self._jobs)))
+        return job
 
     def finish(self, job: Job | None) -> None:
         if job is not None:
@@ -124,10 +140,18 @@ class ModelHost:
     def running(self, job_id: str | None) -> Iterator[Job | None]:
         """The job of a request for the time it runs (None when the request named none)."""
         job = self.job(job_id)
+        if job_id and job is not None:
+            with self._lock:
+                self._active[job_id] = self._active.get(job_id, 0) + 1
         try:
             yield job
         finally:
             self.finish(job)
+            if job_id and job is not None:
+                with self._lock:
+                    left = self._active.pop(job_id, 1) - 1
+                    if left > 0:
+                        self._active[job_id] = left
 
     def job_state(self, job_id: str) -> dict[str, Any]:
         with self._lock:
@@ -139,7 +163,7 @@ class ModelHost:
         with self._lock:
             found = self._jobs.get(job_id)
             if found is None:
-                found = self._jobs[job_id] = Job()
+                found = self._register(job_id)
         found.cancel()
         return found.state()
 
@@ -148,5 +172,8 @@ class ModelHost:
             self._jobs.pop(job_id, None)
 
     def info(self) -> dict[str, Any]:
+        """The ``model_status`` contract: loading status, its message and the loaded model."""
+        from attnscope.render.json import model_status_json
+
         model = self.model
-        return {"status": self.status, "message": self.message, "model": model.info().to_dict() if model else None}
+        return model_status_json(self.status, self.message, model.info() if model is not None else None)

@@ -8,18 +8,51 @@ refused with the same one-line message the CLI prints.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from attnscope.capture.selection import parse_head, parse_layers
+from attnscope.analysis.units import GRANULARITIES
+from attnscope.capture.selection import STACKS, parse_head, parse_layers
+from attnscope.capture.sources import BACKENDS
 from attnscope.capture.tokens import MAX_TEXT_CHARS, check_text
+from attnscope.errors import InputError
 from attnscope.methods import catalogue
+from attnscope.methods.spec import OBJECTIVES
 
-Backend = Literal["auto", "full", "qk"]
-Stack = Literal["encoder", "decoder", "cross"]
-Granularity = Literal["token", "word", "sentence", "paragraph"]
-Objective = Literal["next-token", "continuation", "loss"]
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A membership check against one of the library's vocabularies (the 422 lists the choices)."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _enum(choices: tuple[str, ...]) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "enum": list(choices)})
+
+
+# The vocabularies are the library's own tuples, so a new backend, stack, unit or objective is
+# accepted here (and listed in /docs) as soon as the library has it.
+Backend = Annotated[str, AfterValidator(_one_of(BACKENDS)), _enum(BACKENDS)]
+Stack = Annotated[str, AfterValidator(_one_of(STACKS)), _enum(STACKS)]
+Granularity = Annotated[str, AfterValidator(_one_of(GRANULARITIES)), _enum(GRANULARITIES)]
+Objective = Annotated[str, AfterValidator(_one_of(OBJECTIVES)), _enum(OBJECTIVES)]
 JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 OptionValue = int | float | str | list[int]
 
@@ -117,6 +150,7 @@ class AgreementRequest(HasText, HasJob):
     methods: list[MethodName] | None = Field(None, min_length=2, max_length=32)
     granularity: Granularity = "word"
     target: str | None = Field(None, min_length=1, max_length=2000)
+    query: int = Field(-1, description="the token whose prediction every method explains (default: the last)")
     options: dict[str, OptionValue] = Field(default_factory=dict, description="options of the methods compared")
 
     @field_validator("methods")
@@ -132,9 +166,14 @@ class AgreementRequest(HasText, HasJob):
         return self
 
 
+_THRESHOLD = catalogue.get("head-metrics").option("threshold")  # one default and range: the catalogue's
+
+
 class HeadsRequest(HasText, HasJob):
     backend: Backend = "auto"
-    threshold: float = Field(0.01, ge=0.0, le=1.0)
+    threshold: float = Field(
+        _THRESHOLD.default, ge=_THRESHOLD.minimum, le=_THRESHOLD.maximum, description=_THRESHOLD.help
+    )
     stack: Stack | None = None
 
 
@@ -177,8 +216,29 @@ class CompareRequest(HasJob):
 
 
 # --- query parameters of the array routes -----------------------------------------------------------
+def _one_layer(value: Any) -> Any:
+    """A single layer index from query text, read by the library's own parser: ranges (``0-1``,
+    ``00-3``), lists and ``all`` are analyses of several layers, refused on single-map routes."""
+    if not isinstance(value, str):
+        return value  # the default
+    try:
+        layer = parse_layers(value)
+    except InputError:
+        raise ValueError("a layer index (an integer, negative from the end) is expected") from None
+    if not isinstance(layer, int):
+        raise ValueError("one layer index is expected here (a range, a list or all covers several layers)")
+    return layer
+
+
+OneLayer = Annotated[
+    int,
+    BeforeValidator(_one_layer),
+    WithJsonSchema({"type": "string", "description": "one layer index (negative from the end)"}),
+]
+
+
 class RowParams(Params):
-    layer: int = -1
+    layer: OneLayer = -1
     head: HeadText = Field("all", description="all (every head), a head, mean or max")
     query: int = -1
     stack: Stack | None = None
@@ -190,7 +250,7 @@ class GridParams(Params):
 
 
 class MapParams(Params):
-    layer: int = -1
+    layer: OneLayer = -1
     head: HeadText = Field("mean", description="a head, a list such as 1,3, mean or max")
     stack: Stack | None = None
 

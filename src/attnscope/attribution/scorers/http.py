@@ -15,7 +15,9 @@
 Each scorer says which targets it can score in its ``targets`` attribute. The API key is read from
 an environment variable the user names (``api_key_env``) — when the scorer is made (an unset
 variable is a one-line :class:`InputError` at once) and again for each request — never from a
-command-line value or a stored file, and is sent as ``Authorization: Bearer <key>``.
+command-line value or a stored file, and is sent as ``Authorization: Bearer <key>``. Redirects are
+not followed (a 3xx answer is a :class:`ScorerError` naming the new location), so the key only ever
+goes to the URL the user gave; provenance records that URL without userinfo or query (:func:`public_url`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +41,33 @@ def endpoint(base_url: str, path: str) -> str:
     if not base.startswith(("http://", "https://")):
         raise InputError(f"scorer URL must start with http:// or https://; got {base_url!r}")
     return base + ("" if base.endswith("/v1") else "/v1") + path
+
+
+def public_url(url: str | None) -> str | None:
+    """``url`` as it may be recorded: without ``user:password@`` userinfo, query string or fragment."""
+    if url is None:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(unparsable URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port is not None else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Answers 3xx as they are (an ``HTTPError``) instead of re-sending the request, and its
+    ``Authorization`` header, to wherever the endpoint points."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def api_key_from(variable: str | None) -> str | None:
@@ -74,9 +104,15 @@ class HTTPScorer:
             body = {**body, "model": self.model}
         request = urllib.request.Request(self.url, json.dumps(body).encode(), headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:
+                location = public_url(error.headers.get("Location")) if error.headers else None
+                raise ScorerError(
+                    f"endpoint {self.url} answered {error.code} (a redirect to {location or 'nowhere'}); "
+                    "scorer requests do not follow redirects (the API key would go along): give the final URL"
+                ) from None
             detail = " ".join(error.read().decode("utf-8", "replace").split())[:300]
             raise ScorerError(f"endpoint {self.url} answered {error.code}: {detail}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as error:

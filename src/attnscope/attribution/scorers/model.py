@@ -37,15 +37,27 @@ class ModelScorer:
                 (i for i, t in enumerate(tokens) if t.end is not None and t.end > len(prompt) and t.start is not None),
                 len(tokens),
             )
-            if first == 0 or first == len(tokens):
+            ids = [t.id for t in tokens]
+            if first == 0 and not prompt:  # nothing left before the continuation: start from the document start
+                ids, first = [self.document_start(), *ids], 1
+            if first == 0 or first >= len(ids):
                 raise InputError("cannot score: the continuation merges into the start of the prompt or is empty")
-            self.model.check_length(len(tokens), "an occluded text with its target")
-            sequences.append([t.id for t in tokens])
+            self.model.check_length(len(ids), "an occluded text with its target")
+            sequences.append(ids)
             starts.append(first)
         # long sequences: reusing the shared prefix saves about half the work; short ones gain more from batching
         if len(sequences) > 1 and len(sequences[0]) >= SHARE_PREFIX_MIN_TOKENS and self._can_share_prefix():
             return self.score_ids_sharing_prefix(sequences, starts, progress)
         return self.score_ids(sequences, starts, progress)
+
+    def document_start(self) -> int:
+        """The token a text starts after when nothing precedes it: BOS, or EOS for tokenizers without
+        one (GPT-2, Qwen and SmolLM2 separate documents with it)."""
+        tokenizer = self.model.tokenizer
+        for token in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+            if token is not None:
+                return int(token)
+        raise InputError("cannot score after an empty prompt: the tokenizer has no BOS or EOS token")
 
     def _can_share_prefix(self) -> bool:
         """Full-attention decoders only (a sliding-window cache cannot be cut back to a prefix)."""
@@ -96,7 +108,9 @@ class ModelScorer:
         self, prompts: Sequence[str], continuation: list[int], progress: Progress | None = None
     ) -> list[Scored]:
         """``continuation`` token ids scored after each prompt (tokenized on its own)."""
-        sequences = [[t.id for t in tokenize(self.model.tokenizer, prompt)] for prompt in prompts]
+        sequences = [
+            [t.id for t in tokenize(self.model.tokenizer, prompt)] or [self.document_start()] for prompt in prompts
+        ]
         return self.score_ids([s + list(continuation) for s in sequences], [len(s) for s in sequences], progress)
 
     def score_ids(

@@ -3,22 +3,27 @@
 Each answer is the JSON contract the CLI's ``--json`` prints for the same request
 (:mod:`attnscope.render.json`). Methods that run the model many times (gradients, occlusion,
 agreement) are bounded by ``INTERACTIVE_MAX_TOKENS`` here; the CLI and the library take longer texts.
-Every route accepts a ``progress_id``: its progress is streamed and it can be cancelled.
+Every route accepts a ``progress_id``: its progress is streamed and it can be cancelled. Every
+route reads the current model once and uses it for the whole request (a model switch meanwhile
+never mixes two models in one answer).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 
-from attnscope.capture.engine import capture
+from attnscope.analysis.units import Granularity
+from attnscope.capture.engine import Backend, capture
 from attnscope.capture.tokens import Part
 from attnscope.errors import InputError
 from attnscope.methods import catalogue
 from attnscope.models.loaded import LoadedModel
+from attnscope.progress import Job
 from attnscope.render import json as contracts
 from attnscope.server.host import ModelHost
+from attnscope.server.routes.analyze import TRACE_TOP_K
 from attnscope.server.schemas import AgreementRequest, AttributeRequest, CompareRequest, HeadsRequest, PartsRequest
 
 # Methods that run the model again are limited to this many tokens in the web app (1024 tokens of
@@ -39,8 +44,14 @@ def _check_interactive(model: LoadedModel, text: str, what: str) -> None:
 def router(host: ModelHost) -> APIRouter:
     api = APIRouter(prefix="/api", tags=["analysis"])
 
-    def trace_of(text: str, backend: str, job: Any = None) -> Any:
-        return host.trace_for(text, backend, lambda model: capture(model, text, backend=backend, progress=job))[1]  # type: ignore[arg-type]
+    def trace_of(model: LoadedModel, text: str, backend: str, job: Job | None) -> Any:
+        """The trace of ``text`` by ``model`` (cached per model, backend and text), made with ``job``'s
+        progress and cancellation; kept with the route's maximum top-k, as /api/analyze keeps it."""
+
+        def make(chosen: LoadedModel) -> Any:
+            return capture(chosen, text, backend=cast(Backend, backend), top_k=TRACE_TOP_K, progress=job)
+
+        return host.trace_for(model, text, backend, make)[1]
 
     @api.post("/attribute", summary="Token importance by one method (`attribute --json`)")
     def attribute_route(request: AttributeRequest) -> dict[str, Any]:
@@ -52,7 +63,7 @@ def router(host: ModelHost) -> APIRouter:
         with host.running(request.progress_id) as job:
             trace = None
             if "trace" in spec.needs:
-                trace = trace_of(request.text, "auto", job)
+                trace = trace_of(model, request.text, "auto", job)
             else:
                 _check_interactive(model, request.text, request.method)
             result = attribute(
@@ -84,7 +95,8 @@ def router(host: ModelHost) -> APIRouter:
                 methods=request.methods,
                 granularity=request.granularity,
                 target=request.target,
-                trace=trace_of(request.text, "auto"),
+                query=request.query,
+                trace=trace_of(model, request.text, "auto", job),
                 progress=job,
                 **request.options,
             )
@@ -96,7 +108,7 @@ def router(host: ModelHost) -> APIRouter:
 
         model = host.current()
         with host.running(request.progress_id) as job:
-            trace = trace_of(request.text, request.backend)
+            trace = trace_of(model, request.text, request.backend, job)
             report = measure_heads(
                 model, trace, threshold=request.threshold, stack=request.stack, backend=request.backend, progress=job
             )
@@ -108,8 +120,9 @@ def router(host: ModelHost) -> APIRouter:
     def parts_route(request: PartsRequest) -> dict[str, Any]:
         from attnscope.analysis.parts import part_attention
 
+        model = host.current()
         with host.running(request.progress_id) as job:
-            trace = trace_of(request.text, request.backend, job)
+            trace = trace_of(model, request.text, request.backend, job)
         parts = [Part(p.name, p.start, p.end) for p in request.parts]
         names, mass = part_attention(trace, parts, query=request.query)
         return contracts.parts_json(trace, parts, names, mass, request.query if request.query is not None else -1)
@@ -120,10 +133,10 @@ def router(host: ModelHost) -> APIRouter:
 
         model = host.current()
         with host.running(request.progress_id) as job:
-            traces = [trace_of(text, "auto", job) for text in request.texts]
-        summaries, difference = compare_prompts(
-            traces, granularity=request.granularity, layer=request.layer, head=request.head
+            traces = [trace_of(model, text, "auto", job) for text in request.texts]
+        summaries, difference, view = compare_prompts(
+            traces, granularity=cast(Granularity, request.granularity), layer=request.layer, head=request.head
         )
-        return contracts.comparison_json(model.info(), summaries, difference, layer=request.layer, head=request.head)
+        return contracts.comparison_json(traces, summaries, difference, view)
 
     return api

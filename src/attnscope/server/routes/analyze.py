@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from attnscope.capture.engine import capture
-from attnscope.render.json import analysis_json
+from attnscope.capture.engine import Backend, capture
+from attnscope.render.json import analysis_json, job_json
 from attnscope.server.host import ModelHost
 from attnscope.server.schemas import AnalyzeRequest, JobId
 
 PROGRESS_STREAM_SECONDS = 900
+# Server traces keep this many next-token candidates (the route's maximum top_k), so that any top_k
+# a later request on the same text asks for is answered from the cached forward pass.
+TRACE_TOP_K = 100
 
 
 def router(host: ModelHost) -> APIRouter:
@@ -22,11 +25,14 @@ def router(host: ModelHost) -> APIRouter:
 
     @api.post("/analyze", summary="Attention of one query token and the next-token prediction (`analyze --json`)")
     def analyze(request: AnalyzeRequest) -> dict[str, Any]:
+        model = host.current()  # one model for the whole request, whatever switch comes meanwhile
+        backend = cast(Backend, request.backend)
         with host.running(request.progress_id) as job:
             trace_id, trace = host.trace_for(
+                model,
                 request.text,
-                request.backend,
-                lambda model: capture(model, request.text, backend=request.backend, progress=job),
+                backend,
+                lambda chosen: capture(chosen, request.text, backend=backend, top_k=TRACE_TOP_K, progress=job),
             )
         result = analysis_json(
             trace,
@@ -59,10 +65,10 @@ def router(host: ModelHost) -> APIRouter:
 
     @api.get("/jobs/{job_id}", summary="The state of the job a request named: done, total, stage, finished, cancelled")
     def job_state(job_id: JobId) -> dict[str, Any]:
-        return host.job_state(job_id)
+        return job_json(job_id, host.job_state(job_id))
 
     @api.post("/jobs/{job_id}/cancel", summary="Cancel the job a request named (it stops at its next step)")
     def cancel(job_id: JobId) -> dict[str, Any]:
-        return host.cancel(job_id)
+        return job_json(job_id, host.cancel(job_id))
 
     return api

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from attnscope.capture.selection import parse_head
 from attnscope.errors import InputError
+from attnscope.render.json import pyramid_json
 from attnscope.server import binary
 from attnscope.server.host import ModelHost
 from attnscope.server.schemas import GridParams, MapParams, MatrixParams, RowParams, TileParams
@@ -71,15 +72,7 @@ def router(host: ModelHost) -> APIRouter:
 
     @api.get("/{trace_id}/pyramid", summary="Tile pyramid of one map: levels, tile grid, global maximum")
     def pyramid(trace_id: str, params: Annotated[MapParams, Query()]) -> dict[str, Any]:
-        tiles = host.pyramid(trace_id, params.layer, _one_map(params.head), params.stack)
-        top = tiles.get(tiles.levels - 1, 0, 0)
-        return {
-            **tiles.describe(),
-            "max": float(top.max()),
-            "layer": tiles.layer,
-            "head": params.head,
-            "stack": tiles.stack,
-        }
+        return pyramid_json(host.pyramid(trace_id, params.layer, _one_map(params.head), params.stack))
 
     @api.get("/{trace_id}/tile", summary="One 256x256 tile (max-pooled above level 0), uint8 binary")
     def tile(trace_id: str, params: Annotated[TileParams, Query()]) -> Response:

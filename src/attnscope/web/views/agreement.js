@@ -44,16 +44,18 @@ export default {
   mount(root, ctx) {
     const button = el("button", { type: "button", id: "agreement-run", testid: "agreement-run" }, "Run all methods");
     root.append(
-      el("p", { className: "legend" }, "Every attribution method on this prompt (units: the selector above), and how " +
-        "well their rankings agree. Runs the model many times: a few seconds on small models."),
+      el("p", { className: "legend" }, "Every attribution method on this prompt for the prediction after the query " +
+        "token (units: the selector above), and how well their rankings agree. Runs the model many times: a few " +
+        "seconds on small models."),
       button, el("div", { id: "agreement", testid: "agreement" }));
     button.addEventListener("click", async () => {
       if (!ctx.state.result) return;
       const text = ctx.state.text;
       const granularity = ctx.unit();
+      const query = ctx.state.result.attention.query; // the prediction after the selected query token
       try {
-        const body = await ctx.cached("agreement", { granularity }, "all methods",
-          (id) => postJSON("/api/agreement", { text, granularity, progress_id: id }), { progress: true });
+        const body = await ctx.cached("agreement", { granularity, query }, "all methods",
+          (id) => postJSON("/api/agreement", { text, granularity, query, progress_id: id }), { progress: true });
         if (body) { shown = body; render($("agreement"), body, ctx.title); }
       } catch (error) {
         ctx.fail(error);
@@ -64,7 +66,8 @@ export default {
   },
 
   update(state, ctx) { // the answer for this model, text and unit when there is one
-    const body = ctx.peek("agreement", { granularity: ctx.unit() });
+    const query = state.result ? state.result.attention.query : -1;
+    const body = ctx.peek("agreement", { granularity: ctx.unit(), query });
     if (body === shown) return;
     shown = body || null;
     if (body) render($("agreement"), body, ctx.title);

@@ -6,12 +6,6 @@ import { format } from "../format.js";
 import { LABELS, colourBar, inkOn, sequential } from "../palette.js";
 
 const CELL = 14; // CSS pixels per head (the canvas is only the grid: tests hover by cell)
-const THRESHOLD = 0.01;
-const TITLES = {
-  entropy: "entropy (nats)", sparsity: "sparsity (share below 1%)", locality: "locality (mean distance)",
-  sink: "sink mass (first token)", previous_token: "previous-token score", focus_consistency: "focus consistency",
-  induction: "induction score",
-};
 let shown = null; // {body, metric}
 
 function ticks(count, at) { // a label every cell when few, else every k-th
@@ -58,7 +52,7 @@ function render(container, data, metric) {
   const values = data.metrics[metric];
   const canvas = el("canvas", { testid: "metric-canvas", dataset: { metric } });
   const { low, high, layers, heads } = drawGrid(canvas, values);
-  const title = TITLES[metric] || metric;
+  const title = (data.titles || {})[metric] || metric;
   canvas.addEventListener("mousemove", (event) => {
     const rect = canvas.getBoundingClientRect();
     const h = Math.floor((event.clientX - rect.left) / CELL);
@@ -99,13 +93,13 @@ export default {
 
   async update(state, ctx) {
     const text = state.text;
-    const body = await ctx.cached("heads", { threshold: THRESHOLD }, "head metrics",
-      (id) => postJSON("/api/heads", { text, threshold: THRESHOLD, progress_id: id }), { progress: true });
+    const body = await ctx.cached("heads", {}, "head metrics", // the catalogue's default threshold
+      (id) => postJSON("/api/heads", { text, progress_id: id }), { progress: true });
     if (!body) return;
     const select = $("metric");
     const names = Object.keys(body.metrics);
     if ([...select.options].map((o) => o.value).join() !== names.join()) {
-      fillSelect(select, names.map((n) => [n, TITLES[n] || n]), names.includes(select.value) ? select.value : names[0]);
+      fillSelect(select, names.map((n) => [n, (body.titles || {})[n] || n]), names.includes(select.value) ? select.value : names[0]);
     }
     if (!shown || shown.body !== body || shown.metric !== select.value) {
       $("metric-readout").textContent = "hover a head for its value";
