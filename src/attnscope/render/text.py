@@ -44,8 +44,7 @@ def analysis_text(result: dict[str, Any]) -> str:
         f"model   {model['spec']} — {model['name']}",
         f"        {model['kind']}, {model['layers']} layers x {model['heads']} heads "
         f"({model['kv_heads']} KV heads), vocab {model['vocab_size']:,}, tokenizer {model['tokenizer']}",
-        f"view    layer {attention['layer']}, head {attention['head']}, {attention['stack']} attention, "
-        f"query token {attention['query']} {quoted(query_token['text'])}, backend {result['provenance']['backend']}",
+        f"view    {attention['label']} {quoted(query_token['text'])}, backend {result['provenance']['backend']}",
         "",
     ]
     labels = [quoted(t["text"]) + (" (special)" if t["special"] else "") for t in tokens]
