@@ -171,3 +171,29 @@ def test_encoder_stack_of_an_encoder_decoder_with_fewer_decoder_layers(tmp_path)
     model.tokenizer.save_pretrained(folder)
     out = analyze_json("hello there friend", "--model", str(folder), "--stack", "encoder", "--layer", "-1")
     assert out["attention"]["layer"] == config.num_layers - 1 and out["view"]["layers"] == config.num_layers
+
+
+def test_refusals_come_before_the_model_loads_and_in_one_line(capsys):
+    from attnscope.cli import main
+
+    cases = [
+        (["attribute", "hi there", "--method", "integrated-gradients", "--steps", "0"], "steps must be between 1"),
+        (["attribute", "hi there", "--method", "occlusion", "--steps", "8"], "'steps' is not an option of occlusion"),
+        (["analyze", "hi", "--save", "/"], "it is a folder"),
+        (["attribute", "hi", "--method", "magic"], "invalid choice: 'magic'"),
+    ]
+    for argv, message in cases:  # a model that does not exist: the refusal must come first
+        try:
+            code = main([*argv, "--model", "no-such-model"])
+        except SystemExit as stopped:  # the parser's own refusals exit
+            code = stopped.code
+        assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_stdin_drops_one_final_line_break():
+    out = analyze_json("-", "--model", "tiny:gpt2", stdin=b"The capital\n")
+    assert out["text"] == "The capital"
+    out = analyze_json("-", "--model", "tiny:gpt2", stdin=b"two lines\n\n")
+    assert out["text"] == "two lines\n"

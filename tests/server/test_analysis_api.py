@@ -62,7 +62,7 @@ def test_analysis_routes_reject_bad_requests(client):
     assert response.status_code == 400
     response = client.post("/api/heads", json={"text": ""})
     assert response.status_code == 422 and response.json() == {
-        "detail": "text: text is empty",
+        "detail": "text is empty",
         "code": "invalid_request",
     }
     assert client.get("/api/model").json()["status"] == "ready"  # nothing broke

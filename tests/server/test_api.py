@@ -57,7 +57,7 @@ def test_binary_row_grid_and_matrix_decode_to_the_trace(client, host):
 @pytest.mark.parametrize(
     ("payload", "status", "message"),
     [
-        ({"text": ""}, 422, "text: text is empty"),
+        ({"text": ""}, 422, "text is empty"),
         ({"text": "hi", "layer": 9}, 400, "layer 9 out of range"),
         ({"text": "hi", "head": 7}, 400, "head 7 out of range"),
         ({"text": "hi", "query": 50}, 400, "query 50 out of range"),

@@ -48,7 +48,7 @@ def require_causal(model: LoadedModel, method: str) -> None:
 
 def resolve_query(tokens: list[Token], query: int) -> int:
     n = len(tokens)
-    return resolve_index(query, n, "query", f"the text ({n} tokens)")
+    return resolve_index(query, n, "query", "the text", "tokens")
 
 
 def resolve_target(

@@ -190,8 +190,7 @@ def _layer_progress(hf: Any, progress: Progress | None) -> Iterator[None]:
 def _wanted_layers(model: LoadedModel, layers: Iterable[int] | None) -> set[int] | None:
     if layers is None:
         return None
-    where = f"{model.name} ({model.arch.layers} layers)"
-    return {resolve_index(layer, model.arch.layers, "layer", where) for layer in layers}
+    return {resolve_index(layer, model.arch.layers, "layer", model.name, "layers") for layer in layers}
 
 
 def _target_tokens(model: LoadedModel, target: str | None) -> list[Token] | None:

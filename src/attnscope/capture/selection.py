@@ -97,14 +97,14 @@ def parse_layers(value: object) -> LayerSelector:
     raise InputError(f"layers must be an index, a range, a list or 'all'; got {value!r}")
 
 
-def resolve_index(value: object, count: int, what: str, where: str = "") -> int:
-    """``value`` as an index into ``count`` items (negative from the end), or an :class:`OutOfRangeError`."""
-    place = f" {where}" if where else ""
+def resolve_index(value: object, count: int, what: str, where: str, items: str, also: str = "") -> int:
+    """``value`` as an index into ``count`` items (negative from the end), or an :class:`OutOfRangeError`
+    that says it: "layer 99 out of range: the decoder stack has 30 layers (0..29)"."""
     if not _is_int(value):
         raise OutOfRangeError(f"{what} must be an integer; got {value!r}")
     if not -count <= int(value) < count:  # type: ignore[call-overload]
         span = f"0..{count - 1}" if count else "none"
-        raise OutOfRangeError(f"{what} {value} out of range:{place} has {count} ({span})")
+        raise OutOfRangeError(f"{what} {value} out of range: {where} has {count} {items} ({span}{also})")
     return int(value) % count  # type: ignore[call-overload]
 
 
@@ -115,14 +115,14 @@ def resolve_layers(count: int, captured: Sequence[int], layers: object, stack: s
     if spec == "all":
         return list(captured)
     if isinstance(spec, tuple):
-        first, last = (resolve_index(x, count, "layer", where) for x in spec)
+        first, last = (resolve_index(x, count, "layer", where, "layers") for x in spec)
         if first > last:
             raise OutOfRangeError(f"layer range {spec[0]}..{spec[1]} is empty")
         chosen = list(range(first, last + 1))
     elif isinstance(spec, int):
-        chosen = [resolve_index(spec, count, "layer", where)]
+        chosen = [resolve_index(spec, count, "layer", where, "layers")]
     else:
-        chosen = [resolve_index(x, count, "layer", where) for x in spec]
+        chosen = [resolve_index(x, count, "layer", where, "layers") for x in spec]
     missing = [layer for layer in chosen if layer not in captured]
     if missing:
         raise OutOfRangeError(f"layer {missing[0]} was not captured; captured layers: {list(captured)}")
@@ -135,7 +135,7 @@ def resolve_heads(count: int, head: object) -> list[int]:
     if spec is None or spec in ("mean", "max"):
         return list(range(count))
     chosen = [spec] if isinstance(spec, int) else list(spec)
-    return [resolve_index(item, count, "head", f"the model ({count} heads; or mean, max)") for item in chosen]
+    return [resolve_index(item, count, "head", "the model", "heads", "; or mean, max") for item in chosen]
 
 
 def resolve_rows(n_query: int, rows: RowSelector) -> np.ndarray:
@@ -205,7 +205,7 @@ def select(
     if isinstance(spec, list):
         canonical = heads
     n_query = len(trace.query_tokens(name))
-    position = resolve_index(query, n_query, "query", f"the {name} stack ({n_query} query tokens)")
+    position = resolve_index(query, n_query, "query", f"the {name} stack", "query tokens")
     layer_text = layer_label(layers, layer)
     where = (
         f"layer {layer_text}"

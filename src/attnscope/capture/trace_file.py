@@ -71,7 +71,7 @@ def save_trace(trace: Trace, path: Path) -> Path:
         "provenance": trace.provenance,
     }
     meta["checksum"] = _checksum(arrays, meta)
-    _check_destination(path)
+    check_destination(path)
     _sweep_abandoned(path)
     try:
         fd, tmp = temporaries.make_file(path.parent, path.name)  # ".<name>.<pid>-<hex>.tmp", mode 0644
@@ -100,7 +100,7 @@ def _sweep_abandoned(path: Path) -> None:
                 temporaries.remove(entry)
 
 
-def _check_destination(path: Path) -> None:
+def check_destination(path: Path) -> None:
     """A clear refusal for a folder, a path under a regular file, or a folder that cannot be made."""
     if path.is_dir():
         raise InputError(

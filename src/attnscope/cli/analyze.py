@@ -36,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.top_k <= 100:
         raise InputError("--top-k must be between 1 and 100")
     layer, head = parse_layers(args.layer), parse_head(args.head)
+    if args.save:  # a folder or a path under a file is refused before the model loads
+        from pathlib import Path
+
+        from attnscope.capture.trace_file import check_destination
+
+        check_destination(Path(args.save))
     model = common.load(args)
     from attnscope.capture import capture
     from attnscope.capture.selection import default_stack

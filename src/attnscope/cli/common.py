@@ -20,7 +20,9 @@ EXAMPLE_ZH = "我爱中国，他的首都在于"
 
 
 def add_text(command: argparse.ArgumentParser) -> None:
-    command.add_argument("text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input")
+    command.add_argument(
+        "text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input (a final line break dropped)"
+    )
 
 
 def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True) -> None:
@@ -44,8 +46,10 @@ def add_output_options(command: argparse.ArgumentParser) -> None:
 def read_text(value: str) -> str:
     from attnscope.capture.tokens import check_text
 
-    if value == "-":
-        return check_text(sys.stdin.buffer.read(), allow_blank=False)
+    if value == "-":  # one final line break, as `echo` and editors add, is not part of the text
+        data = sys.stdin.buffer.read()
+        data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
+        return check_text(data, allow_blank=False)
     return check_text(value, allow_blank=False)
 
 

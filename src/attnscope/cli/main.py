@@ -6,15 +6,23 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from attnscope.errors import AttnscopeError
 from attnscope.version import __version__
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a refused command line is one line ``error: ...`` (and ``--help`` says the rest)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from attnscope.cli import analyze, compare, heads, methods, models, report, serve
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="attnscope",
         description="See what a transformer language model attends to and why it predicts what it predicts.",
     )

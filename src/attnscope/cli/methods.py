@@ -99,18 +99,19 @@ def _add_method_options(command: argparse.ArgumentParser) -> None:
 
 
 def method_options(args: argparse.Namespace, method: str | None) -> dict[str, Any]:
-    """The method options given on the command line (those of other methods are refused)."""
+    """The method options given on the command line, checked against the catalogue before any model
+    loads: names another method owns and values out of their range are refused at once."""
     given = {
         option.name: getattr(args, option.name, None)
         for spec in catalogue.methods(scores_tokens=True)
         for option in spec.options
         if getattr(args, option.name, None) is not None
     }
-    if method is not None:
-        spec = catalogue.get(method)
-        for name in given:
-            spec.option(name)  # an InputError for an option this method does not have
-    return given
+    if method is None:
+        return catalogue.shared_options(getattr(args, "methods", None), given)
+    spec = catalogue.get(method)
+    checked = spec.parse_options(given)  # an InputError for a foreign option or a value out of range
+    return {name: checked[name] for name in given}
 
 
 def run_methods(args: argparse.Namespace) -> int:

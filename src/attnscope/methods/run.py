@@ -102,7 +102,7 @@ def attribute(
     n_tokens = len(tokens) if tokens is not None else 0
     if spec.max_tokens is not None and n_tokens > spec.max_tokens:
         raise InputError(f"{method} is limited to {spec.max_tokens} tokens; this text has {n_tokens}")
-    position = resolve_index(query, n_tokens, "query", f"the text ({n_tokens} tokens)") if tokens else 0
+    position = resolve_index(query, n_tokens, "query", "the text", "tokens") if tokens else 0
     resolved = _target(spec, model, tokens, text, position, target, objective, scorer)
     units = make_units(text, tokens, granularity)  # type: ignore[arg-type]
     request = MethodInput(

@@ -31,6 +31,9 @@ th{background:#f4f4f4} .num{text-align:right;font-variant-numeric:tabular-nums}
 .labels td{width:14px;height:14px;padding:0} .note{color:MUTED;font-size:.85rem}
 .bar{display:inline-block;width:160px;height:10px;border:1px solid #ddd;vertical-align:middle;margin:0 .3rem}
 .chip{border:1px solid #999;padding:0 6px;border-radius:3px;font-size:.8rem}
+table.kv{margin:0} table.kv th,table.kv td{border:0;border-bottom:1px solid #eee;padding:0 8px 0 0;font-size:.8rem}
+table.kv th{background:none;text-align:left;font-weight:normal;color:MUTED}
+.provenance>tbody>tr>td,.provenance>tr>td{vertical-align:top}
 """
 
 
@@ -124,6 +127,28 @@ def _num(value: float | None, background: str = "") -> str:
     return f"<td class='num' data-value='{exact}'{style}>{html.escape(fmt(value))}</td>"
 
 
+def _quoted(text: str) -> str:
+    """A token's text as the page quotes it (``JSON.stringify``): double quotes, JSON escapes."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _value(value: Any) -> str:
+    """A provenance value as HTML: a nested mapping as a small key/value table, a list as a
+    comma-separated list, numbers in the house format, text as it is (never a Python repr)."""
+    if isinstance(value, dict):
+        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_value(v)}</td></tr>" for k, v in value.items())
+        return f"<table class='kv'>{rows}</table>" if rows else "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_value(v) for v in value) if value else "—"
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return html.escape(fmt(value))
+    return html.escape(str(value))
+
+
 def _threshold(value: Any) -> str:
     return fmt(value) if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
 
@@ -143,7 +168,7 @@ def report_html(data: dict[str, Any]) -> str:
     if data.get("prediction"):
         rows = [
             [
-                f"<td>{html.escape(repr(c['token']))}</td>",
+                f"<td>{html.escape(_quoted(c['token']))}</td>",
                 f"<td class='num'>{c['id']}</td>",
                 f"<td class='num'>{fmt_prob(c['prob'])}</td>",
             ]
@@ -162,8 +187,8 @@ def report_html(data: dict[str, Any]) -> str:
 
     parts.append("<h2>Token importance by method</h2>")
     parts.append(
-        "<p class='note'>Colour: score ÷ the method's largest |score| (red positive, teal negative; display "
-        "scaling only). Hover a unit for its raw score.</p>"
+        "<p class='note'>Colour: score ÷ the method's largest |score| (display scaling only): red positive and, "
+        "for the methods whose scores can be negative, teal negative. Hover a unit for its raw score.</p>"
     )
     for method, body in data["methods"].items():
         extra = ""
@@ -180,7 +205,7 @@ def report_html(data: dict[str, Any]) -> str:
     names = list(data["methods"])
     score_rows = []
     for index, unit in enumerate(data["units"]):
-        cells = [f"<td>{html.escape(unit['text'])}</td>"]
+        cells = [f"<td>{html.escape(_quoted(unit['text']))}</td>"]
         cells += [_num(data["methods"][m]["scores"][index]) for m in names]
         score_rows.append(cells)
     parts += ["<h2>Scores (raw)</h2>", _table(["unit", *names], score_rows, "scores")]
@@ -232,9 +257,9 @@ def report_html(data: dict[str, Any]) -> str:
 
     parts.append("<h2>Provenance</h2>")
     provenance_rows = [
-        [f"<td>{html.escape(str(k))}</td>", f"<td>{html.escape(str(v))}</td>"] for k, v in data["provenance"].items()
+        [f"<td>{html.escape(str(k))}</td>", f"<td>{_value(v)}</td>"] for k, v in data["provenance"].items()
     ]
-    parts.append(_table(["field", "value"], provenance_rows))
+    parts.append(_table(["field", "value"], provenance_rows, "provenance"))
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     parts.append(f"<script type='application/json' id='report-data'>{payload}</script></body></html>")
     return "".join(parts)

@@ -7,6 +7,7 @@ Weights and probabilities are raw softmax values (no rescaling); NaN and infinit
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -130,11 +131,18 @@ def heads_json(report: HeadReport) -> dict[str, Any]:
 
 
 def parts_json(trace: Trace, parts: list[Part], names: list[str], mass: np.ndarray, query: Any) -> dict[str, Any]:
-    """``attnscope parts --json`` and ``POST /api/parts``: mass is (layers, heads, parts + 1)."""
+    """``attnscope parts --json`` and ``POST /api/parts``: mass is (layers, heads, parts + 1); ``query``
+    is the resolved token index or the part's name, ``query_label`` says which."""
+    if isinstance(query, str):
+        label = f"part {json.dumps(query, ensure_ascii=False)}"
+    else:
+        query = int(trace.resolve_rows([query])[0])
+        label = f"token {query} {json.dumps(trace.query_tokens()[query].text, ensure_ascii=False)}"
     return {
         **_head("parts", trace.model),
         "text": trace.text,
         "query": query,
+        "query_label": label,
         "parts": names,
         "spans": [p.to_dict() for p in parts],
         "mass": plain(np.round(mass, 6)),

@@ -48,7 +48,7 @@ def heads_text(body: dict[str, Any]) -> str:
 def parts_text(body: dict[str, Any]) -> str:
     names = body["parts"]
     width = max(8, *(display_width(n) for n in names))
-    lines = [f"attention mass from {body['query']!r} to each part (mean over heads), layer by layer", ""]
+    lines = [f"attention mass from {body['query_label']} to each part (mean over heads), layer by layer", ""]
     lines.append("layer  " + "  ".join(pad(n, width) for n in names))
     for layer, row in enumerate(body["mean_over_heads"]):
         cells = ["—".rjust(width) if v is None else f"{v:>{width}.4f}" for v in row]
@@ -57,12 +57,19 @@ def parts_text(body: dict[str, Any]) -> str:
 
 
 def agreement_text(body: dict[str, Any]) -> str:
-    names = body["agreement"]["methods"]
-    width = max(len(n) for n in names)
-    lines = [f"rank agreement (Spearman ρ) over {body['granularity']} units up to the query", ""]
-    lines.append(" " * width + "  " + "  ".join(f"{n[:10]:>10}" for n in names))
-    for name, row in zip(names, body["agreement"]["spearman"], strict=True):
-        lines.append(f"{name:<{width}}  " + "  ".join("         —" if v is None else f"{v:>10.3f}" for v in row))
+    """Every pair of methods with Spearman's rho and Kendall's tau, best agreement first."""
+    agreement = body["agreement"]
+    names = agreement["methods"]
+    lines = [f"rank agreement over {body['granularity']} units up to the query (Spearman ρ, Kendall τ)", ""]
+    pairs = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    pairs.sort(
+        key=lambda p: -(agreement["spearman"][p[0]][p[1]] if agreement["spearman"][p[0]][p[1]] is not None else -9)
+    )
+    width = max((len(names[i]) + len(names[j]) + 3 for i, j in pairs), default=10)
+    for i, j in pairs:
+        rho, tau = agreement["spearman"][i][j], agreement["kendall"][i][j]
+        shown = "undefined (constant scores or under 3 units)" if rho is None else f"ρ {rho:+.3f}  τ {tau:+.3f}"
+        lines.append(f"{pad(names[i] + ' – ' + names[j], width)}  {shown}  ({agreement['n_units'][i][j]} units)")
     for name, why in body["skipped"].items():
         lines.append(f"skipped {name}: {why}")
     return "\n".join(lines)
@@ -98,7 +105,8 @@ def methods_text(body: dict[str, Any]) -> str:
     lines = []
     for method in rows:
         needs = "+".join(method["needs"])
-        lines.append(f"{method['name']:<{width}}  {method['family']:<12} {needs:<8} {method['description']}")
+        limit = f"; at most {method['max_tokens']} tokens" if method["max_tokens"] else ""
+        lines.append(f"{method['name']:<{width}}  {method['family']:<12} {needs:<8} {method['description']}{limit}")
         for option in method["options"]:
             limits = ""
             if option["choices"]:

@@ -51,7 +51,9 @@ def validation_detail(errors: list[dict[str, Any]]) -> str:
     if first.get("type") == "json_invalid":
         return "the body is not valid JSON" + (f" ({first['ctx'].get('error')})" if first.get("ctx") else "")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
+    if not where or message.lower().startswith(f"{where.lower()} "):  # "text is empty", not "text: text is empty"
+        return f"{message}{more}"
+    return f"{where}: {message}{more}"
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -1,8 +1,18 @@
 // Small DOM helpers shared by the shell and the views: elements, tables, selects, the tooltip,
 // downloads and the counters tests wait on (document.body.dataset.<name>).
+import { format } from "./format.js";
 
 export const $ = (id) => document.getElementById(id);
 export const quoted = (s) => JSON.stringify(s);
+
+// A token's text in a bordered chip (no quotes to confuse with CJK punctuation such as "，"):
+// spaces, tabs and line breaks shown as ␣ ⇥ ↵, the exact JSON-quoted text in the title.
+export function tokenChip(text) {
+  const shown = text.replace(/ /g, "␣").replace(/\t/g, "⇥").replace(/\r?\n/g, "↵");
+  const chip = el("code", { className: "token-chip", title: quoted(text), dataset: { text } }, shown || "∅");
+  if (!text) chip.classList.add("empty");
+  return chip;
+}
 
 // el("p", {className: "muted", dataset: {x: "1"}, testid: "y"}, "text", node, ...)
 export function el(tag, props = {}, ...children) {
@@ -65,9 +75,10 @@ export function hideTip() {
   $("tooltip").hidden = true;
 }
 
-// A colour bar with its end labels and a caption: [low] ▭▭▭ [high] caption
+// A colour bar with its end values (in the house number format) and a caption: [low] ▭▭▭ [high] caption
 export function scaleLegend(bar, low, high, caption = "") {
   return el("span", { className: "scale", testid: "colour-bar" },
-    el("span", { className: "tick" }, low), bar, el("span", { className: "tick" }, high),
+    el("span", { className: "tick", dataset: { value: String(low) } }, format(low)), bar,
+    el("span", { className: "tick", dataset: { value: String(high) } }, format(high)),
     caption ? el("span", { className: "muted" }, ` ${caption}`) : null);
 }

@@ -17,23 +17,20 @@ function paint(canvas, values, rows, cols, divisor) {
 
 const maximum = (values) => { let max = 0; for (const v of values) if (v > max) max = v; return max; };
 
-// Returns the divisor used (1 for raw probabilities, the map's maximum when min–max scaled).
-export function drawHeatmap(canvas, values, rows, cols, { scale = "raw", query = null, highlight = null } = {}) {
+export const LABELLED_ROWS = 48; // maps with at most this many rows label each row with its token
+
+// Returns the divisor used (1 for raw probabilities, the map's maximum when min–max scaled). The
+// canvas holds only the cells' colours (the query row and the hovered cell are marked around it, in
+// the DOM), so every pixel is the colour of its weight on the colour bar.
+export function drawHeatmap(canvas, values, rows, cols, { scale = "raw" } = {}) {
   canvas.width = cols;
   canvas.height = rows;
-  const cssSize = Math.min(720, Math.max(240, cols * 8));
+  const cssSize = Math.min(720, Math.max(240, cols * (rows <= LABELLED_ROWS ? 16 : 8)));
   canvas.style.width = `${cssSize}px`;
   canvas.style.height = `${Math.round((cssSize * rows) / cols)}px`;
   const max = maximum(values);
   const divisor = scale === "minmax" && max > 0 ? max : 1;
-  const ctx = paint(canvas, values, rows, cols, divisor);
-  ctx.fillStyle = css(PREDICTION, 0.18);
-  if (query !== null && query >= 0 && query < rows) ctx.fillRect(0, query, cols, 1);
-  if (highlight) {
-    ctx.fillStyle = "rgba(0, 0, 0, 0.12)";
-    ctx.fillRect(0, highlight.row, cols, 1);
-    ctx.fillRect(highlight.col, 0, 1, rows);
-  }
+  paint(canvas, values, rows, cols, divisor);
   return divisor;
 }
 
@@ -44,22 +41,45 @@ export function drawGridRow(canvas, row, scale = "raw") {
   paint(canvas, row, 1, row.length, scale === "minmax" && max > 0 ? max : 1);
 }
 
-// Tick labels around a plot of rows x cols cells drawn at width x height CSS pixels: every cell
-// when there are few (rows labelled with their token), else about `most` evenly spaced indexes.
-export function axisTicks(plot, { rows, cols, width, height, rowLabel = null, most = 16 }) {
-  const step = (n) => (n <= 48 ? 1 : Math.ceil(n / most));
+// ---- tick labels that never touch -------------------------------------------------------------------
+const NICE_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000];
+const measurer = document.createElement("canvas").getContext("2d");
+
+// The page's root font size in CSS pixels (tick sizes are given in rem).
+export const remPx = () => parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+
+// Width in CSS pixels of `text` in the page's font at `size` px.
+export function textWidth(text, size) {
+  measurer.font = `${size}px ${getComputedStyle(document.documentElement).fontFamily}`;
+  return measurer.measureText(text).width;
+}
+
+// The smallest nice step (1, 2, 5, 10, ...) between labelled cells of `pitch` px such that labels
+// `extent` px long stay at least `gap` px apart.
+export function tickStep(pitch, extent, gap = 4) {
+  const need = (extent + gap) / Math.max(pitch, 1e-6);
+  return NICE_STEPS.find((s) => s >= need) ?? Math.ceil(need);
+}
+
+// Tick labels around a plot of rows x cols cells drawn at width x height CSS pixels: indexes thinned
+// to a step at which they never touch; rows labelled with their token (rowLabel(r): a node) when
+// every row has room for a label. `size`: the tick font size in rem (style.css: .plot .tick).
+export function axisTicks(plot, { rows, cols, width, height, rowLabel = null, size = 0.72 }) {
+  const px = size * remPx();
   const ticks = [];
-  const xs = step(cols);
+  const xs = tickStep(width / cols, textWidth(String(cols - 1), px) + 2, 4);
   for (let c = 0; c < cols; c += xs) {
     ticks.push(el("span", { className: "tick x", style: { left: `${((c + 0.5) * width) / cols}px` } }, String(c)));
   }
-  const ys = step(rows);
+  const ys = tickStep(height / rows, px * (rowLabel ? 1.3 : 1.1), 1);
   for (let r = 0; r < rows; r += ys) {
-    const label = rowLabel && ys === 1 ? `${r} ${rowLabel(r)}` : String(r);
-    ticks.push(el("span", { className: "tick y", style: { top: `${((r + 0.5) * height) / rows}px` } }, label));
+    const label = rowLabel && ys === 1 ? [`${r} `, rowLabel(r)] : [String(r)];
+    ticks.push(el("span", { className: "tick y", dataset: { row: String(r) },
+      style: { top: `${((r + 0.5) * height) / rows}px` } }, ...label));
   }
   plot.querySelectorAll(".tick").forEach((t) => t.remove());
   plot.append(...ticks);
+  return { xs, ys };
 }
 
 const MAX_LINES = 256;

@@ -1,6 +1,6 @@
 // The panels under the views: the attention row's statistics, the model and tokenizer facts, and
 // the tokenization table (the first MAX_TABLE_ROWS tokens: the DOM stays bounded).
-import { $, el, quoted, table } from "./dom.js";
+import { $, el, table, tokenChip } from "./dom.js";
 import { format } from "./format.js";
 import { keyTokens } from "./weights.js";
 
@@ -24,7 +24,7 @@ export function renderPanels(result, { excludeSpecial }) {
   ]));
   const tokens = keyTokens(result);
   const shown = tokens.slice(0, MAX_TABLE_ROWS);
-  const rows = shown.map((t, i) => [String(i), quoted(t.text), String(t.id),
+  const rows = shown.map((t, i) => [String(i), tokenChip(t.text), String(t.id),
     t.start === null ? "—" : `[${t.start}, ${t.end})`, t.special ? "special" : ""]);
   const wrap = el("div", { className: "tokenization" }, table(rows, ["#", "token", "id", "span", ""]));
   if (tokens.length > shown.length) {
@@ -35,12 +35,15 @@ export function renderPanels(result, { excludeSpecial }) {
   // computed by the library (attnscope.analysis.stats), the same numbers as the CLI's JSON
   const stats = excludeSpecial ? result.stats.without_special : result.stats.raw;
   const top = tokens[stats.argmax];
-  const entropy = el("span", {}, number(stats.entropy_nats), " nats (", number(stats.entropy_nats / Math.LN2), " bits)");
+  const entropy = el("span", {}, el("span", { className: "nowrap" }, number(stats.entropy_nats), " nats"), " ",
+    el("span", { className: "nowrap" }, "(", number(stats.entropy_nats / Math.LN2), " bits)"));
   entropy.dataset.value = String(stats.entropy_nats);
   entropy.setAttribute("data-testid", "entropy");
+  const max = el("span", { testid: "max-weight" }, number(stats.max),
+    el("span", { className: "detail" }, `on token ${stats.argmax} `, tokenChip(top ? top.text : "")));
   const statsTable = table([
     ["sum", number(stats.sum)],
-    ["max", el("span", {}, number(stats.max), ` on token ${stats.argmax} ${quoted(top ? top.text : "")}`)],
+    ["max", max],
     ["entropy", entropy],
     ["tokens holding 90%", String(stats.mass90_tokens)],
   ]);

@@ -116,14 +116,22 @@ export class TiledHeatmap {
         ctx.drawImage(bitmap, x, y, bitmap.width * factor * this.scale, bitmap.height * factor * this.scale);
       }
     }
-    if (this.query !== null && this.query >= 0) {
-      ctx.fillStyle = css(PREDICTION, 0.25);
-      ctx.fillRect(0, (this.query - this.oy) * this.scale, this.css.width, Math.max(1, this.scale));
+    // marks drawn around cells, never over them: every cell keeps the colour of its weight
+    if (this.query !== null && this.query >= 0) { // the query row: a line above and one below
+      const top = (this.query - this.oy) * this.scale;
+      ctx.strokeStyle = css(PREDICTION);
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      for (const y of [top - 1, top + Math.max(1, this.scale) + 1]) { ctx.moveTo(0, y); ctx.lineTo(this.css.width, y); }
+      ctx.stroke();
     }
-    if (this.hover) {
-      ctx.fillStyle = "rgba(0, 0, 0, 0.15)";
-      ctx.fillRect(0, (this.hover.row - this.oy) * this.scale, this.css.width, Math.max(1, this.scale));
-      ctx.fillRect((this.hover.col - this.ox) * this.scale, 0, Math.max(1, this.scale), this.css.height);
+    if (this.hover) { // the hovered cell: a box around it (at least 7 px)
+      const size = Math.max(7, this.scale);
+      const x = (this.hover.col - this.ox + 0.5) * this.scale - size / 2;
+      const y = (this.hover.row - this.oy + 0.5) * this.scale - size / 2;
+      ctx.strokeStyle = "rgba(0, 0, 0, 0.7)";
+      ctx.lineWidth = 1;
+      ctx.strokeRect(x - 1, y - 1, size + 2, size + 2);
     }
     const data = this.canvas.dataset;
     data.level = String(wanted);

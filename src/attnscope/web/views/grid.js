@@ -26,8 +26,8 @@ export default {
     const [layers, heads, keys] = header.shape;
     const scale = state.display.scale;
     grid = { header, values, scale };
-    $("grid-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), "0", scale === "minmax" ? "max" : "1",
-      scale === "minmax" ? "weight ÷ each row's maximum" : "attention weight") ,
+    $("grid-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), 0, 1,
+      scale === "minmax" ? "attention weight ÷ each thumbnail's maximum" : "attention weight"),
     header.pooled > 1 ? ` (rows max-pooled over ${header.pooled} keys)` : "");
     const box = $("head-grid");
     box.style.gridTemplateColumns = `repeat(${heads}, minmax(40px, 1fr))`;

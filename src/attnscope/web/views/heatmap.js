@@ -1,9 +1,10 @@
 // The whole query × key map of the layer and head: one pixel per cell on a canvas, or, for maps over
 // FULL_MATRIX_CELLS cells, drawn from tiles (zoom with the wheel, drag to pan). Hover for the weight,
-// click a row to make it the query.
+// click a row to make it the query. The query row and the hovered cell are outlined around the
+// canvas, never painted over it: every cell keeps the colour its weight has on the colour bar.
 import { getArray, getJSON } from "../api.js";
-import { $, el, quoted, scaleLegend } from "../dom.js";
-import { axisTicks, drawHeatmap } from "../draw.js";
+import { $, el, scaleLegend, tokenChip } from "../dom.js";
+import { LABELLED_ROWS, axisTicks, drawHeatmap } from "../draw.js";
 import { format } from "../format.js";
 import { attentionRGB, colourBar } from "../palette.js";
 import { TiledHeatmap } from "../tiles.js";
@@ -16,13 +17,13 @@ let hoverTimer = null;
 
 function readout(result, row, col, value) {
   const box = $("heatmap-readout");
-  box.textContent = `query ${row} ${quoted(queryTokens(result)[row].text)} → key ${col} ` +
-    `${quoted(keyTokens(result)[col].text)}: ${format(value)}`;
+  box.replaceChildren(`query ${row} `, tokenChip(queryTokens(result)[row].text), ` → key ${col} `,
+    tokenChip(keyTokens(result)[col].text), `: ${format(value)}`);
   box.dataset.value = String(value);
 }
 
 function colourScale(max, scaled) {
-  $("heatmap-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), "0", format(max),
+  $("heatmap-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), 0, max,
     scaled ? "attention weight (colour scaled to the map's maximum)" : "attention weight (raw probability)"));
 }
 
@@ -60,16 +61,34 @@ async function drawTiled(state, ctx, width) {
   const height = Math.max(240, Math.min(Math.round(width * 0.8), Math.round(window.innerHeight * 0.7))); // fits the screen
   tiled.open({ base: `/api/traces/${r.trace_id}/tile?${params}`, pyramid, divisor, query: r.attention.query, width, height });
   $("heatmap-plot").querySelectorAll(".tick").forEach((t) => t.remove());
+  $("heatmap-query").hidden = true; // the tiles draw the query row's lines themselves
+  $("heatmap-hover").hidden = true;
   $("heatmap-plot").parentElement.style.setProperty("--left", "1rem");
+  $("heatmap-plot").parentElement.classList.add("tiled"); // no row labels: the query row is a pair of lines
   colourScale(divisor, state.display.scale === "minmax");
   $("heatmap-mode").textContent = `${pyramid.shape[0]} × ${pyramid.shape[1]} map in ${pyramid.levels} zoom levels ` +
     "of 256 × 256 tiles (coarser levels show the maximum of each block). Scroll to zoom, drag to pan.";
 }
 
-function redraw(highlight = null) {
-  const r = map.result;
-  return drawHeatmap($("heatmap"), map.values, map.rows, map.cols,
-    { scale: map.scale, query: r.attention.query, highlight });
+// An outline around rows [row, row + 1) and columns [col, col + span) of the small map, in CSS pixels
+// of the plot (the canvas sits inside a 1 px border).
+function place(box, row, col, span) {
+  const canvas = $("heatmap");
+  const width = parseFloat(canvas.style.width);
+  const height = parseFloat(canvas.style.height);
+  Object.assign(box.style, {
+    left: `${1 + (col * width) / map.cols}px`, width: `${(span * width) / map.cols}px`,
+    top: `${1 + (row * height) / map.rows}px`, height: `${height / map.rows}px`,
+  });
+  box.hidden = false;
+}
+
+function markQuery(query) {
+  const box = $("heatmap-query");
+  box.hidden = true;
+  if (!map || query === null || query < 0 || query >= map.rows) return;
+  place(box, query, 0, map.cols);
+  box.dataset.row = String(query);
 }
 
 export default {
@@ -80,11 +99,13 @@ export default {
     const canvas = el("canvas", { id: "heatmap", testid: "heatmap" });
     root.append(
       el("p", { className: "legend" }, "Query tokens (rows) × key tokens (columns) of the layer and head above; " +
-        "hover for the exact weight, click to make a row the query."),
+        "the outlined row is the query token. Hover for the exact weight, click to make a row the query."),
       el("div", { className: "chart" },
+        el("div", { className: "axis-title y" }, "query token ↓"),
         el("div", { className: "axis-title x" }, "key token →"),
-        el("div", { className: "plot", id: "heatmap-plot" }, el("div", { className: "canvas-wrap" }, canvas)),
-        el("div", { className: "axis-title y" }, "↑ query token")),
+        el("div", { className: "plot", id: "heatmap-plot" }, el("div", { className: "canvas-wrap" }, canvas),
+          el("div", { className: "query-row", id: "heatmap-query", testid: "heatmap-query", hidden: true }),
+          el("div", { className: "hover-cell", id: "heatmap-hover", hidden: true }))),
       el("p", { id: "heatmap-scale" }),
       el("p", { id: "heatmap-mode", className: "muted", testid: "heatmap-mode" }),
       el("p", { id: "heatmap-readout", className: "muted", testid: "heatmap-readout" }));
@@ -92,8 +113,9 @@ export default {
       const cell = cellAt(event);
       if (!cell) return;
       readout(map.result, cell.row, cell.col, cell.value);
-      redraw(cell);
+      place($("heatmap-hover"), cell.row, cell.col, 1);
     });
+    canvas.addEventListener("mouseleave", () => { $("heatmap-hover").hidden = true; });
     canvas.addEventListener("click", (event) => {
       const cell = cellAt(event);
       if (cell) ctx.setQuery(cell.row);
@@ -110,20 +132,39 @@ export default {
     }
     if (tiled) tiled.close();
     $("heatmap-mode").textContent = "";
+    $("heatmap-hover").hidden = true;
     const { header, values } = await getArray(`/api/traces/${r.trace_id}/matrix?layer=${r.attention.layer}` +
       `&head=${r.attention.head}&stack=${r.attention.stack}&encoding=float16`);
     if (state.result !== r) return;
-    map = { rows: header.shape[0], cols: header.shape[1], values, result: r, scale: state.display.scale };
-    const divisor = redraw();
-    colourScale(divisor, state.display.scale === "minmax");
+    map = { rows: header.shape[0], cols: header.shape[1], values, result: r };
     const canvas = $("heatmap");
+    const divisor = drawHeatmap(canvas, values, map.rows, map.cols, { scale: state.display.scale });
+    colourScale(divisor, state.display.scale === "minmax");
     const plot = $("heatmap-plot");
-    const labelled = map.rows <= 48;
-    plot.parentElement.style.setProperty("--left", labelled ? "9rem" : "3rem");
+    const labelled = map.rows <= LABELLED_ROWS;
+    plot.parentElement.style.setProperty("--left", labelled ? "10rem" : "5rem");
+    plot.parentElement.classList.remove("tiled");
+    const query = r.attention.query;
     axisTicks(plot, {
       rows: map.rows, cols: map.cols, width: parseFloat(canvas.style.width), height: parseFloat(canvas.style.height),
-      rowLabel: labelled ? (row) => quoted(queryTokens(r)[row].text) : null,
+      rowLabel: labelled ? (row) => tokenChip(queryTokens(r)[row].text) : null,
     });
+    // the query row: outlined on the map, and its label marked beside the row axis
+    let label = plot.querySelector(`.tick.y[data-row="${query}"]`);
+    if (!label && query >= 0 && query < map.rows) {
+      label = el("span", { className: "tick y", dataset: { row: String(query) },
+        style: { top: `${((query + 0.5) * parseFloat(canvas.style.height)) / map.rows}px` } }, String(query));
+      plot.querySelectorAll(".tick.y").forEach((t) => { // room for it: hide the thinned labels it would touch
+        if (Math.abs(Number(t.dataset.row) - query) * (parseFloat(canvas.style.height) / map.rows) < 16) t.remove();
+      });
+      plot.append(label);
+    }
+    if (label) {
+      label.classList.add("query");
+      label.setAttribute("data-testid", "heatmap-query-label");
+      label.prepend(el("span", { className: "query-mark" }, "query ▸"), " ");
+    }
+    markQuery(query);
   },
 
   exportPNG() {

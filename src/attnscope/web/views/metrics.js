@@ -2,14 +2,18 @@
 // with axes, a colour bar and a hover read-out, and the head-type label of every head.
 import { postJSON } from "../api.js";
 import { $, el, fillSelect, scaleLegend } from "../dom.js";
+import { remPx, textWidth, tickStep } from "../draw.js";
 import { format } from "../format.js";
 import { LABELS, colourBar, inkOn, sequential } from "../palette.js";
 
 const CELL = 14; // CSS pixels per head (the canvas is only the grid: tests hover by cell)
 let shown = null; // {body, metric}
 
-function ticks(count, at) { // a label every cell when few, else every k-th
-  const step = count <= 32 ? 1 : Math.ceil(count / 16);
+const TICK_REM = 0.65; // style.css: .grid-ticks .tick
+
+// A label every `step` cells, the step thinned until labels never touch (14 heads: 0 2 4 … 12).
+function ticks(count, extent, gap, at) {
+  const step = tickStep(CELL, extent, gap);
   const out = [];
   for (let i = 0; i < count; i += step) out.push(at(i));
   return out;
@@ -39,16 +43,18 @@ function drawGrid(canvas, values) {
 
 // A grid with head numbers above and layer numbers on the left.
 function axes(inner, layers, heads) {
-  const top = el("div", { className: "grid-ticks x" }, ...ticks(heads, (h) =>
+  const px = TICK_REM * remPx();
+  const top = el("div", { className: "grid-ticks x" }, ...ticks(heads, textWidth(String(heads - 1), px) + 1, 3, (h) =>
     el("span", { className: "tick", style: { left: `${(h + 0.5) * CELL}px` } }, String(h))));
-  const left = el("div", { className: "grid-ticks y" }, ...ticks(layers, (l) =>
+  const left = el("div", { className: "grid-ticks y" }, ...ticks(layers, px, 2, (l) =>
     el("span", { className: "tick", style: { top: `${(l + 0.5) * CELL}px` } }, String(l))));
   return el("div", { className: "grid-chart" },
     el("div", { className: "axis-title" }, "head →"), el("div", { className: "grid-plot" }, top, left, inner),
     el("div", { className: "axis-title" }, "↓ layer"));
 }
 
-function render(container, data, metric) {
+// The metric grid and the label grid of `data` (a /api/heads answer) into `container`.
+export function render(container, data, metric) {
   const values = data.metrics[metric];
   const canvas = el("canvas", { testid: "metric-canvas", dataset: { metric } });
   const { low, high, layers, heads } = drawGrid(canvas, values);
@@ -62,7 +68,7 @@ function render(container, data, metric) {
     readout.textContent = `layer ${l}, head ${h}: ${metric} = ${format(values[l][h])} · label ${data.labels[l][h]}`;
     Object.assign(readout.dataset, { layer: String(l), head: String(h), value: String(values[l][h]) });
   });
-  const bar = scaleLegend(colourBar(sequential), format(low), format(high), title);
+  const bar = scaleLegend(colourBar(sequential), low, high, title);
   const labels = el("div", { className: "label-grid", testid: "head-labels",
     style: { gridTemplateColumns: `repeat(${heads}, ${CELL - 1}px)` } });
   data.labels.forEach((row, l) => row.forEach((label, h) => {

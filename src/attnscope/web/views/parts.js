@@ -43,7 +43,7 @@ function render(container, data) {
   t.dataset.parts = data.parts.join("|");
   const note = el("p", { className: "muted" }, "Attention mass from the query to each part (sum over the part's tokens, " +
     "mean over query tokens and heads; each row sums to 1). Per-head values are in the JSON export. ",
-  scaleLegend(colourBar(attentionRGB), "0", "1", "attention mass"));
+  scaleLegend(colourBar(attentionRGB), 0, 1, "attention mass"));
   container.replaceChildren(note, t);
 }
 

@@ -1,7 +1,7 @@
 // The token view: every token as it appears in the text, coloured by the attention row of the
 // query (layer and head above) or by the chosen method's scores; the prediction in blue. Strips
 // over VIRTUAL_MIN_TOKENS tokens are virtualised (only the blocks near the visible part are mounted).
-import { $, el, hideTip, quoted, scaleLegend, showTip, table } from "../dom.js";
+import { $, el, hideTip, scaleLegend, showTip, table, tokenChip } from "../dom.js";
 import { tokensToCanvas } from "../draw.js";
 import { format, formatProb } from "../format.js";
 import { ATTENTION, NEGATIVE, POSITIVE, attentionRGB, colourBar, css, scoreColour } from "../palette.js";
@@ -32,13 +32,20 @@ function legend(state, ctx, { attribution, method, excludeSpecial, scale, range 
     const extra = details.delta !== undefined && details.delta !== null
       ? ` Completeness delta ${format(details.delta)} (${details.steps} steps).` : "";
     const query = attribution.query ?? result.attention.query;
-    const target = state.attribution.spec.explains_target && attribution.target && attribution.target.text != null
-      ? `for the prediction ${quoted(attribution.target.text)} after token ${query}` : `for query token ${query}`;
-    text = `${state.attribution.spec.title} scores per ${attribution.granularity} ${target}: red positive, teal negative, ` +
-      `colour = |score| ÷ the largest |score| (display scaling; hover for raw scores).${extra}`;
-    const signed = state.attribution.spec.signed || attribution.token_scores.some((s) => s !== null && s < 0);
+    const spec = state.attribution.spec;
+    const target = spec.explains_target && attribution.target && attribution.target.text != null
+      ? ["for the prediction ", tokenChip(attribution.target.text), ` after token ${query}`] : [`for query token ${query}`];
+    // the catalogue's flag says whether the method's scores can be negative; a negative score from a
+    // method that says otherwise still gets the signed colours
+    const signed = spec.signed || attribution.token_scores.some((s) => s !== null && s < 0);
+    const colours = signed
+      ? "red positive, teal negative, colour = |score| ÷ the largest |score|"
+      : "scores are never negative: the redder, the higher; colour = score ÷ the largest score";
+    text = [`${spec.title} scores per ${attribution.granularity} `, ...target,
+      `: ${colours} (display scaling; hover for raw scores).${extra}`];
+    $("legend").dataset.signed = String(signed);
     const at = (t) => (signed ? (t < 0.5 ? onWhite(NEGATIVE, 1 - 2 * t) : onWhite(POSITIVE, 2 * t - 1)) : onWhite(POSITIVE, t));
-    bar = scaleLegend(colourBar(at), signed ? format(-method.top) : "0", format(method.top), "score");
+    bar = scaleLegend(colourBar(at), signed ? -method.top : 0, method.top, "score");
   } else {
     const head = result.attention.head;
     text = `Red: attention from token ${result.attention.query} in layer ${result.attention.layer}, ` +
@@ -46,9 +53,10 @@ function legend(state, ctx, { attribution, method, excludeSpecial, scale, range 
       ` (${excludeSpecial ? "renormalised without special tokens" : "raw softmax probabilities"}` +
       `${scale === "minmax" ? ", colour min–max scaled" : ""}).` +
       (result.prediction ? " Blue: the predicted next token." : " This model has no next-token head.");
-    bar = scaleLegend(colourBar(attentionRGB), format(range[0]), format(range[1]), "attention weight");
+    bar = scaleLegend(colourBar(attentionRGB), range[0], range[1], "attention weight");
+    delete $("legend").dataset.signed;
   }
-  $("legend").replaceChildren(el("span", {}, text), " ", bar);
+  $("legend").replaceChildren(el("span", {}, ...[text].flat()), " ", bar);
 }
 
 function appendText(span, text) {
@@ -67,7 +75,7 @@ function showCandidates(event, top) {
     row.dataset.prob = String(candidate.prob);
     row.dataset.token = candidate.token;
     row.insertCell().textContent = String(rank + 1);
-    row.insertCell().textContent = quoted(candidate.token);
+    row.insertCell().append(tokenChip(candidate.token));
     const p = row.insertCell();
     p.className = "num";
     p.textContent = formatProb(candidate.prob);
@@ -96,7 +104,7 @@ function tokenTip(event, token, weight, methodScore) {
     : token.start === token.end ? `continues the character before position ${token.start} (byte-level piece)`
       : `characters [${token.start}, ${token.end})`;
   const exact = (v) => el("span", {}, format(v), el("span", { className: "muted" }, ` (${v})`));
-  const rows = [["token", quoted(token.text)], ["id", String(token.id)], ["span", span],
+  const rows = [["token", tokenChip(token.text)], ["id", String(token.id)], ["span", el("span", { className: "wrap" }, span)],
     ["attention weight", exact(weight)], ["special", token.special ? "yes" : "no"]];
   if (methodScore) rows.push([`${methodScore[0]} score`, methodScore[1] === null ? "—" : exact(methodScore[1])]);
   showTip(event, table(rows));
