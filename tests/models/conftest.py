@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -114,6 +115,22 @@ def wait_for(
             pytest.fail(f"the process ended (exit {process.returncode}) before {what}")
         time.sleep(0.01)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def kill_midway(
+    process: subprocess.Popen[Any], half_written: Callable[[], Path | None], *, timeout: float, what: str, log: Any
+) -> Path:
+    """SIGKILL ``process`` as soon as ``half_written`` finds its temporary; returns that temporary.
+    The process is reaped and ``log`` closed whatever happens."""
+    try:
+        partial = wait_for(half_written, timeout=timeout, what=what, process=process)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+        log.close()
+    assert process.returncode == -signal.SIGKILL
+    return partial
 
 
 def dead_pid() -> int:

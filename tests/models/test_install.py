@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from attnscope.errors import ChecksumError, ModelNotFoundError
 from attnscope.models import temporaries
 from attnscope.models.catalog import require_entry, resolve_default
 from attnscope.models.disk import disk_bytes, human_bytes
-from tests.models.conftest import MB, Sandbox, place_copy, wait_for
+from tests.models.conftest import MB, Sandbox, kill_midway, place_copy
 
 SMOL = "smollm2-135m"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,14 +42,7 @@ def test_a_killed_install_is_never_listed_and_the_next_run_cleans_up(sandbox: Sa
     def half_written() -> Path | None:  # pip is writing into the temporary
         return next((p for p in sandbox.models.glob(f".{SMOL}.*.tmp") if disk_bytes(p) > MB), None)
 
-    try:
-        staging = wait_for(half_written, timeout=300, what="the install's temporary to fill", process=process)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
-        log.close()
-    assert process.returncode == -signal.SIGKILL
+    staging = kill_midway(process, half_written, timeout=300, what="the install's temporary to fill", log=log)
     assert temporaries.writer_pid(staging.name) == process.pid and staging.exists()  # the half install
 
     rows = sandbox.rows()  # the next run

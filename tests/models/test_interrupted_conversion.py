@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import attnscope
 from attnscope.models import cache, temporaries
 from attnscope.models.disk import disk_bytes
 from tests.conftest import ENGLISH
-from tests.models.conftest import MB, Sandbox, wait_for
+from tests.models.conftest import MB, Sandbox, kill_midway
 
 LOAD = "import sys, attnscope; attnscope.load_model(sys.argv[1], device='cpu')"
 
@@ -33,14 +32,7 @@ def test_a_killed_conversion_is_deleted_by_the_next_run_and_a_load_then_works(
     def half_written() -> Path | None:  # save_pretrained is writing the safetensors
         return next((p for p in converted.glob(".*.tmp") if disk_bytes(p) > MB), None)
 
-    try:
-        partial = wait_for(half_written, timeout=600, what="the conversion's temporary to fill", process=process)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
-        log.close()
-    assert process.returncode == -signal.SIGKILL
+    partial = kill_midway(process, half_written, timeout=600, what="the conversion's temporary to fill", log=log)
     assert temporaries.writer_pid(partial.name) == process.pid and partial.exists()
     assert not (partial / cache.CONVERSION_MARKER).exists()  # half done: never trusted, never renamed
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,15 +30,11 @@ def _require(condition: bool, message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def server():
-    packaged(SERVED_MODEL)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "attnscope", "serve", "--model", SERVED_MODEL, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+@contextlib.contextmanager
+def serving(argv: list[str], port: int) -> Iterator[str]:
+    """Run ``python argv`` (an ``attnscope serve`` on ``port``) until its model is ready; yields its
+    base address and terminates it afterwards."""
+    process = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     try:
@@ -54,6 +52,14 @@ def server():
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def server():
+    packaged(SERVED_MODEL)
+    port = free_port()
+    with serving(["-m", "attnscope", "serve", "--model", SERVED_MODEL, "--port", str(port)], port) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

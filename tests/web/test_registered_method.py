@@ -4,16 +4,12 @@ the page itself)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 
 from tests.conftest import ENGLISH, packaged
 from tests.server.test_load import free_port
-from tests.web.conftest import SERVED_MODEL, screenshot
+from tests.web.conftest import SERVED_MODEL, screenshot, serving
 from tests.web.test_analysis_panels import choose_method, token_scores
 from tests.web.test_browser import analyze
 
@@ -38,28 +34,8 @@ sys.exit(main(["serve", "--model", sys.argv[1], "--port", sys.argv[2]]))
 def own_server():
     packaged(SERVED_MODEL)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVE_WITH_A_METHOD, SERVED_MODEL, str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {process.stdout.read().decode()}")
-            try:
-                if httpx.get(f"{base}/api/model", timeout=2).json()["status"] == "ready":
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("the server did not become ready")
+    with serving(["-c", SERVE_WITH_A_METHOD, SERVED_MODEL, str(port)], port) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_a_registered_method_colours_the_strip(browser, own_server):
