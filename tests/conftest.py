@@ -18,6 +18,9 @@ from attnscope.models.catalog import require_entry
 CAUSAL_FAMILIES = ("gpt2", "llama", "qwen2", "mistral", "gemma3", "gemma2")
 ALL_FAMILIES = (*CAUSAL_FAMILIES, "bert", "t5", "bart")
 
+# the built-in token attribution methods, in catalogue order (written out here, not read from it)
+TOKEN_METHODS = ("attention", "rollout", "flow", "grad-norm", "grad-x-input", "integrated-gradients", "occlusion")
+
 ENGLISH = "The capital of France is"
 CHINESE = "我爱中国，他的首都在于"
 MIXED_TEXTS = (

@@ -12,7 +12,7 @@ import pytest
 from attnscope.analysis.compare import trace_difference
 from attnscope.capture import capture
 from attnscope.methods.run import attribute
-from tests.conftest import CHINESE, tiny
+from tests.conftest import CHINESE, TOKEN_METHODS, tiny
 from tests.test_cli import run
 
 
@@ -77,15 +77,7 @@ def test_report_writes_self_contained_html_and_json(tmp_path):
     assert completed.returncode == 0, completed.stderr.decode()
     page = out.read_text(encoding="utf-8")
     data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
-    assert set(data["methods"]) == {
-        "attention",
-        "rollout",
-        "flow",
-        "grad-norm",
-        "grad-x-input",
-        "integrated-gradients",
-        "occlusion",
-    }
+    assert set(data["methods"]) == set(TOKEN_METHODS)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing loaded from the network
     assert page.count("data:image/png;base64,") == len(data["heads"]["metrics"])
     for line in data["observations"]:
