@@ -10,11 +10,14 @@ import os
 from functools import cache
 
 import pytest
+import torch
 
 import attnscope
 from attnscope.models import LoadedModel
 from attnscope.models.catalog import require_entry
 
+# the devices the engine tests run on: the CPU always, a CUDA GPU where this machine has one
+DEVICES = ("cpu", *(("cuda",) if torch.cuda.is_available() else ()))
 CAUSAL_FAMILIES = ("gpt2", "llama", "qwen2", "mistral", "gemma3", "gemma2")
 ALL_FAMILIES = (*CAUSAL_FAMILIES, "bert", "t5", "bart")
 
@@ -32,8 +35,8 @@ MIXED_TEXTS = (
 
 
 @cache
-def tiny(family: str) -> LoadedModel:
-    return attnscope.load_model(f"tiny:{family}")
+def tiny(family: str, *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+    return attnscope.load_model(f"tiny:{family}", device=device, dtype=dtype)
 
 
 @cache
@@ -48,3 +51,9 @@ def packaged(alias: str) -> LoadedModel:
             pytest.fail(message)
         pytest.skip(message)
     return _packaged(alias)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Each device of DEVICES in turn (engine tests take it: the same test on the CPU and a GPU)."""
+    return request.param

@@ -197,3 +197,35 @@ def test_stdin_drops_one_final_line_break():
     assert out["text"] == "The capital"
     out = analyze_json("-", "--model", "tiny:gpt2", stdin=b"two lines\n\n")
     assert out["text"] == "two lines\n"
+
+
+def test_doctor_says_what_auto_resolves_to_here():
+    completed = run("doctor", "--json")
+    assert completed.returncode == 0, completed.stderr.decode()
+    body = json.loads(completed.stdout)
+    assert body["result"] == "doctor" and body["schema_version"] == 1
+    import torch
+
+    cuda = torch.cuda.is_available()
+    assert body["device"] == ("cuda" if cuda else "cpu")
+    assert body["dtype"] == (
+        "bfloat16" if cuda and torch.cuda.is_bf16_supported() else "float16" if cuda else "float32"
+    )
+    assert body["cuda_devices"] == torch.cuda.device_count()
+    with open("/proc/meminfo", encoding="ascii") as handle:  # read here, not through attnscope
+        total_kib = int(next(line for line in handle if line.startswith("MemTotal:")).split()[1])
+    assert body["host"]["total_bytes"] == total_kib * 1024
+    assert body["host"]["cpu_count"] == os.cpu_count()
+    assert body["versions"]["torch"] == torch.__version__
+    text = run("doctor", "--device", "cpu", "--dtype", "bfloat16").stdout.decode()
+    assert "device           cpu" in text and "dtype            bfloat16" in text
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_doctor_and_analyze_refuse_a_missing_gpu_in_one_line():
+    for args in (["doctor", "--device", "cuda"], ["analyze", "hi", "-m", "tiny:llama", "--device", "cuda:1"]):
+        completed = run(*args)
+        assert completed.returncode == 2
+        assert completed.stderr.decode().strip().splitlines() == [
+            f"error: --device {args[-1]}: CUDA is not available on this machine"
+        ]

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from attnscope.analysis.heads import head_metrics
 from attnscope.analysis.units import GRANULARITIES
 from attnscope.capture import capture
+from attnscope.capture.reads import BACKENDS
 from attnscope.capture.selection import STACKS
-from attnscope.capture.sources import BACKENDS
 from attnscope.cli import build_parser
 from attnscope.errors import CancelledError
 from attnscope.methods import catalogue

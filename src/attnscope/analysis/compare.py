@@ -37,7 +37,7 @@ def prompt_stack(trace: Trace) -> str:
 def prompt_summary(trace: Trace, *, granularity: Granularity = "word", top: int = 5) -> dict[str, Any]:
     """Prediction, mean head metrics and the ``top`` units the last prompt token attends to most."""
     summary: dict[str, Any] = {"text": trace.text, "n_tokens": len(trace.tokens), "prediction": None}
-    if trace.predictions is not None and trace.predictions.top_ids[-1, 0] >= 0:
+    if trace.predictions is not None and trace.predictions.available(-1):
         best = trace.top_predictions(-1, 1)[0]
         summary["prediction"] = {"token": best.token, "id": best.id, "prob": best.prob}
     stack = prompt_stack(trace)

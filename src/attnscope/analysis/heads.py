@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from attnscope.capture.reads import CHUNK_ELEMENTS
 from attnscope.capture.selection import RowSelector
-from attnscope.capture.sources import CHUNK_ELEMENTS
 from attnscope.capture.trace import Trace
 from attnscope.progress import Progress, report
 

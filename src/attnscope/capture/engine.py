@@ -11,9 +11,11 @@ import torch
 
 from attnscope.capture import qk, scoring
 from attnscope.capture.predictions import Predictions, decode_ids
+from attnscope.capture.reads import AttentionSource
 from attnscope.capture.scoring import lm_logits, rows_per_chunk
 from attnscope.capture.selection import resolve_index
-from attnscope.capture.sources import AttentionSource, FullSource, QKSource
+from attnscope.capture.sources import FullSource, QKSource
+from attnscope.capture.stash import Stash
 from attnscope.capture.tokens import Part, Token, check_text, render_chat, tokenize
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError, TooLongError, UnsupportedError
@@ -40,7 +42,9 @@ def capture(
     backend: Backend = "auto",
     layers: Iterable[int] | None = None,
     top_k: int = 10,
-    predict: Literal["all", "last", "none"] = "all",
+    predict: Literal["all", "last", "none"] = "last",
+    stash: str = "auto",
+    stash_budget: int | None = None,
     progress: Callable[..., None] | None = None,
 ) -> Trace:
     """Run ``model`` once over ``text`` (or chat ``messages``) and record what it attends to.
@@ -58,8 +62,14 @@ def capture(
             does not support ``qk`` it falls back to ``full`` only within that budget.
         layers: capture only these layers (negative allowed); default all.
         top_k: how many next-token candidates to keep per position.
-        predict: ``all`` positions (default), only the ``last`` one (saves N x vocab x hidden
-            multiply-adds on long inputs), or ``none``.
+        predict: ``last`` (default): the last position's top-k at once and any other position's
+            when it is first asked for (the final hidden states are kept and the LM head runs then:
+            no N x vocab logits for a whole long input); ``all``: every position at once; ``none``.
+        stash: where ``qk`` keeps queries and keys (:mod:`.stash`): ``device`` (where the model
+            made them, in its dtype), ``host`` (pinned host memory, copied on a side stream on a
+            GPU) or ``auto`` (the device up to ``stash_budget`` bytes, by default half the free
+            device memory, the host beyond).
+        stash_budget: bytes the ``auto`` stash may keep on the device.
         progress: called as ``progress(done, total)`` (or ``progress(done, total, stage)``) after
             each transformer layer of the forward pass (all stacks together), for progress bars on
             long inputs; it may raise :class:`attnscope.errors.CancelledError` to stop the capture.
@@ -72,6 +82,7 @@ def capture(
         raise InputError("top_k must be between 1 and 1000")
     if predict not in ("all", "last", "none"):
         raise InputError(f"unknown predict {predict!r}; use all, last or none")
+    keeper = Stash(stash, stash_budget)
     parts: list[Part] = []
     if messages is not None:
         text, parts = render_chat(model.tokenizer, messages)
@@ -94,7 +105,7 @@ def capture(
         _check_full_budget(maps_bytes, len(tokens), "use backend qk (rows computed on demand)")
     with model.lock, torch.inference_mode(), _layer_progress(model.model, adapt(progress)):
         try:
-            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
+            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted, keeper)
         except UnsupportedError:
             if backend != "auto" or chosen == "full":
                 raise
@@ -102,11 +113,9 @@ def capture(
                 maps_bytes, len(tokens), f"backend qk does not support {model.arch.model_type}: shorten the text"
             )
             chosen = "full"
-            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted)
+            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted, keeper)
         predictions = (
-            None
-            if predict == "none"
-            else _predictions(model, logits_fn, tokens, target_tokens, top_k, only_last=predict == "last")
+            None if predict == "none" else _predictions(model, logits_fn, tokens, target_tokens, top_k, now=predict)
         )
 
     provenance = {
@@ -118,6 +127,7 @@ def capture(
         "top_k": int(top_k),
         "predict": predict,
         "layers_captured": sorted(wanted) if wanted is not None else "all",
+        **({"stash": keeper.describe()} if chosen == "qk" else {}),
     }
     return Trace(
         text=text,
@@ -215,6 +225,7 @@ def _forward(
     target_tokens: list[Token] | None,
     backend: str,
     wanted: set[int] | None,
+    stash: Stash,
 ) -> tuple[AttentionSource, Any]:
     """Run the forward pass; returns the attention source and a function giving logits rows."""
     hf = model.model
@@ -249,9 +260,10 @@ def _forward(
         source: AttentionSource = FullSource(maps=_full_maps(model, outputs, wanted))
     else:
         qk.ensure_registered()
-        recorder = qk.QKRecorder.for_model(hf, model.kind, wanted)
+        recorder = qk.QKRecorder.for_model(hf, model.kind, wanted, stash)
         with qk.attention_implementation(hf, qk.QK_ATTENTION), recorder.active():
             outputs = run()
+        stash.finish()
         _check_complete(model, recorder, wanted)
         source = QKSource(records=recorder.records, masks=recorder.masks, biases=recorder.biases)
 
@@ -303,31 +315,36 @@ def _predictions(
     target_tokens: list[Token] | None,
     top_k: int,
     *,
-    only_last: bool = False,
+    now: str = "all",
 ) -> Predictions | None:
+    """Predictions that run the LM head when a position is asked for; ``now``: ``all`` positions
+    computed at once, or only the ``last``."""
     if logits_fn is None or not model.has_lm_head:
         return None
     sequence = target_tokens if target_tokens is not None else tokens
     ids = torch.tensor([t.id for t in sequence])
     n = len(sequence)
-    vocab = model.arch.vocab_size or 1
-    step = rows_per_chunk(vocab)
-    k = min(top_k, vocab)
-    top_ids = np.full((n, k), -1, dtype=np.int64)  # -1: not computed (predict="last")
-    top_probs = np.full((n, k), np.nan, dtype=np.float32)
-    next_prob = np.full((n,), np.nan, dtype=np.float32)
-    for begin in range(n - 1 if only_last else 0, n, step):
-        end = min(n, begin + step)
-        logits = logits_fn(begin, end).to(torch.float32).cpu()  # (rows, vocab)
+    k = min(top_k, model.arch.vocab_size or 1)
+
+    def rows(begin: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            logits = logits_fn(begin, end).to(torch.float32).cpu()  # (rows, vocab)
         chunk_ids, chunk_probs, log_norm = scoring.top_k(logits, k)
-        top_ids[begin:end] = chunk_ids.numpy()
-        top_probs[begin:end] = chunk_probs.numpy()
+        following = np.full((end - begin,), np.nan, dtype=np.float32)
         # the token after each position, where there is one (a masked LM predicts the token at a
         # position, not the next one: no next_prob there)
-        following = ids[begin + 1 : end + 1] if model.kind != "masked" else ids[:0]
-        if len(following):
-            rows = torch.arange(len(following))
-            next_prob[begin : begin + len(following)] = torch.exp(
-                logits[rows, following] - log_norm[: len(following)]
-            ).numpy()
-    return Predictions(top_ids, top_probs, next_prob, decode_ids(model.tokenizer, top_ids[top_ids >= 0]))
+        after = ids[begin + 1 : end + 1] if model.kind != "masked" else ids[:0]
+        if len(after):
+            picked = logits[torch.arange(len(after)), after] - log_norm[: len(after)]
+            following[: len(after)] = torch.exp(picked).numpy()
+        return chunk_ids.numpy(), chunk_probs.numpy(), following
+
+    predictions = Predictions(
+        top_ids=np.full((n, k), -1, dtype=np.int64),  # -1: not computed yet
+        top_probs=np.full((n, k), np.nan, dtype=np.float32),
+        next_prob=np.full((n,), np.nan, dtype=np.float32),
+        compute_rows=rows,
+        decode=lambda found: decode_ids(model.tokenizer, found),
+    )
+    predictions.ensure(0 if now == "all" else n - 1, n, chunk=rows_per_chunk(model.arch.vocab_size or 1))
+    return predictions

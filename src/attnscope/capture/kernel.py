@@ -1,30 +1,45 @@
 """The attention score kernel: every read of a ``qk`` trace computes its weights here, and only here.
 
 From a layer's post-rotary queries and keys (:class:`attnscope.capture.records.LayerRecord`) it
-computes, batched over heads, exactly what the model's attention computed:
+computes, batched over heads, on the device the stash is on, exactly what the model's attention
+computed:
 
-- scores ``q · k × scaling`` with the model's own scale (never assumed to be ``head_dim ** -0.5``);
-- grouped KV heads: query head ``h`` reads key head ``h // (heads / kv_heads)``;
+- scores ``q · k × scaling`` with the model's own scale (never assumed to be ``head_dim ** -0.5``),
+  accumulated in float32 whatever the stash's dtype (bfloat16 and float16 inputs are widened
+  exactly; float64 stays float64, for reference computations);
+- grouped KV heads: query head ``h`` reads key head ``h // (heads / kv_heads)`` — without copying
+  the keys when every head of a group is asked for;
 - tanh soft-capping (Gemma 2), then an additive position bias (T5);
 - the mask: causal and sliding-window rules, or the stored mask a rule could not explain;
 - one softmax, which also gives each row's log-sum-exp (its normaliser), so that any block of a
   row can later be computed from its own cells: ``w = exp(score − lse)``.
 
-Fully masked rows have weights 0 and a log-sum-exp of −inf. Pure numpy (float32).
+Fully masked rows have weights 0 and a log-sum-exp of −inf. Everything is torch; the callers turn
+results into numpy only at the edges (answers, files).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from attnscope.capture.records import LayerRecord
 
 
-def rule_allowed(record: LayerRecord, query_rows: np.ndarray, n_key: int, first_key: int = 0) -> np.ndarray:
+def work_dtype(record: LayerRecord) -> torch.dtype:
+    """float32 accumulation, or float64 for a float64 stash."""
+    return torch.float64 if record.query.dtype == torch.float64 else torch.float32
+
+
+def _positions(record: LayerRecord, query_rows: torch.Tensor) -> torch.Tensor:
+    return record.positions_on(query_rows.device)[query_rows]
+
+
+def rule_allowed(record: LayerRecord, query_rows: torch.Tensor, n_key: int, first_key: int = 0) -> torch.Tensor:
     """(rows, keys first_key..n_key-1) bool from the record's causal and sliding-window rule."""
-    positions = record.query_positions[query_rows][:, None]
-    keys = np.arange(first_key, n_key)[None, :]
-    allowed = np.ones((len(query_rows), n_key - first_key), dtype=bool)
+    positions = _positions(record, query_rows)[:, None]
+    keys = torch.arange(first_key, n_key, device=query_rows.device)[None, :]
+    allowed = torch.ones((len(query_rows), n_key - first_key), dtype=torch.bool, device=query_rows.device)
     if record.causal:
         allowed &= keys <= positions
     if record.window is not None:
@@ -32,62 +47,81 @@ def rule_allowed(record: LayerRecord, query_rows: np.ndarray, n_key: int, first_
     return allowed
 
 
-def allowed(record: LayerRecord, masks: list[np.ndarray], query_rows: np.ndarray, cols: slice) -> np.ndarray:
-    """(rows, cols) bool: where each query row may attend (one mask for every head)."""
-    first, last = cols.start or 0, cols.stop
+def allowed(
+    record: LayerRecord, masks: list[torch.Tensor], query_rows: torch.Tensor, first: int, last: int
+) -> torch.Tensor:
+    """(rows, first..last-1) bool: where each query row may attend (one mask for every head)."""
     if record.mask_id is not None:
-        return np.asarray(masks[record.mask_id][query_rows, first:last], dtype=bool)
+        mask = masks[record.mask_id]
+        return mask[query_rows.to(mask.device), first:last].to(query_rows.device)
     return rule_allowed(record, query_rows, last, first)
 
 
-def causal_end(record: LayerRecord, query_rows: np.ndarray) -> int:
+def causal_end(record: LayerRecord, query_rows: torch.Tensor) -> int:
     """Keys past this index are masked for every row of ``query_rows`` (the whole key range when no
     rule says so): lets a causal row chunk skip the keys after its last position."""
     n_key = int(record.key.shape[1])
     if record.mask_id is None and record.causal and len(query_rows):
-        return min(n_key, int(record.query_positions[query_rows].max()) + 1)
+        return min(n_key, int(_positions(record, query_rows).max()) + 1)
     return n_key
 
 
 def scores(
     record: LayerRecord,
-    heads: np.ndarray,
-    query_rows: np.ndarray,
-    cols: slice,
+    heads: torch.Tensor,
+    query_rows: torch.Tensor,
+    first: int,
+    last: int,
     *,
-    masks: list[np.ndarray],
-    biases: list[np.ndarray],
-) -> np.ndarray:
-    """(heads, rows, cols) float32 pre-softmax scores; masked cells are −inf."""
-    heads = np.asarray(heads, dtype=np.int64)
-    n_rep = record.query.shape[0] // record.key.shape[0]
-    query = record.query[heads][:, query_rows]  # (heads, rows, head_dim)
-    key = record.key[heads // n_rep, cols]  # (heads, cols, head_dim)
-    values = np.matmul(query, key.transpose(0, 2, 1)) * np.float32(record.scaling)
+    masks: list[torch.Tensor],
+    biases: list[torch.Tensor],
+) -> torch.Tensor:
+    """(heads, rows, first..last-1) pre-softmax scores in the work dtype; masked cells are −inf.
+    ``heads`` and ``query_rows`` are int64 tensors on the stash's device."""
+    dtype = work_dtype(record)
+    n_heads, n_kv = record.query.shape[0], record.key.shape[0]
+    n_rep = n_heads // n_kv
+    key = record.key[:, first:last]  # (kv_heads, cols, head_dim)
+    if len(heads) == n_heads and bool((heads == torch.arange(n_heads, device=heads.device)).all()):
+        # every head in order: each key head serves its group of query heads (no repeated keys)
+        query = record.query[:, query_rows].to(dtype)  # (heads, rows, head_dim)
+        grouped = query.reshape(n_kv, n_rep * len(query_rows), -1)
+        values = torch.matmul(grouped, key.to(dtype).transpose(1, 2)).reshape(n_heads, len(query_rows), -1)
+    else:
+        query = record.query[heads][:, query_rows].to(dtype)
+        values = torch.matmul(query, key[heads // n_rep].to(dtype).transpose(1, 2))
+    values.mul_(record.scaling)  # in place from here on: one (heads, rows, cols) buffer per call
     if record.softcap is not None:
-        cap = np.float32(record.softcap)
-        values = np.tanh(values / cap) * cap
+        values.div_(record.softcap).tanh_().mul_(record.softcap)
     if record.bias_id is not None:
-        values = values + biases[record.bias_id][heads][:, query_rows, cols]
-    mask = allowed(record, masks, query_rows, cols)
-    return np.where(mask[None], values, np.float32(-np.inf)).astype(np.float32, copy=False)
+        bias = biases[record.bias_id]
+        values.add_(bias[heads.to(bias.device)][:, query_rows.to(bias.device), first:last].to(values))
+    mask = allowed(record, masks, query_rows, first, last)
+    return values.masked_fill_(~mask[None], float("-inf"))
 
 
-def softmax(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row softmax of (..., key) scores and each row's log-sum-exp; fully masked rows give 0 and −inf."""
-    top = values.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, np.float32(0.0)).astype(np.float32)
-    weights = np.exp(values - top)
-    total = weights.sum(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        lse = np.where(total > 0, top + np.log(total), -np.inf)[..., 0].astype(np.float32)
-    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0), lse
+def softmax(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row softmax of (..., key) scores and each row's log-sum-exp; fully masked rows give 0 and −inf.
+    The weights are computed in the scores' own buffer (``values`` is consumed)."""
+    if not values.shape[-1]:
+        return values, values.new_full(values.shape[:-1], float("-inf"))
+    top = values.amax(dim=-1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    weights = values.sub_(top).exp_()
+    total = weights.sum(dim=-1, keepdim=True)
+    lse = torch.where(total > 0, top + torch.log(total), torch.full_like(total, float("-inf")))[..., 0]
+    weights.div_(total.clamp_min(torch.finfo(total.dtype).tiny))  # an all-zero row stays zero
+    return weights, lse
 
 
-def weights_from_lse(values: np.ndarray, lse: np.ndarray) -> np.ndarray:
-    """Weights of a block of (..., rows, cols) scores from the rows' log-sum-exp (..., rows)."""
-    norm = lse[..., None]
-    finite = np.isfinite(norm)
-    with np.errstate(invalid="ignore", over="ignore"):
-        weights = np.exp(values - np.where(finite, norm, np.float32(0.0)))
-    return np.where(finite & np.isfinite(values), weights, np.float32(0.0)).astype(np.float32, copy=False)
+def weights_from_lse(values: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """Weights of a block of (..., rows, cols) scores from the rows' log-sum-exp (..., rows), computed
+    in the scores' own buffer (``values`` is consumed); rows without keys (lse −inf) give 0."""
+    norm = lse[..., None].to(values.dtype)
+    norm = torch.where(torch.isfinite(norm), norm, torch.full_like(norm, float("inf")))
+    return values.sub_(norm).exp_()
+
+
+def index(values: np.ndarray | list[int] | range, device: torch.device) -> torch.Tensor:
+    """An int64 index tensor on ``device``."""
+    return torch.as_tensor(np.asarray(values, dtype=np.int64), device=device)

@@ -1,7 +1,13 @@
-"""Next-token predictions at every position: top-k ids and raw softmax probabilities."""
+"""Next-token predictions at every position: top-k ids and raw softmax probabilities.
+
+Computed on demand: a capture keeps the final hidden states and runs the LM head for the positions
+asked for (the last one at once, by default); rows not computed yet hold id -1 and NaN. A trace
+loaded from a file has what was computed before it was saved (saving computes every position).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +26,21 @@ class Candidate:
         return {"id": self.id, "token": self.token, "prob": self.prob}
 
 
+# (begin, end) -> (top ids (rows, k), top probabilities (rows, k), probability of the next token (rows,))
+RowsFunction = Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
 @dataclass
 class Predictions:
     """What the model predicts after each position (causal: the next token; seq2seq: the next
     target token; masked LMs with a head: the token at that position)."""
 
-    top_ids: np.ndarray  # (positions, k) int64, most likely first
+    top_ids: np.ndarray  # (positions, k) int64, most likely first; -1 where not computed
     top_probs: np.ndarray  # (positions, k) float32
     next_prob: np.ndarray  # (positions,) float32: probability given to the token that follows; NaN at the end
     strings: dict[int, str] = field(default_factory=dict)  # decoded text of every id in top_ids
+    compute_rows: RowsFunction | None = field(default=None, repr=False, compare=False)
+    decode: Callable[[np.ndarray], dict[int, str]] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.top_ids.shape[0])
@@ -37,14 +49,38 @@ class Predictions:
     def k(self) -> int:
         return int(self.top_ids.shape[1])
 
+    def computed(self, position: int) -> bool:
+        return bool(self.top_ids[position, 0] >= 0)
+
+    def ensure(self, begin: int = 0, end: int | None = None, chunk: int = 512) -> None:
+        """Compute the rows of positions ``begin..end-1`` not computed yet (when the model is at hand)."""
+        end = len(self) if end is None else end
+        missing = [p for p in range(begin, end) if not self.computed(p)]
+        if not missing or self.compute_rows is None:
+            return
+        first = missing[0]
+        while first <= missing[-1]:
+            last = min(missing[-1] + 1, first + chunk)
+            ids, probs, following = self.compute_rows(first, last)
+            self.top_ids[first:last], self.top_probs[first:last], self.next_prob[first:last] = ids, probs, following
+            if self.decode is not None:
+                self.strings.update(self.decode(ids))
+            first = last
+
+    def available(self, position: int) -> bool:
+        """Whether the predictions after ``position`` exist (computing them now if they can be)."""
+        if not self.computed(position):
+            self.ensure(position % len(self), position % len(self) + 1)
+        return self.computed(position)
+
     def top(self, position: int = -1, k: int | None = None) -> list[Candidate]:
         """The ``k`` most likely candidates after ``position`` (negative counts from the end)."""
         n = len(self)
         if not -n <= position < n:
             raise OutOfRangeError(f"position {position} out of range for {n} positions")
         count = self.k if k is None else min(max(int(k), 1), self.k)
-        if self.top_ids[position, 0] < 0:
-            raise OutOfRangeError(f"predictions at position {position} were not computed (predict='last')")
+        if not self.available(position):
+            raise OutOfRangeError(f"predictions at position {position} were not computed before the trace was saved")
         ids = self.top_ids[position, :count]
         probs = self.top_probs[position, :count]
         return [Candidate(int(i), self.strings.get(int(i), ""), float(p)) for i, p in zip(ids, probs, strict=True)]

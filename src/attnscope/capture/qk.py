@@ -7,7 +7,9 @@ key tensors, the scaling, soft-cap, window and mask; the call then proceeds thro
 function, so model outputs stay bit-identical to plain SDPA. Soft-capped layers (Gemma 2), which
 stock SDPA rejects, go through a small eager path of our own.
 
-The mask is not stored when a rule reproduces it: at record time the rule (causal, sliding window)
+Queries and keys are recorded as the tensors the model made — on its device, in its dtype, no copy —
+unless the :class:`~attnscope.capture.stash.Stash` policy offloads them to the host. The mask is not
+stored when a rule reproduces it: at record time the rule (causal, sliding window)
 is checked against the model's actual mask on a sample of rows; only a mask the rule does not
 explain is kept (shared masks are stored once).
 """
@@ -24,8 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnscope.capture.kernel import rule_allowed
+from attnscope.capture.kernel import index, rule_allowed
 from attnscope.capture.records import LayerRecord
+from attnscope.capture.stash import Stash
 from attnscope.errors import UnsupportedError
 
 QK_ATTENTION = "attnscope_qk"
@@ -82,19 +85,20 @@ class QKRecorder:
     module_names: dict[int, tuple[str, int]]  # id(module) -> (stack, layer)
     layers_wanted: set[int] | None = None
     records: dict[tuple[str, int], LayerRecord] = field(default_factory=dict)
-    masks: list[np.ndarray] = field(default_factory=list)  # (query, key) bool, True = attend
-    biases: list[np.ndarray] = field(default_factory=list)  # (heads, query, key) float32
+    stash: Stash = field(default_factory=Stash)
+    masks: list[torch.Tensor] = field(default_factory=list)  # (query, key) bool, True = attend
+    biases: list[torch.Tensor] = field(default_factory=list)  # (heads, query, key) float32
     _mask_ids: dict[int, int] = field(default_factory=dict)
     _bias_ids: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def for_model(cls, model: Any, kind: str, layers: set[int] | None = None) -> QKRecorder:
+    def for_model(cls, model: Any, kind: str, layers: set[int] | None = None, stash: Stash | None = None) -> QKRecorder:
         names: dict[int, tuple[str, int]] = {}
         for name, module in model.named_modules():
             if any(ch.isdigit() for ch in name) and re.search(r"attn|attention", name, re.IGNORECASE):
                 with contextlib.suppress(UnsupportedError):
                     names[id(module)] = classify_module(name, kind)
-        return cls(module_names=names, layers_wanted=layers)
+        return cls(module_names=names, layers_wanted=layers, stash=stash or Stash())
 
     @contextlib.contextmanager
     def active(self) -> Iterator[QKRecorder]:
@@ -113,8 +117,8 @@ class QKRecorder:
         stack, layer = where
         if self.layers_wanted is not None and layer not in self.layers_wanted:
             return
-        q = query[0].detach().to(torch.float32).cpu().numpy()  # (heads, query, head_dim)
-        k = key[0].detach().to(torch.float32).cpu().numpy()  # (kv_heads, key, head_dim)
+        q = query[0].detach()  # (heads, query, head_dim): the model's own tensor, its dtype and device
+        k = key[0].detach()  # (kv_heads, key, head_dim)
         n_query, n_key = q.shape[1], k.shape[1]
         scaling = kwargs.get("scaling")
         if scaling is None:
@@ -124,8 +128,8 @@ class QKRecorder:
             is_causal = getattr(module, "is_causal", True)
         positions = np.arange(n_key - n_query, n_key, dtype=np.int64)
         record = LayerRecord(
-            query=np.array(q, order="C", copy=True),  # own copies: a KV cache may be updated in place later
-            key=np.array(k, order="C", copy=True),
+            query=self.stash.keep(q),
+            key=self.stash.keep(k),
             query_positions=positions,
             scaling=float(scaling),
             softcap=kwargs.get("softcap"),
@@ -135,19 +139,18 @@ class QKRecorder:
         if mask is not None:
             allowed = _allowed_from_mask(mask)
             if not _rule_explains(record, allowed):
-                record.mask_id = self._intern(self.masks, self._mask_ids, mask, allowed.cpu().numpy())
+                record.mask_id = self._intern(self.masks, self._mask_ids, mask, allowed)
         bias = kwargs.get("position_bias")
         if bias is not None:
-            as_array = bias[0].detach().to(torch.float32).cpu().numpy()
-            record.bias_id = self._intern(self.biases, self._bias_ids, bias, as_array)
+            record.bias_id = self._intern(self.biases, self._bias_ids, bias, bias[0].detach().to(torch.float32))
         previous = self.records.get((stack, layer))
         if previous is not None:  # generation: one call per step; queries accumulate, keys grow
-            record.query = np.concatenate([previous.query, record.query], axis=1)
+            record.query = torch.cat([previous.query, record.query], dim=1)
             record.query_positions = np.concatenate([previous.query_positions, record.query_positions])
         self.records[(stack, layer)] = record
 
     @staticmethod
-    def _intern(store: list[np.ndarray], ids: dict[int, int], tensor: torch.Tensor, value: np.ndarray) -> int:
+    def _intern(store: list[torch.Tensor], ids: dict[int, int], tensor: torch.Tensor, value: torch.Tensor) -> int:
         key = tensor.data_ptr()
         if key not in ids:
             ids[key] = len(store)
@@ -176,8 +179,8 @@ def _rule_explains(record: LayerRecord, allowed: torch.Tensor) -> bool:
             ]
         )
     )
-    expected = rule_allowed(record, sample, n_key)
-    return bool(np.array_equal(allowed[torch.from_numpy(sample)].cpu().numpy(), expected))
+    rows = index(sample, allowed.device)
+    return bool(torch.equal(allowed[rows], rule_allowed(record, rows, n_key)))
 
 
 def _recording_attention(

@@ -20,8 +20,11 @@ from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
+import torch
 
+from attnscope.capture.reads import Reduce
 from attnscope.capture.selection import HeadSelector, parse_head
+from attnscope.capture.sources import max_pool
 from attnscope.capture.trace import Trace
 from attnscope.errors import OutOfRangeError
 
@@ -81,40 +84,29 @@ class TileCache:
         }
 
 
-def _heads(trace: Trace, head: HeadSelector, stack: str) -> tuple[list[int], str]:
+def _heads(trace: Trace, head: HeadSelector, stack: str) -> tuple[list[int], Reduce]:
     """(heads, how to combine them): one head, a list (mean), or all heads combined by mean or max."""
     selector = parse_head(head)
     if selector is None:
         raise OutOfRangeError("a tile shows one map: choose a head, a list of heads, 'mean' or 'max'")
     heads = trace.resolve_heads(selector, stack)
     if isinstance(selector, int):
-        return heads, "one"
+        return heads, None
     return heads, "max" if selector == "max" else "mean"
 
 
 def block(
-    trace: Trace, layer: int, head: HeadSelector, rows: slice, cols: slice, *, stack: str | None = None
+    trace: Trace, layer: int, head: HeadSelector, rows: slice, cols: slice, *, stack: str | None = None, pool: int = 1
 ) -> np.ndarray:
-    """(rows, cols) float32 weights of one head, or the mean/max of all heads, for a rectangle."""
+    """(rows, cols) float32 weights of one head, or the mean/max of all heads, for a rectangle; with
+    ``pool`` > 1 the maxima of its ``pool`` × ``pool`` blocks (computed where the stash is)."""
     name = trace.stack_name(stack)
     index = trace.resolve_layer(layer, name)
     n_query, n_key = trace.source.shape(name)
     rows = slice(*rows.indices(n_query)[:2])
     cols = slice(*cols.indices(n_key)[:2])
     heads, combine = _heads(trace, head, name)
-    result: np.ndarray | None = None
-    for h in heads:
-        values = trace.source.block(name, index, h, rows, cols)
-        if result is None:
-            result = values.copy() if combine != "one" else values
-        elif combine == "mean":
-            result += values
-        else:
-            np.maximum(result, values, out=result)
-    assert result is not None
-    if combine == "mean":
-        result /= len(heads)
-    return result
+    return trace.source.block(name, index, heads, rows, cols, combine, pool)
 
 
 class TilePyramid:
@@ -197,7 +189,7 @@ class TilePyramid:
                     if y >= below_rows or x >= below_cols:
                         continue
                     child = self.get(level - 1, y, x)
-                    pooled = _max_pool(child, 2)
+                    pooled = max_pool(torch.from_numpy(child), 2).numpy()
                     oy, ox = dy * (self.tile // 2), dx * (self.tile // 2)
                     out[oy : oy + pooled.shape[0], ox : ox + pooled.shape[1]] = pooled
             return out
@@ -205,19 +197,9 @@ class TilePyramid:
         step = max(factor, (BLOCK_ELEMENTS // max(1, c1 - c0)) // factor * factor)
         for begin in range(r0, r1, step):
             end = min(r1, begin + step)
-            values = block(self.trace, self.layer, self.head, slice(begin, end), slice(c0, c1), stack=self.stack)
-            pooled = _max_pool(values, factor)
+            pooled = block(
+                self.trace, self.layer, self.head, slice(begin, end), slice(c0, c1), stack=self.stack, pool=factor
+            )
             offset = (begin - r0) // factor
             out[offset : offset + pooled.shape[0]] = pooled
         return out
-
-
-def _max_pool(values: np.ndarray, factor: int) -> np.ndarray:
-    """(ceil(r/f), ceil(c/f)) maxima of f x f blocks (edges padded with 0, weights are ≥ 0)."""
-    rows, cols = values.shape
-    height, width = -(-rows // factor), -(-cols // factor)
-    if rows % factor or cols % factor:
-        padded = np.zeros((height * factor, width * factor), dtype=values.dtype)
-        padded[:rows, :cols] = values
-        values = padded
-    return values.reshape(height, factor, width, factor).max(axis=(1, 3))

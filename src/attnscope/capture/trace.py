@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from attnscope.capture.predictions import Candidate, Predictions
+from attnscope.capture.reads import AttentionSource
 from attnscope.capture.selection import (
     HeadSelector,
     RowSelector,
@@ -21,7 +22,6 @@ from attnscope.capture.selection import (
     resolve_rows,
     select,
 )
-from attnscope.capture.sources import CHUNK_ELEMENTS, AttentionSource
 from attnscope.capture.tokens import Part, Token
 from attnscope.errors import InputError, OutOfRangeError
 from attnscope.models.info import ModelInfo
@@ -136,14 +136,8 @@ class Trace:
         head = parse_head(head)
         heads = self.resolve_heads(head, name)
         query_rows = self.resolve_rows(rows, name)
-        if head == "mean" or head == "max":
-            n_key = self.source.shape(name)[1]
-            combined = np.empty((len(query_rows), n_key), dtype=np.float32)
-            step = max(1, CHUNK_ELEMENTS // max(1, len(heads) * n_key))  # bounded (heads, rows, key) working set
-            for begin in range(0, len(query_rows), step):
-                weights = self.source.rows(name, index, heads, query_rows[begin : begin + step])
-                combined[begin : begin + step] = weights.mean(axis=0) if head == "mean" else weights.max(axis=0)
-            return combined
+        if head == "mean" or head == "max":  # combined on the source's device, chunk by chunk
+            return self.source.rows(name, index, heads, query_rows, reduce="mean" if head == "mean" else "max")
         weights = self.source.rows(name, index, heads, query_rows)  # (heads, rows, key)
         return weights[0] if isinstance(head, int | np.integer) else weights
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.capture.predictions import Predictions
-from attnscope.capture.sources import AttentionSource, FullSource, QKSource
+from attnscope.capture.reads import AttentionSource
+from attnscope.capture.sources import FullSource, QKSource
 from attnscope.capture.tokens import Part, Token
 from attnscope.errors import InputError, TraceFormatError
 from attnscope.models import temporaries
@@ -51,6 +52,7 @@ def save_trace(trace: Trace, path: Path) -> Path:
 
     arrays: dict[str, np.ndarray] = {"token_ids": np.asarray(trace.token_ids, dtype=np.int64)}
     if trace.predictions is not None:
+        trace.predictions.ensure()  # a loaded trace has no model: every position's predictions go in the file
         arrays["pred/top_ids"] = trace.predictions.top_ids
         arrays["pred/top_probs"] = trace.predictions.top_probs
         arrays["pred/next_prob"] = trace.predictions.next_prob

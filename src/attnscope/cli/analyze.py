@@ -52,11 +52,10 @@ def run(args: argparse.Namespace) -> int:
     if stack not in model.arch.stacks:
         raise InputError(f"--stack {stack}: this {model.kind} model has stacks {', '.join(sorted(model.arch.stacks))}")
     common.say(args)("capturing …")
-    # Without --save only what is shown is computed: the layer shown, predictions at the last position
-    # (encoder-decoders capture every layer: their stacks may have different depths).
+    # Without --save only what is shown is computed: the layer shown, predictions at the query's
+    # position (encoder-decoders capture every layer: their stacks may have different depths).
     one_layer = isinstance(layer, int) and not args.save and model.kind != "seq2seq"
     layers = [layer] if one_layer else None
-    predict = "last" if args.query == -1 and not args.save else "all"
     trace = common.run_job(
         args,
         lambda bar: capture(
@@ -66,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
             backend=args.backend,
             layers=layers,
             top_k=args.top_k,
-            predict=predict,
             progress=bar,
         ),
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from attnscope.capture.sources import BACKENDS
+from attnscope.capture.reads import BACKENDS
 from attnscope.errors import InputError
+from attnscope.models.devices import DTYPE_CHOICES
 
 if TYPE_CHECKING:
     from attnscope.models.loaded import LoadedModel
@@ -25,12 +25,21 @@ def add_text(command: argparse.ArgumentParser) -> None:
     )
 
 
+DEVICE_HELP = "auto (a CUDA GPU, else MPS, else the CPU), cpu, cuda, cuda:N or mps"
+DTYPE_HELP = "auto (float32 on the CPU; bfloat16 on a GPU that has it, else float16), float32, bfloat16, float16"
+
+
+def add_device_options(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--device and --dtype."""
+    group.add_argument("--device", default="auto", help=DEVICE_HELP)
+    group.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
+
+
 def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True) -> None:
     """--model, --device, --dtype, --trust-remote-code (and --backend): every command that loads a model."""
     group = command.add_argument_group("model")
     group.add_argument("--model", "-m", default=None, help="catalog alias, hub id, folder, .gguf or tiny:<family>")
-    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
-    group.add_argument("--dtype", default=None, help="float32 (CPU default), float16 (CUDA default) or bfloat16")
+    add_device_options(group)
     group.add_argument(
         "--trust-remote-code", action="store_true", help="let transformers run code shipped with a hub model"
     )
@@ -115,27 +124,15 @@ def model_spec(requested: str | None) -> str:
     return spec
 
 
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(?::(\d+))?")
-
-
 def check_device(device: str) -> str:
     """``--device`` checked before a model loads: auto, cpu, cuda, cuda:N (a GPU this machine has) or mps."""
-    name = device.strip().lower()
-    form = _DEVICE.fullmatch(name)
-    if form is None:
-        raise InputError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
-    if name in ("auto", "cpu"):
-        return name
-    import torch
+    from attnscope.models.devices import resolve_device
 
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise InputError("--device mps: MPS is not available on this machine")
-    if name.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise InputError(f"--device {name}: CUDA is not available on this machine")
-        if int(form[1] or 0) >= count:
-            raise InputError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    name = device.strip().lower()
+    try:
+        resolve_device(name)
+    except InputError as error:
+        raise InputError(f"--{error}") from None  # "--device cuda: CUDA is not available on this machine"
     return name
 
 

@@ -215,7 +215,7 @@ def _target_info(request: MethodInput, resolved: Target | None) -> dict[str, Any
     objective = "next-token" if trace.kind == "causal" else "masked-token"
     if trace.predictions is None:
         return {"objective": "attention", "text": None, "ids": [], "query": request.query}
-    if trace.predictions.top_ids[request.query, 0] >= 0:
+    if trace.predictions.available(request.query):
         best = trace.top_predictions(request.query, 1)[0]
         return {"objective": objective, "text": best.token, "ids": [best.id], "query": request.query, "prob": best.prob}
     causal = request.model is not None and request.model.kind == "causal" and request.model.has_lm_head

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from attnscope.errors import ChecksumError, ModelLoadError, ModelNotFoundError
+from attnscope.errors import ChecksumError, InputError, ModelLoadError, ModelNotFoundError
 from attnscope.models import cache, home, temporaries
 from attnscope.models.catalog import CatalogEntry, get_entry, resolve_default
+from attnscope.models.devices import resolve_device, resolve_dtype
 from attnscope.models.info import read_architecture
 from attnscope.models.loaded import LoadedModel
 from attnscope.models.provenance import library_versions, state_dict_sha256, tokenizer_sha256, utc_now
@@ -19,39 +20,9 @@ from attnscope.models.verify import inspect
 
 Progress = Callable[[str], None]
 
-_DTYPES = {
-    "float32": "float32",
-    "fp32": "float32",
-    "float": "float32",
-    "float16": "float16",
-    "fp16": "float16",
-    "half": "float16",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-}
-
 
 def _quiet(_: str) -> None:
     return None
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
-    return device
-
-
-def _resolve_dtype(dtype: str | None, device: str) -> str:
-    if dtype is None:
-        return "float32" if device == "cpu" else "float16"
-    name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))
-    if name is None:
-        raise ModelLoadError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
-    return name
 
 
 def classify(config: Any) -> str:
@@ -242,8 +213,9 @@ def load_model(
         spec: a catalog alias (``attnscope models``), a hub id, a local folder of safetensors
             weights, a ``.gguf`` file, or ``tiny:<family>``. None picks the default catalog model
             (``qwen2.5-coder-0.5b``, or an installed fallback); a blank string is an error.
-        device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
-        dtype: ``float32`` (default on CPU), ``float16`` (default on CUDA) or ``bfloat16``.
+        device: ``auto`` (a CUDA GPU, else MPS, else the CPU), ``cpu``, ``cuda[:N]`` or ``mps``.
+        dtype: ``auto``/None (float32 on the CPU; bfloat16 on a GPU that supports it, else
+            float16), ``float32``, ``bfloat16`` or ``float16``.
         trust_remote_code: passed to transformers; off unless asked for.
         progress: called with short status lines (the CLI prints them to stderr).
 
@@ -261,8 +233,11 @@ def load_model(
     spec = str(spec).strip()
     if not spec:
         raise ModelNotFoundError("the model spec is blank: name a model (see `attnscope models`), or pass None")
-    device_name = _resolve_device(device)
-    dtype_name = _resolve_dtype(dtype, device_name)
+    try:
+        device_name = resolve_device(device)
+        dtype_name = resolve_dtype(dtype, device_name)
+    except InputError as error:
+        raise ModelLoadError(str(error)) from None
     torch_dtype = getattr(torch, dtype_name)
     weights_sha: str | None
     entry = get_entry(spec)

@@ -86,8 +86,8 @@ def _prediction(trace: Trace, stack: str, query: int, top_k: int) -> dict[str, A
         return None
     predicted = trace.target_tokens if trace.target_tokens is not None else trace.tokens
     position = query if trace.query_tokens(stack) is predicted else len(predicted) - 1
-    if trace.predictions.top_ids[position, 0] < 0:
-        return None  # not computed (captured with predict="last")
+    if not trace.predictions.available(position):
+        return None  # not computed before the trace was saved
     return {"position": position, "top": [c.to_dict() for c in trace.top_predictions(position, top_k)]}
 
 
@@ -219,7 +219,7 @@ def report_json(report: Report) -> dict[str, Any]:
 
     comparison, trace = report.comparison, report.comparison.trace
     prediction = None
-    if trace.predictions is not None and trace.predictions.top_ids[-1, 0] >= 0:
+    if trace.predictions is not None and trace.predictions.available(-1):
         prediction = [c.to_dict() for c in trace.top_predictions(-1, 10)]
     agreement = agreement_json(comparison)
     heads = heads_json(report.heads)
@@ -235,3 +235,8 @@ def report_json(report: Report) -> dict[str, Any]:
     }
     data["observations"] = observations(data)
     return data
+
+
+def doctor_json(machine: dict[str, Any]) -> dict[str, Any]:
+    """``attnscope doctor --json``: what :func:`attnscope.models.devices.describe_machine` found."""
+    return {"schema_version": SCHEMA_VERSION, "result": "doctor", **machine}

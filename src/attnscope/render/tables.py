@@ -128,3 +128,35 @@ def methods_markdown(body: dict[str, Any]) -> str:
         what = method["description"] + limit
         lines.append(f"| `{method['name']}` | {method['family']} | {needs} | {what} | {options} |")
     return "\n".join(lines)
+
+
+def _bytes(count: int | None) -> str:
+    if count is None:
+        return "—"
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def doctor_text(body: dict[str, Any]) -> str:
+    """``attnscope doctor``: the device, dtype, memory and stash budget, one fact a line."""
+    accelerator = body["accelerator"]
+    host = body["host"]
+    versions = body["versions"]
+    rows = [
+        ("device", body["device"]),
+        ("dtype", body["dtype"]),
+        ("accelerator", "none" if accelerator is None else accelerator["name"]),
+    ]
+    if accelerator is not None and "total_bytes" in accelerator:
+        rows.append(("  memory", f"{_bytes(accelerator['free_bytes'])} free of {_bytes(accelerator['total_bytes'])}"))
+    rows += [
+        ("host memory", f"{_bytes(host['available_bytes'])} available of {_bytes(host['total_bytes'])}"),
+        ("host CPU", f"{host['cpu']}, {host['cpu_count']} cores, torch uses {host['torch_threads']} threads"),
+        ("stash", f"{body['stash']['policy']}: {body['stash']['note']}"),
+        ("  device budget", _bytes(body["stash"]["device_budget_bytes"])),
+        ("versions", ", ".join(f"{name} {value}" for name, value in versions.items() if value)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)

@@ -24,8 +24,8 @@ from pydantic import (
 )
 
 from attnscope.analysis.units import GRANULARITIES
+from attnscope.capture.reads import BACKENDS
 from attnscope.capture.selection import STACKS, parse_head, parse_layers
-from attnscope.capture.sources import BACKENDS
 from attnscope.capture.tokens import MAX_TEXT_CHARS, check_text
 from attnscope.errors import InputError
 from attnscope.methods import catalogue

@@ -1,0 +1,78 @@
+"""Where captured queries and keys are kept while the forward pass runs: the stash policy.
+
+- ``device``: the tensors the model made stay where they are, in the model's dtype (no copy at all:
+  the forward never waits). Peak device memory is the plain forward's plus the stash.
+- ``host``: on a GPU each layer's tensors are copied into pinned host memory on a side stream, so
+  the copy overlaps the next layers; the capture waits for the copies once, at the end. On the CPU
+  this is the same as ``device``.
+- ``auto`` (default): ``device`` until the stash reaches a byte budget (by default half of the
+  device memory free when the capture starts), ``host`` beyond it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from attnscope.errors import InputError
+from attnscope.models.devices import AUTO_BUDGET_FRACTION, device_free_bytes
+
+StashPolicy = Literal["device", "host", "auto"]
+STASH_POLICIES: tuple[str, ...] = ("device", "host", "auto")
+
+
+class Stash:
+    """Keeps the tensors a capture records, by policy; :meth:`finish` before reading them."""
+
+    def __init__(self, policy: str = "auto", budget_bytes: int | None = None) -> None:
+        if policy not in STASH_POLICIES:
+            raise InputError(f"unknown stash policy {policy!r}; use {', '.join(STASH_POLICIES)}")
+        if budget_bytes is not None and budget_bytes < 0:
+            raise InputError("the stash budget must be a number of bytes ≥ 0")
+        self.policy = policy
+        self.budget_bytes = budget_bytes
+        self.device_bytes = 0  # kept on the device so far
+        self.host_bytes = 0  # offloaded so far
+        self._stream: torch.cuda.Stream | None = None
+
+    def keep(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The tensor to record for ``tensor`` (itself, or its pinned host copy under way)."""
+        size = tensor.numel() * tensor.element_size()
+        if tensor.device.type != "cuda" or not self._offload(tensor.device, size):
+            self.device_bytes += size
+            return tensor
+        self.host_bytes += size
+        return self._to_host(tensor)
+
+    def _offload(self, device: torch.device, size: int) -> bool:
+        if self.policy == "device":
+            return False
+        if self.policy == "host":
+            return True
+        if self.budget_bytes is None:
+            self.budget_bytes = int((device_free_bytes(device) or 0) * AUTO_BUDGET_FRACTION)
+        return self.device_bytes + size > self.budget_bytes
+
+    def _to_host(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=tensor.device)
+        pinned = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=True)
+        self._stream.wait_stream(torch.cuda.current_stream(tensor.device))  # the tensor is computed
+        with torch.cuda.stream(self._stream):
+            pinned.copy_(tensor, non_blocking=True)
+        tensor.record_stream(self._stream)  # its memory is not reused before the copy is done
+        return pinned
+
+    def finish(self) -> None:
+        """Wait for the copies under way (nothing to wait for unless something was offloaded)."""
+        if self._stream is not None:
+            self._stream.synchronize()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "budget_bytes": self.budget_bytes,
+            "device_bytes": self.device_bytes,
+            "host_bytes": self.host_bytes,
+        }
