@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from capture import text_of_tokens
@@ -225,11 +226,12 @@ def run_process(args: argparse.Namespace) -> None:
             rows = []
             if folder:  # each measured alone: ru_maxrss of children is a running maximum, so order matters
                 rows.append(("plain transformers forward", [sys.executable, "-c", PLAIN, folder, handle.name]))
-            rows.append(("attnscope analyze --json", ["attnscope", "analyze", "-", "-m", spec, "--json", "-q"]))
+            cli = str(Path(sys.executable).with_name("attnscope"))  # this environment's, activated or not
+            rows.append(("attnscope analyze --json", [cli, "analyze", "-", "-m", spec, "--json", "-q"]))
             for name, command in rows:
                 stdin_command = command
                 if command[1] == "analyze":
-                    stdin_command = ["sh", "-c", f"attnscope analyze - -m {spec} --json -q < {handle.name}"]
+                    stdin_command = ["sh", "-c", f"{cli} analyze - -m {spec} --json -q < {handle.name}"]
                 runner = [sys.executable, __file__, "process-child", json.dumps(stdin_command)]
                 done = subprocess.run(runner, capture_output=True, text=True, check=False)
                 if done.returncode != 0:

@@ -68,7 +68,7 @@ def causal_end(record: LayerRecord, query_rows: torch.Tensor) -> int:
 
 def scores(
     record: LayerRecord,
-    heads: torch.Tensor,
+    heads: list[int],
     query_rows: torch.Tensor,
     first: int,
     last: int,
@@ -77,25 +77,27 @@ def scores(
     biases: list[torch.Tensor],
 ) -> torch.Tensor:
     """(heads, rows, first..last-1) pre-softmax scores in the work dtype; masked cells are −inf.
-    ``heads`` and ``query_rows`` are int64 tensors on the stash's device."""
+    ``query_rows`` is an int64 tensor on the stash's device."""
     dtype = work_dtype(record)
     n_heads, n_kv = record.query.shape[0], record.key.shape[0]
     n_rep = n_heads // n_kv
     key = record.key[:, first:last]  # (kv_heads, cols, head_dim)
-    if len(heads) == n_heads and bool((heads == torch.arange(n_heads, device=heads.device)).all()):
+    if list(heads) == list(range(n_heads)):
         # every head in order: each key head serves its group of query heads (no repeated keys)
         query = record.query[:, query_rows].to(dtype)  # (heads, rows, head_dim)
         grouped = query.reshape(n_kv, n_rep * len(query_rows), -1)
         values = torch.matmul(grouped, key.to(dtype).transpose(1, 2)).reshape(n_heads, len(query_rows), -1)
     else:
-        query = record.query[heads][:, query_rows].to(dtype)
-        values = torch.matmul(query, key[heads // n_rep].to(dtype).transpose(1, 2))
+        head_ids = index(heads, record.device)
+        query = record.query[head_ids][:, query_rows].to(dtype)
+        values = torch.matmul(query, key[head_ids // n_rep].to(dtype).transpose(1, 2))
     values.mul_(record.scaling)  # in place from here on: one (heads, rows, cols) buffer per call
     if record.softcap is not None:
         values.div_(record.softcap).tanh_().mul_(record.softcap)
     if record.bias_id is not None:
         bias = biases[record.bias_id]
-        values.add_(bias[heads.to(bias.device)][:, query_rows.to(bias.device), first:last].to(values))
+        picked = bias[index(heads, bias.device)][:, query_rows.to(bias.device), first:last]
+        values.add_(picked.to(values))
     mask = allowed(record, masks, query_rows, first, last)
     return values.masked_fill_(~mask[None], float("-inf"))
 

@@ -122,13 +122,11 @@ class QKSource:
     def stash_bytes(self) -> int:
         return sum(record.stash_bytes for record in self.records.values())
 
-    def _scores(
-        self, record: LayerRecord, heads: torch.Tensor, rows: torch.Tensor, first: int, last: int
-    ) -> torch.Tensor:
+    def _scores(self, record: LayerRecord, heads: list[int], rows: torch.Tensor, first: int, last: int) -> torch.Tensor:
         return kernel.scores(record, heads, rows, first, last, masks=self.masks, biases=self.biases)
 
     def _softmax_rows(
-        self, record: LayerRecord, heads: torch.Tensor, chunk: torch.Tensor
+        self, record: LayerRecord, heads: list[int], chunk: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(heads, rows, key) weights of whole rows and their (heads, rows) log-sum-exp; under a causal
         rule only the keys up to the chunk's last position are computed (the rest are 0)."""
@@ -163,7 +161,7 @@ class QKSource:
         step = max(1, CHUNK_ELEMENTS // max(1, n_key * len(heads)))  # a bounded (heads, rows, key) working set
         for begin in range(0, len(rows), step):
             chunk = rows[begin : begin + step]
-            weights, lse = self._softmax_rows(record, head_ids, chunk)
+            weights, lse = self._softmax_rows(record, heads, chunk)
             cache[head_ids[:, None], chunk[None, :]] = lse.to(torch.float32)  # for free: later blocks reuse it
             if reduce == "mean":
                 out[begin : begin + len(chunk)] = weights.mean(dim=0)
@@ -188,7 +186,7 @@ class QKSource:
         step = max(1, CHUNK_ELEMENTS // 4 // max(1, int(record.key.shape[1]) * len(heads)))
         for begin in range(0, len(missing), step):
             chunk = missing[begin : begin + step]
-            cache[head_ids[:, None], chunk[None, :]] = self._softmax_rows(record, head_ids, chunk)[1].to(torch.float32)
+            cache[head_ids[:, None], chunk[None, :]] = self._softmax_rows(record, heads, chunk)[1].to(torch.float32)
         return cache[head_ids]
 
     def block(
@@ -204,13 +202,20 @@ class QKSource:
         query_rows = kernel.index(range(r0, r1), record.device)
         if not height or not width or c0 >= kernel.causal_end(record, query_rows):
             return np.zeros((-(-height // pool), -(-width // pool)), dtype=np.float32)  # nothing to compute
-        head_ids = kernel.index(heads, record.device)
-        lse = self.row_lse(stack, layer, heads)
+        # whole rows: one softmax pass gives the weights and, for free, the rows' log-sum-exp;
+        # a part of the rows: its own cells, normalised by the (cached) log-sum-exp of the whole rows
+        whole = c0 == 0 and c1 == n_key
+        lse = None if whole else self.row_lse(stack, layer, heads)
+        cache, head_ids = self._lse_cache(stack, layer), kernel.index(heads, record.device)
         out = torch.empty((height, width), dtype=torch.float32, device=record.device)
         step = max(1, CHUNK_ELEMENTS // max(1, width * len(heads)))
         for begin in range(0, height, step):
             chunk = query_rows[begin : begin + step]
-            values = kernel.weights_from_lse(self._scores(record, head_ids, chunk, c0, c1), lse[:, chunk])
+            if lse is None:
+                values, found = self._softmax_rows(record, heads, chunk)
+                cache[head_ids[:, None], chunk[None, :]] = found.to(torch.float32)
+            else:
+                values = kernel.weights_from_lse(self._scores(record, heads, chunk, c0, c1), lse[:, chunk])
             out[begin : begin + len(chunk)] = (
                 values.mean(dim=0) if reduce == "mean" else values.amax(dim=0) if reduce == "max" else values[0]
             )
