@@ -505,7 +505,7 @@ CLI_CASES = [
     analyze_cl("analyze-model-home", ["--model", "~"], "no .safetensors weights"),
     analyze_cl("analyze-device-unknown", ["--model", SPEC, "--device", "quantum"], "device"),
     analyze_cl("analyze-device-cuda", ["--model", SPEC, "--device", "cuda:7"], "cuda"),
-    analyze_cl("analyze-dtype-unknown", ["--model", SPEC, "--dtype", "float7"], "--dtype: invalid choice: 'float7'"),
+    analyze_cl("analyze-dtype-unknown", ["--model", SPEC, "--dtype", "float7"], "--dtype: unknown dtype 'float7'"),
     # analyze: argparse
     cl("analyze-no-text", ["analyze", *MQ], USAGE),
     cl("analyze-query-word", ["analyze", "hi", "--query", "last", *MQ], USAGE),

@@ -77,3 +77,13 @@ def test_predictions_are_computed_when_asked_for(family, device, tmp_path):
     loaded = type(trace).load(trace.save(tmp_path / "t.safetensors"))
     np.testing.assert_allclose(loaded.predictions.top_probs, np.sort(probs, axis=-1)[:, ::-1][:, :5], atol=1e-5)
     np.testing.assert_allclose(loaded.predictions.next_prob[:-1], probs[np.arange(len(ids) - 1), ids[1:]], atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["bart", "bert"])
+def test_encoder_models_reduce_their_logits_at_capture(family):
+    """They return every position's logits anyway: all predictions are made at capture and the
+    (N x vocab) logits are not kept alive for later."""
+    model = tiny(family, device="cpu")
+    trace = capture(model, TEXT, **({"target": "Pré"} if family == "bart" else {}))
+    pred = trace.predictions
+    assert pred.compute_rows is None and all(pred.computed(p) for p in range(len(pred)))

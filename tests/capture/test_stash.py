@@ -58,3 +58,33 @@ def test_recording_copies_nothing_on_the_device():
 def test_bad_policies_are_refused(policy, budget):
     with pytest.raises(InputError, match="stash"):
         capture(tiny("llama", device="cpu"), ENGLISH, backend="qk", stash=policy, stash_budget=budget)
+
+
+def test_reads_work_in_and_out_of_inference_mode_in_any_order():
+    """The log-sum-exp cache made by a first read under inference_mode stays writable afterwards."""
+    from attnscope.capture.tiles import TilePyramid, block
+
+    model = tiny("llama", device="cpu")
+    trace = capture(model, ENGLISH + " and more words after it", backend="qk")
+    reference = capture(model, ENGLISH + " and more words after it", backend="full")
+    with torch.inference_mode():
+        first = trace.attention(0, "mean", rows=[5])
+    second = trace.attention(0, "mean", rows=[6])
+    part = block(trace, 0, 2, slice(3, 9), slice(0, 4))
+    with torch.no_grad():
+        tile = TilePyramid(trace, 0, "max").get(0, 0, 0)
+    np.testing.assert_allclose(first, reference.attention(0, "mean", rows=[5]), atol=1e-5)
+    np.testing.assert_allclose(second, reference.attention(0, "mean", rows=[6]), atol=1e-5)
+    np.testing.assert_allclose(part, reference.attention(0, 2)[3:9, 0:4], atol=1e-5)
+    np.testing.assert_allclose(tile, reference.attention(0, "max"), atol=1e-5)
+
+
+def test_views_into_fused_projections_are_not_kept_whole():
+    """GPT-2's query and key are views into one fused QKV output that also holds the values: the
+    stash keeps compact copies, so what it reports is what it holds."""
+    model = tiny("gpt2", device="cpu")
+    trace = capture(model, ENGLISH, backend="qk")
+    for record in trace.source.records.values():
+        for tensor in (record.query, record.key):
+            assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+    assert trace.provenance["stash"]["device_bytes"] == trace.source.stash_bytes

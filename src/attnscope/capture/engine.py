@@ -82,7 +82,7 @@ def capture(
         raise InputError("top_k must be between 1 and 1000")
     if predict not in ("all", "last", "none"):
         raise InputError(f"unknown predict {predict!r}; use all, last or none")
-    keeper = Stash(stash, stash_budget)
+    keeper = Stash(stash, stash_budget, model.device)
     parts: list[Part] = []
     if messages is not None:
         text, parts = render_chat(model.tokenizer, messages)
@@ -345,6 +345,12 @@ def _predictions(
         next_prob=np.full((n,), np.nan, dtype=np.float32),
         compute_rows=rows,
         decode=lambda found: decode_ids(model.tokenizer, found),
+        chunk=rows_per_chunk(model.arch.vocab_size or 1),
     )
-    predictions.ensure(0 if now == "all" else n - 1, n, chunk=rows_per_chunk(model.arch.vocab_size or 1))
+    # encoders and encoder-decoders return every position's logits anyway: reduce them all now and
+    # let the (N x vocab) tensor go, instead of keeping it alive for later positions
+    everything = now == "all" or model.kind != "causal"
+    predictions.ensure(0 if everything else n - 1, n)
+    if model.kind != "causal":
+        predictions.compute_rows = None
     return predictions

@@ -20,6 +20,8 @@ results into numpy only at the edges (answers, files).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -66,6 +68,25 @@ def causal_end(record: LayerRecord, query_rows: torch.Tensor) -> int:
     return n_key
 
 
+@dataclass(frozen=True)
+class Keys:
+    """A record's keys for columns ``start..start+len-1``, in the work dtype on the query's device."""
+
+    values: torch.Tensor  # (kv_heads, cols, head_dim)
+    start: int = 0
+
+    def columns(self, first: int, last: int) -> torch.Tensor:
+        return self.values[:, first - self.start : last - self.start]
+
+
+def work_keys(record: LayerRecord, first: int = 0, last: int | None = None) -> Keys:
+    """The keys of columns ``first..last-1`` converted once for a read (a no-op view for float32
+    keys already beside the queries): every row chunk of the read then uses them as they are."""
+    last = int(record.key.shape[1]) if last is None else last
+    values = record.key[:, first:last].to(device=record.device, dtype=work_dtype(record))
+    return Keys(values, first)
+
+
 def scores(
     record: LayerRecord,
     heads: list[int],
@@ -75,28 +96,30 @@ def scores(
     *,
     masks: list[torch.Tensor],
     biases: list[torch.Tensor],
+    keys: Keys | None = None,
 ) -> torch.Tensor:
     """(heads, rows, first..last-1) pre-softmax scores in the work dtype; masked cells are −inf.
-    ``query_rows`` is an int64 tensor on the stash's device."""
+    ``query_rows`` is an int64 tensor on the stash's device; ``keys`` (from :func:`work_keys`,
+    covering first..last-1) saves converting them again for every chunk of a read."""
     dtype = work_dtype(record)
     n_heads, n_kv = record.query.shape[0], record.key.shape[0]
     n_rep = n_heads // n_kv
-    key = record.key[:, first:last]  # (kv_heads, cols, head_dim)
+    key = (keys or work_keys(record, first, last)).columns(first, last)  # (kv_heads, cols, head_dim)
     if list(heads) == list(range(n_heads)):
         # every head in order: each key head serves its group of query heads (no repeated keys)
         query = record.query[:, query_rows].to(dtype)  # (heads, rows, head_dim)
         grouped = query.reshape(n_kv, n_rep * len(query_rows), -1)
-        values = torch.matmul(grouped, key.to(dtype).transpose(1, 2)).reshape(n_heads, len(query_rows), -1)
+        values = torch.matmul(grouped, key.transpose(1, 2)).reshape(n_heads, len(query_rows), -1)
     else:
         head_ids = index(heads, record.device)
-        query = record.query[head_ids][:, query_rows].to(dtype)
-        values = torch.matmul(query, key[head_ids // n_rep].to(dtype).transpose(1, 2))
+        query = record.query[head_ids[:, None], query_rows[None, :]].to(dtype)  # only the rows asked for
+        values = torch.matmul(query, key[head_ids // n_rep].transpose(1, 2))
     values.mul_(record.scaling)  # in place from here on: one (heads, rows, cols) buffer per call
     if record.softcap is not None:
         values.div_(record.softcap).tanh_().mul_(record.softcap)
     if record.bias_id is not None:
         bias = biases[record.bias_id]
-        picked = bias[index(heads, bias.device)][:, query_rows.to(bias.device), first:last]
+        picked = bias[index(heads, bias.device)[:, None], query_rows.to(bias.device)[None, :], first:last]
         values.add_(picked.to(values))
     mask = allowed(record, masks, query_rows, first, last)
     return values.masked_fill_(~mask[None], float("-inf"))

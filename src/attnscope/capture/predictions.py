@@ -7,6 +7,7 @@ loaded from a file has what was computed before it was saved (saving computes ev
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class Predictions:
     strings: dict[int, str] = field(default_factory=dict)  # decoded text of every id in top_ids
     compute_rows: RowsFunction | None = field(default=None, repr=False, compare=False)
     decode: Callable[[np.ndarray], dict[int, str]] | None = field(default=None, repr=False, compare=False)
+    chunk: int = field(default=512, repr=False, compare=False)  # rows per LM-head call (bounds its logits)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.top_ids.shape[0])
@@ -52,20 +55,23 @@ class Predictions:
     def computed(self, position: int) -> bool:
         return bool(self.top_ids[position, 0] >= 0)
 
-    def ensure(self, begin: int = 0, end: int | None = None, chunk: int = 512) -> None:
-        """Compute the rows of positions ``begin..end-1`` not computed yet (when the model is at hand)."""
+    def ensure(self, begin: int = 0, end: int | None = None) -> None:
+        """Compute the rows of positions ``begin..end-1`` not computed yet (when the model is at hand),
+        ``chunk`` rows per LM-head call. Safe to call from several threads."""
         end = len(self) if end is None else end
-        missing = [p for p in range(begin, end) if not self.computed(p)]
-        if not missing or self.compute_rows is None:
+        if self.compute_rows is None or all(self.computed(p) for p in range(begin, end)):
             return
-        first = missing[0]
-        while first <= missing[-1]:
-            last = min(missing[-1] + 1, first + chunk)
-            ids, probs, following = self.compute_rows(first, last)
-            self.top_ids[first:last], self.top_probs[first:last], self.next_prob[first:last] = ids, probs, following
-            if self.decode is not None:
-                self.strings.update(self.decode(ids))
-            first = last
+        with self._lock:
+            missing = [p for p in range(begin, end) if not self.computed(p)]
+            first = missing[0] if missing else end
+            while missing and first <= missing[-1]:
+                last = min(missing[-1] + 1, first + self.chunk)
+                ids, probs, following = self.compute_rows(first, last)
+                if self.decode is not None:
+                    self.strings.update(self.decode(ids))
+                self.top_probs[first:last], self.next_prob[first:last] = probs, following
+                self.top_ids[first:last] = ids  # last: a row counts as computed once its ids are in
+                first = last
 
     def available(self, position: int) -> bool:
         """Whether the predictions after ``position`` exist (computing them now if they can be)."""

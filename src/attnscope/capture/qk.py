@@ -127,9 +127,10 @@ class QKRecorder:
         if is_causal is None:
             is_causal = getattr(module, "is_causal", True)
         positions = np.arange(n_key - n_query, n_key, dtype=np.int64)
+        kept_query, kept_key = self.stash.keep(q, k)  # one place for both
         record = LayerRecord(
-            query=self.stash.keep(q),
-            key=self.stash.keep(k),
+            query=kept_query,
+            key=kept_key,
             query_positions=positions,
             scaling=float(scaling),
             softcap=kwargs.get("softcap"),

@@ -122,17 +122,20 @@ class QKSource:
     def stash_bytes(self) -> int:
         return sum(record.stash_bytes for record in self.records.values())
 
-    def _scores(self, record: LayerRecord, heads: list[int], rows: torch.Tensor, first: int, last: int) -> torch.Tensor:
-        return kernel.scores(record, heads, rows, first, last, masks=self.masks, biases=self.biases)
+    def _scores(
+        self, record: LayerRecord, heads: list[int], rows: torch.Tensor, first: int, last: int, keys: kernel.Keys
+    ) -> torch.Tensor:
+        return kernel.scores(record, heads, rows, first, last, masks=self.masks, biases=self.biases, keys=keys)
 
     def _softmax_rows(
-        self, record: LayerRecord, heads: list[int], chunk: torch.Tensor
+        self, record: LayerRecord, heads: list[int], chunk: torch.Tensor, keys: kernel.Keys
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(heads, rows, key) weights of whole rows and their (heads, rows) log-sum-exp; under a causal
-        rule only the keys up to the chunk's last position are computed (the rest are 0)."""
+        rule only the keys up to the chunk's last position are computed (the rest are 0). ``keys``:
+        the record's keys in the work dtype (:func:`kernel.work_keys`), converted once per read."""
         n_key = int(record.key.shape[1])
         end = kernel.causal_end(record, chunk)
-        weights, lse = kernel.softmax(self._scores(record, heads, chunk, 0, end))
+        weights, lse = kernel.softmax(self._scores(record, heads, chunk, 0, end, keys))
         if end < n_key:
             weights = torch.nn.functional.pad(weights, (0, n_key - end))
         return weights, lse
@@ -142,7 +145,8 @@ class QKSource:
         if found is None:
             record = self.records[(stack, layer)]
             shape = (record.query.shape[0], record.query.shape[1])
-            found = self._lse[(stack, layer)] = torch.full(shape, float("nan"), device=record.device)
+            with torch.inference_mode(False):  # a normal tensor: writable in and out of inference mode
+                found = self._lse[(stack, layer)] = torch.full(shape, float("nan"), device=record.device)
         return found
 
     def rows_tensor(
@@ -158,10 +162,11 @@ class QKSource:
         shape = (len(rows), n_key) if reduce else (len(heads), len(rows), n_key)
         out = torch.empty(shape, dtype=torch.float32, device=device)
         cache = self._lse_cache(stack, layer)
+        keys = kernel.work_keys(record)
         step = max(1, CHUNK_ELEMENTS // max(1, n_key * len(heads)))  # a bounded (heads, rows, key) working set
         for begin in range(0, len(rows), step):
             chunk = rows[begin : begin + step]
-            weights, lse = self._softmax_rows(record, heads, chunk)
+            weights, lse = self._softmax_rows(record, heads, chunk, keys)
             cache[head_ids[:, None], chunk[None, :]] = lse.to(torch.float32)  # for free: later blocks reuse it
             if reduce == "mean":
                 out[begin : begin + len(chunk)] = weights.mean(dim=0)
@@ -184,9 +189,12 @@ class QKSource:
         head_ids = kernel.index(heads, record.device)
         missing = torch.nonzero(torch.isnan(cache[head_ids]).any(dim=0)).flatten()
         step = max(1, CHUNK_ELEMENTS // 4 // max(1, int(record.key.shape[1]) * len(heads)))
+        keys = kernel.work_keys(record) if len(missing) else None
         for begin in range(0, len(missing), step):
             chunk = missing[begin : begin + step]
-            cache[head_ids[:, None], chunk[None, :]] = self._softmax_rows(record, heads, chunk)[1].to(torch.float32)
+            assert keys is not None
+            found = self._softmax_rows(record, heads, chunk, keys)[1]
+            cache[head_ids[:, None], chunk[None, :]] = found.to(torch.float32)
         return cache[head_ids]
 
     def block(
@@ -207,15 +215,17 @@ class QKSource:
         whole = c0 == 0 and c1 == n_key
         lse = None if whole else self.row_lse(stack, layer, heads)
         cache, head_ids = self._lse_cache(stack, layer), kernel.index(heads, record.device)
+        keys = kernel.work_keys(record, 0 if whole else c0, c1)
         out = torch.empty((height, width), dtype=torch.float32, device=record.device)
         step = max(1, CHUNK_ELEMENTS // max(1, width * len(heads)))
         for begin in range(0, height, step):
             chunk = query_rows[begin : begin + step]
             if lse is None:
-                values, found = self._softmax_rows(record, heads, chunk)
+                values, found = self._softmax_rows(record, heads, chunk, keys)
                 cache[head_ids[:, None], chunk[None, :]] = found.to(torch.float32)
             else:
-                values = kernel.weights_from_lse(self._scores(record, heads, chunk, c0, c1), lse[:, chunk])
+                scores = self._scores(record, heads, chunk, c0, c1, keys)
+                values = kernel.weights_from_lse(scores, lse[:, chunk])
             out[begin : begin + len(chunk)] = (
                 values.mean(dim=0) if reduce == "mean" else values.amax(dim=0) if reduce == "max" else values[0]
             )

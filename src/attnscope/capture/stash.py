@@ -25,34 +25,41 @@ STASH_POLICIES: tuple[str, ...] = ("device", "host", "auto")
 class Stash:
     """Keeps the tensors a capture records, by policy; :meth:`finish` before reading them."""
 
-    def __init__(self, policy: str = "auto", budget_bytes: int | None = None) -> None:
+    def __init__(self, policy: str = "auto", budget_bytes: int | None = None, device: str | None = None) -> None:
         if policy not in STASH_POLICIES:
             raise InputError(f"unknown stash policy {policy!r}; use {', '.join(STASH_POLICIES)}")
         if budget_bytes is not None and budget_bytes < 0:
             raise InputError("the stash budget must be a number of bytes ≥ 0")
         self.policy = policy
         self.budget_bytes = budget_bytes
+        if policy == "auto" and budget_bytes is None and device is not None:  # measured when the capture starts
+            free = device_free_bytes(device)
+            self.budget_bytes = None if free is None else int(free * AUTO_BUDGET_FRACTION)
         self.device_bytes = 0  # kept on the device so far
         self.host_bytes = 0  # offloaded so far
+        self._offloading = False  # once a layer went to the host, the later ones follow
         self._stream: torch.cuda.Stream | None = None
 
-    def keep(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The tensor to record for ``tensor`` (itself, or its pinned host copy under way)."""
-        size = tensor.numel() * tensor.element_size()
-        if tensor.device.type != "cuda" or not self._offload(tensor.device, size):
+    def keep(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What to record for one layer's ``tensors`` (its query and key): the tensors themselves,
+        or their pinned host copies under way — all of them in the same place."""
+        tensors = tuple(_own_storage(t) for t in tensors)
+        size = sum(t.numel() * t.element_size() for t in tensors)
+        if tensors[0].device.type != "cuda" or not self._offload(tensors[0].device, size):
             self.device_bytes += size
-            return tensor
+            return tensors
         self.host_bytes += size
-        return self._to_host(tensor)
+        return tuple(self._to_host(t) for t in tensors)
 
     def _offload(self, device: torch.device, size: int) -> bool:
         if self.policy == "device":
             return False
-        if self.policy == "host":
+        if self.policy == "host" or self._offloading:
             return True
         if self.budget_bytes is None:
             self.budget_bytes = int((device_free_bytes(device) or 0) * AUTO_BUDGET_FRACTION)
-        return self.device_bytes + size > self.budget_bytes
+        self._offloading = self.device_bytes + size > self.budget_bytes
+        return self._offloading
 
     def _to_host(self, tensor: torch.Tensor) -> torch.Tensor:
         if self._stream is None:
@@ -76,3 +83,11 @@ class Stash:
             "device_bytes": self.device_bytes,
             "host_bytes": self.host_bytes,
         }
+
+
+def _own_storage(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` itself, or a compact copy when it is a view into a much larger buffer (fused QKV
+    projections, e.g. GPT-2: keeping the view would keep the values too, unaccounted)."""
+    if tensor.untyped_storage().nbytes() > 1.25 * tensor.numel() * tensor.element_size():
+        return tensor.clone()
+    return tensor

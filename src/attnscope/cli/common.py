@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnscope.capture.reads import BACKENDS
 from attnscope.errors import InputError
-from attnscope.models.devices import DTYPE_CHOICES
+from attnscope.models.devices import DTYPE_CHOICES, DTYPES
 
 if TYPE_CHECKING:
     from attnscope.models.loaded import LoadedModel
@@ -32,7 +32,17 @@ DTYPE_HELP = "auto (float32 on the CPU; bfloat16 on a GPU that has it, else floa
 def add_device_options(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--device and --dtype."""
     group.add_argument("--device", default="auto", help=DEVICE_HELP)
-    group.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
+    group.add_argument("--dtype", default="auto", type=_dtype, metavar="|".join(DTYPE_CHOICES), help=DTYPE_HELP)
+
+
+def _dtype(value: str) -> str:
+    """``--dtype``: auto or a dtype name (aliases bf16, fp16, half, fp32 accepted), canonical."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    name = DTYPES.get(value.strip().lower().removeprefix("torch."))
+    if name is None:
+        raise argparse.ArgumentTypeError(f"unknown dtype {value!r}; use {', '.join(DTYPE_CHOICES)}")
+    return name
 
 
 def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True) -> None:

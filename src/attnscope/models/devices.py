@@ -60,8 +60,8 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
     if dtype is None or str(dtype).strip().lower() == "auto":
         if device == "cpu":
             return "float32"
-        if device.startswith("cuda"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        if device.startswith("cuda"):  # bf16 from compute capability 8.0 (Ampere) on, on that device
+            return "bfloat16" if torch.cuda.get_device_capability(torch.device(device))[0] >= 8 else "float16"
         return "float16"
     name = DTYPES.get(str(dtype).strip().lower().removeprefix("torch."))
     if name is None:
@@ -70,13 +70,15 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
 
 
 def device_free_bytes(device: Any) -> int | None:
-    """Free memory of a CUDA device in bytes (None for the CPU and other devices)."""
+    """Memory a CUDA device can still give torch, in bytes: free memory plus what torch has reserved
+    but not allocated (None for the CPU and other devices)."""
     import torch
 
-    if torch.device(device).type != "cuda":
+    where = torch.device(device)
+    if where.type != "cuda":
         return None
-    free, _total = torch.cuda.mem_get_info(torch.device(device))
-    return int(free)
+    free, _total = torch.cuda.mem_get_info(where)
+    return int(free + torch.cuda.memory_reserved(where) - torch.cuda.memory_allocated(where))
 
 
 def _host_memory() -> dict[str, int | None]:
