@@ -126,3 +126,48 @@ def test_a_repeated_sequence_lights_up_induction_heads_on_a_real_model():
     labels = head_labels({**head_metrics(trace), "induction": scores}, len(trace.tokens))
     layer, head = np.unravel_index(np.nanargmax(scores), scores.shape)
     assert labels[layer][head] == "induction"
+
+
+def reference_metrics(maps: np.ndarray, threshold: float = 0.01) -> dict[str, np.ndarray]:
+    """Head metrics of one layer written out here in numpy from eager (heads, n, n) maps."""
+    heads, n, _ = maps.shape
+    q, k = np.indices((n, n))
+    reached = (maps > 0).any(axis=0)  # the keys a row may attend to: causal, and within a sliding window
+    entropy = -np.where(maps > 0, maps * np.log(np.where(maps > 0, maps, 1)), 0).sum(-1).mean(-1)
+    sparsity = (((maps < threshold) & reached[None]).sum(-1) / reached.sum(-1)[None]).mean(-1)
+    locality = (maps * np.abs(q - k)[None]).sum(-1).mean(-1)
+    sink = maps[:, :, 0].mean(-1)
+    previous = maps[:, np.arange(1, n), np.arange(n - 1)].mean(-1)
+    focus = []
+    for h in range(heads):
+        strongest = maps[h].argmax(-1)
+        values, counts = np.unique(strongest, return_counts=True)
+        key = values[counts.argmax()]
+        values, counts = np.unique(np.arange(n) - strongest, return_counts=True)
+        offset = values[counts.argmax()]
+        on_key = maps[h, :, key].sum()
+        rows = np.arange(n)
+        ok = (rows - offset >= 0) & (rows - offset < n)
+        on_offset = maps[h, rows[ok], (rows - offset)[ok]].sum()
+        focus.append(max(on_key, on_offset) / n)
+    return {
+        "entropy": entropy,
+        "sparsity": sparsity,
+        "locality": locality,
+        "sink": sink,
+        "previous_token": previous,
+        "focus_consistency": np.array(focus),
+    }
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_head_metrics_read_on_the_device_equal_numpy_from_eager_maps(family, device):
+    model = tiny(family, device=device)
+    text = "Head metrics from queries and keys, read where they are stored. " * 2
+    qk = capture(model, text, backend="qk")
+    eager = capture(model, text, backend="full")  # maps from transformers' eager output_attentions
+    metrics = head_metrics(qk)
+    for layer in range(model.arch.layers):
+        expected = reference_metrics(eager.source.maps["decoder"][layer].astype(np.float64))
+        for name, values in expected.items():
+            np.testing.assert_allclose(metrics[name][layer], values, atol=1e-4, err_msg=f"{name} layer {layer}")

@@ -46,43 +46,6 @@ def metric_titles(threshold: float) -> dict[str, str]:
     }
 
 
-def _row_metrics(weights: np.ndarray, query_rows: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """Per-row values (heads, rows) for (heads, rows, key) weights; ``strongest`` is each row's argmax."""
-    n_key = weights.shape[-1]
-    keys = np.arange(n_key)[None, :]
-    positions = query_rows[:, None]
-    attendable: np.ndarray = np.asarray((weights > 0).any(axis=0))  # (rows, key): keys some head reaches (masked = 0)
-    distance = np.abs(positions - keys)  # (rows, key)
-    safe = np.where(weights > 0, weights, 1.0)
-    below = ((weights < threshold) & attendable[None]).sum(axis=-1) / np.maximum(attendable.sum(axis=-1), 1)[None]
-    previous = np.where(query_rows >= 1, weights[:, np.arange(len(query_rows)), np.maximum(query_rows - 1, 0)], np.nan)
-    return {
-        "entropy": -(weights * np.log(safe)).sum(axis=-1),
-        "sparsity": below,
-        "locality": (weights * distance[None]).sum(axis=-1),
-        "sink": weights[:, :, 0],
-        "previous_token": previous,
-        "strongest": weights.argmax(axis=-1),
-    }
-
-
-def _mode(values: np.ndarray) -> int:
-    found, counts = np.unique(values, return_counts=True)
-    return int(found[counts.argmax()])
-
-
-def _focus_weights(weights: np.ndarray, query_rows: np.ndarray, keys: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(2, heads, rows): each row's weight on its head's modal key and on the key at its modal offset."""
-    n_key = weights.shape[-1]
-    rows = np.arange(len(query_rows))
-    heads = np.arange(len(keys))[:, None]
-    absolute = weights[heads, rows[None], keys[:, None]]  # (heads, rows)
-    relative_keys = query_rows[None, :] - offsets[:, None]  # (heads, rows)
-    valid = (relative_keys >= 0) & (relative_keys < n_key)
-    picked = weights[heads, rows[None], np.clip(relative_keys, 0, n_key - 1)]
-    return np.stack([absolute, np.where(valid, picked, 0.0)])
-
-
 def head_metrics(
     trace: Trace,
     *,
@@ -99,37 +62,16 @@ def head_metrics(
     result = {metric: np.full((n_layers, n_heads), np.nan) for metric in METRICS}
     # rows stream through in chunks: a bounded (heads, chunk, key) working set
     step = max(1, CHUNK_ELEMENTS // 8 // max(1, n_heads * n_key))  # float64 with ~8 temporaries
-    chunks = [query_rows[begin : begin + step] for begin in range(0, len(query_rows), step)]
     captured = trace.captured_layers(name)
     for done, layer in enumerate(captured):
         report(progress, done, len(captured), "head metrics")
-        sums = {metric: np.zeros(n_heads) for metric in ("entropy", "sparsity", "locality", "sink")}
-        previous_sum, previous_count = np.zeros(n_heads), 0
-        strongest = np.empty((n_heads, len(query_rows)), dtype=np.int64)
-        last: np.ndarray | None = None
-        for index, chunk in enumerate(chunks):
-            weights = trace.attention(layer, None, rows=chunk, stack=name).astype(np.float64)
-            values = _row_metrics(weights, chunk, threshold)
-            for metric in sums:
-                sums[metric] += values[metric].sum(axis=-1)
-            previous_sum += np.nansum(values["previous_token"], axis=-1)
-            previous_count += int((chunk >= 1).sum())
-            strongest[:, index * step : index * step + len(chunk)] = values["strongest"]
-            last = weights
-        for metric, total in sums.items():
-            result[metric][layer] = total / len(query_rows)
-        result["previous_token"][layer] = previous_sum / previous_count if previous_count else 0.0
-        modal_keys = np.array([_mode(s) for s in strongest])
-        modal_offsets = np.array([_mode(query_rows - s) for s in strongest])
-        focus = np.zeros((2, n_heads))
-        for chunk in chunks:  # a second pass only when the rows did not fit in one chunk
-            weights = (
-                last if len(chunks) == 1 and last is not None else trace.attention(layer, None, rows=chunk, stack=name)
-            )
-            focus += _focus_weights(np.asarray(weights, dtype=np.float64), chunk, modal_keys, modal_offsets).sum(
-                axis=-1
-            )
-        result["focus_consistency"][layer] = focus.max(axis=0) / len(query_rows)
+        # the rows stream through on the trace's device; only per-head sums come back
+        sums = trace.head_statistics(layer, query_rows, step=step, threshold=threshold, stack=name)
+        for metric in ("entropy", "sparsity", "locality", "sink"):
+            result[metric][layer] = sums[metric] / len(query_rows)
+        count = sums["previous_count"]
+        result["previous_token"][layer] = sums["previous_token"] / count if count else 0.0
+        result["focus_consistency"][layer] = sums["focus"].max(axis=0) / len(query_rows)
     report(progress, len(captured), len(captured), "head metrics")
     return result
 

@@ -141,6 +141,17 @@ class Trace:
         weights = self.source.rows(name, index, heads, query_rows)  # (heads, rows, key)
         return weights[0] if isinstance(head, int | np.integer) else weights
 
+    def head_statistics(
+        self, layer: int, query_rows: np.ndarray, *, step: int, threshold: float, stack: str | None = None
+    ) -> dict[str, Any]:
+        """Per-head sums of row statistics of one layer over ``query_rows``, computed on the
+        source's device in chunks of ``step`` rows (see :mod:`.head_stats`)."""
+        from attnscope.capture.head_stats import layer_statistics
+
+        name = self.stack_name(stack)
+        heads = list(range(self.num_heads(name)))
+        return layer_statistics(self.source, name, self.resolve_layer(layer, name), heads, query_rows, step, threshold)
+
     # --- predictions -----------------------------------------------------------------------
     def top_predictions(self, position: int = -1, k: int | None = None) -> list[Candidate]:
         if self.predictions is None:
