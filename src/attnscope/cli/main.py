@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # transformers' one-time GGUF conversion draws a bare tqdm bar over the CLI's own status lines;
+    # tqdm reads this when it is first imported, so it is set before anything imports it
+    os.environ.setdefault("TQDM_DISABLE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
