@@ -33,7 +33,7 @@ from attnscope.cli.main import main
 from attnscope.server.host import ModelHost
 from tests.conftest import CHINESE, ENGLISH, tiny
 from tests.server.conftest import loader
-from tests.server.test_load import running_server
+from tests.server.test_load import free_port, running_server
 
 SPEC = "tiny:qwen2"
 CONTROL = "tab\there\x00nul\x07bell\x1b[31mred\x1b[0m\x7fdel\r\nline\x0bvt\x0cff\u200bzw\u202eRTL"
@@ -462,6 +462,9 @@ def attribute_cl(name: str, method: str, extra: list[str], message: str, text: s
     return cl(name, ["attribute", text, "--method", method, *extra, *MQ], message)
 
 
+FREE_PORT = str(free_port())
+
+
 CLI_CASES = [
     # analyze: texts
     analyze_cl("analyze-empty", [], "text is empty", text=""),
@@ -528,8 +531,9 @@ CLI_CASES = [
     cl("serve-port-word", ["serve", "--quiet", "--port", "http"], USAGE),
     cl("serve-api-key-env", ["serve", "--quiet", "--api-key-env", "ATTNSCOPE_NO_SUCH_VARIABLE"], "not set"),
     cl("serve-model-empty", ["serve", "--quiet", "--model", ""], "--model is empty"),
-    cl("serve-model-unknown", ["serve", "--quiet", "--model", "no-such-model"], "unknown model"),
-    cl("serve-model-folder", ["serve", "--quiet", "--model", "{empty}"], "no .safetensors weights"),
+    # (a port of their own: the default 8000 may be serving something else on this machine)
+    cl("serve-model-unknown", ["serve", "--quiet", "--port", FREE_PORT, "--model", "no-such-model"], "unknown model"),
+    cl("serve-model-folder", ["serve", "--quiet", "--port", FREE_PORT, "--model", "{empty}"], "no .safetensors"),
     cl("serve-device-unknown", ["serve", "--quiet", "--model", SPEC, "--device", "quantum"], "device"),
     cl("serve-host-invalid", ["serve", "--quiet", "--model", SPEC, "--host", "256.1.1.1", "--port", "8"], "--host"),
     # methods

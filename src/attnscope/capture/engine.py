@@ -19,6 +19,7 @@ from attnscope.capture.stash import Stash
 from attnscope.capture.tokens import Part, Token, check_text, render_chat, tokenize
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError, TooLongError, UnsupportedError
+from attnscope.models.disk import human_bytes
 from attnscope.models.loaded import LoadedModel
 from attnscope.models.provenance import text_sha256, utc_now
 from attnscope.progress import Progress, adapt
@@ -158,16 +159,9 @@ def full_attention_bytes(model: LoadedModel, n_tokens: int, n_target: int | None
 def _check_full_budget(maps_bytes: int, n_tokens: int, advice: str) -> None:
     if maps_bytes > FULL_MAX_BYTES:
         raise TooLongError(
-            f"backend full would hold {_size(maps_bytes)} of attention maps for {n_tokens:,} tokens "
-            f"(layers x heads x N^2 floats), over the {_size(FULL_MAX_BYTES)} budget (FULL_MAX_BYTES); {advice}"
+            f"backend full would hold {human_bytes(maps_bytes)} of attention maps for {n_tokens:,} tokens "
+            f"(layers x heads x N^2 floats), over the {human_bytes(FULL_MAX_BYTES)} budget (FULL_MAX_BYTES); {advice}"
         )
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
 
 
 @contextmanager

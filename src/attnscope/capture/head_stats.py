@@ -18,10 +18,7 @@ from attnscope.capture.reads import AttentionSource
 
 def weights_tensor(source: AttentionSource, stack: str, layer: int, heads: list[int], rows: np.ndarray) -> torch.Tensor:
     """(heads, rows, key) float64 weights on the source's device."""
-    rows_tensor = getattr(source, "rows_tensor", None)
-    if rows_tensor is not None:
-        return rows_tensor(stack, layer, heads, rows).to(torch.float64)
-    return torch.from_numpy(source.rows(stack, layer, heads, rows)).to(torch.float64)
+    return source.rows_tensor(stack, layer, heads, rows).to(torch.float64)
 
 
 def _row_values(weights: torch.Tensor, query_rows: torch.Tensor, threshold: float) -> dict[str, torch.Tensor]:

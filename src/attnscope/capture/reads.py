@@ -6,9 +6,12 @@ the capture backends, the reductions over heads and the working-set bound of a r
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 # How a capture records attention: the eager maps, queries and keys, or the choice by length.
 BACKENDS = ("auto", "full", "qk")
@@ -32,6 +35,11 @@ class AttentionSource(Protocol):
     def rows(
         self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray, reduce: Reduce = None
     ) -> np.ndarray: ...
+
+    def rows_tensor(
+        self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray, reduce: Reduce = None
+    ) -> torch.Tensor:  # the same on the source's device, for reads that stay there (head statistics)
+        ...
 
     def block(
         self, stack: str, layer: int, heads: list[int], rows: slice, cols: slice, reduce: Reduce = None, pool: int = 1

@@ -64,6 +64,11 @@ class FullSource:
         values = np.ascontiguousarray(array[np.asarray(heads)[:, None], np.asarray(query_rows)], dtype=np.float32)
         return _combine(values, reduce) if reduce else values
 
+    def rows_tensor(
+        self, stack: str, layer: int, heads: list[int], query_rows: np.ndarray, reduce: Reduce = None
+    ) -> torch.Tensor:
+        return torch.from_numpy(self.rows(stack, layer, heads, query_rows, reduce))
+
     def block(
         self, stack: str, layer: int, heads: list[int], rows: slice, cols: slice, reduce: Reduce = None, pool: int = 1
     ) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from attnscope.errors import InputError
-from attnscope.models.devices import AUTO_BUDGET_FRACTION, device_free_bytes
+from attnscope.models.devices import auto_stash_budget
 
 StashPolicy = Literal["device", "host", "auto"]
 STASH_POLICIES: tuple[str, ...] = ("device", "host", "auto")
@@ -33,8 +33,7 @@ class Stash:
         self.policy = policy
         self.budget_bytes = budget_bytes
         if policy == "auto" and budget_bytes is None and device is not None:  # measured when the capture starts
-            free = device_free_bytes(device)
-            self.budget_bytes = None if free is None else int(free * AUTO_BUDGET_FRACTION)
+            self.budget_bytes = auto_stash_budget(device)
         self.device_bytes = 0  # kept on the device so far
         self.host_bytes = 0  # offloaded so far
         self._offloading = False  # once a layer went to the host, the later ones follow
@@ -57,7 +56,7 @@ class Stash:
         if self.policy == "host" or self._offloading:
             return True
         if self.budget_bytes is None:
-            self.budget_bytes = int((device_free_bytes(device) or 0) * AUTO_BUDGET_FRACTION)
+            self.budget_bytes = auto_stash_budget(device) or 0
         self._offloading = self.device_bytes + size > self.budget_bytes
         return self._offloading
 

@@ -81,6 +81,13 @@ def device_free_bytes(device: Any) -> int | None:
     return int(free + torch.cuda.memory_reserved(where) - torch.cuda.memory_allocated(where))
 
 
+def auto_stash_budget(device: Any) -> int | None:
+    """Bytes an ``auto`` stash may keep on ``device``: a share of what torch can still use there
+    (None off CUDA: nothing is offloaded from the CPU)."""
+    free = device_free_bytes(device)
+    return None if free is None else int(free * AUTO_BUDGET_FRACTION)
+
+
 def _host_memory() -> dict[str, int | None]:
     found: dict[str, int | None] = {"total_bytes": None, "available_bytes": None}
     try:
@@ -107,7 +114,7 @@ def describe_machine(device: str | None = "auto", dtype: str | None = "auto") ->
     if chosen.startswith("cuda"):
         index = torch.device(chosen).index or 0
         properties = torch.cuda.get_device_properties(index)
-        free = device_free_bytes(torch.device(chosen))
+        free = device_free_bytes(chosen)
         accelerator = {
             "name": properties.name,
             "total_bytes": int(properties.total_memory),
@@ -115,7 +122,7 @@ def describe_machine(device: str | None = "auto", dtype: str | None = "auto") ->
             "capability": f"{properties.major}.{properties.minor}",
             "bf16": bool(torch.cuda.is_bf16_supported()),
         }
-        budget = int((free or 0) * AUTO_BUDGET_FRACTION)
+        budget = auto_stash_budget(chosen)
     elif chosen == "mps":
         accelerator = {"name": "Apple MPS"}
     return {

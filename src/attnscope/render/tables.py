@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from attnscope.models.disk import human_bytes
 from attnscope.render.text import display_width, pad
 
 
@@ -131,12 +132,7 @@ def methods_markdown(body: dict[str, Any]) -> str:
 
 
 def _bytes(count: int | None) -> str:
-    if count is None:
-        return "—"
-    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
+    return "—" if count is None else human_bytes(count)
 
 
 def doctor_text(body: dict[str, Any]) -> str:
