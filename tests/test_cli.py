@@ -229,3 +229,15 @@ def test_doctor_and_analyze_refuse_a_missing_gpu_in_one_line():
         assert completed.stderr.decode().strip().splitlines() == [
             f"error: --device {args[-1]}: CUDA is not available on this machine"
         ]
+
+
+def test_stash_options_reach_the_capture_and_change_no_number():
+    default = analyze_json(CHINESE, "--model", "tiny:llama", "--backend", "qk")
+    for policy, budget in (("host", None), ("auto", "1KiB"), ("device", "2GB")):
+        extra = ["--stash", policy] + (["--stash-budget", budget] if budget else [])
+        out = analyze_json(CHINESE, "--model", "tiny:llama", "--backend", "qk", *extra)
+        stash = out["provenance"]["stash"]
+        assert stash["policy"] == policy
+        if budget == "1KiB":
+            assert stash["budget_bytes"] == 1024
+        assert out["attention"]["weights"] == default["attention"]["weights"]

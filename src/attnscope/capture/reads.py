@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 # How a capture records attention: the eager maps, queries and keys, or the choice by length.
 BACKENDS = ("auto", "full", "qk")
+STASH_POLICIES: tuple[str, ...] = ("device", "host", "auto")  # see capture.stash
 # Upper bound on the float32 scores held at once while recomputing rows (elements).
 CHUNK_ELEMENTS = 8 * 1024 * 1024
 # How the heads of a read are combined: kept apart (None), or their mean or maximum.

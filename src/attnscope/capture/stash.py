@@ -15,11 +15,11 @@ from typing import Literal
 
 import torch
 
+from attnscope.capture.reads import STASH_POLICIES
 from attnscope.errors import InputError
 from attnscope.models.devices import auto_stash_budget
 
 StashPolicy = Literal["device", "host", "auto"]
-STASH_POLICIES: tuple[str, ...] = ("device", "host", "auto")
 
 
 class Stash:

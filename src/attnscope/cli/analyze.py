@@ -23,7 +23,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     analyze.add_argument("--top-k", type=int, default=10, help="how many next-token candidates (1-100, default 10)")
     analyze.add_argument("--target", default=None, help="encoder-decoders: decoder-side text")
     analyze.add_argument("--save", metavar="PATH", help="also save the whole trace (.safetensors) to PATH")
-    common.add_model_options(analyze)
+    common.add_model_options(analyze, stash=True)
     common.add_output_options(analyze)
     analyze.set_defaults(run=run)
 
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
             model,
             text,
             target=args.target,
-            backend=args.backend,
             layers=layers,
+            **common.capture_options(args),
             top_k=args.top_k,
             progress=bar,
         ),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from attnscope.capture.reads import BACKENDS
+from attnscope.capture.reads import BACKENDS, STASH_POLICIES
 from attnscope.errors import InputError
 from attnscope.models.devices import DTYPE_CHOICES, DTYPES
 
@@ -45,8 +46,9 @@ def _dtype(value: str) -> str:
     return name
 
 
-def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True) -> None:
-    """--model, --device, --dtype, --trust-remote-code (and --backend): every command that loads a model."""
+def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True, stash: bool = False) -> None:
+    """--model, --device, --dtype, --trust-remote-code (--backend; --stash and --stash-budget where the
+    command keeps a long capture): every command that loads a model."""
     group = command.add_argument_group("model")
     group.add_argument("--model", "-m", default=None, help="catalog alias, hub id, folder, .gguf or tiny:<family>")
     add_device_options(group)
@@ -55,6 +57,57 @@ def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True)
     )
     if backend:
         group.add_argument("--backend", choices=BACKENDS, default="auto", help="attention capture (default auto)")
+    if stash:
+        group.add_argument(
+            "--stash",
+            choices=STASH_POLICIES,
+            default="auto",
+            help="where captured queries/keys are kept: on the model's device, offloaded to host memory, or "
+            "auto (on the device up to --stash-budget, offloaded beyond it; default)",
+        )
+        group.add_argument(
+            "--stash-budget",
+            type=_size,
+            default=None,
+            metavar="SIZE",
+            help="device memory the stash may use with --stash auto, e.g. 2GB or 512MiB "
+            "(default: half of the device's free memory; attnscope doctor shows it)",
+        )
+
+
+def capture_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``capture`` that the model options set: backend, stash, stash_budget."""
+    return {"backend": args.backend, "stash": args.stash, "stash_budget": args.stash_budget}
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def _size(value: str) -> int:
+    """A byte count: ``1500000``, ``2GB``, ``512MiB``, ``1.5 GiB`` (decimal or binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size {value!r}; write bytes or e.g. 2GB, 512MiB")
+    count = float(match.group(1)) * _UNITS[unit]
+    if count < 1 or count > 2**62:
+        raise argparse.ArgumentTypeError(f"size {value!r} out of range (1 byte to 4 EiB)")
+    return int(count)
 
 
 def add_output_options(command: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--layer", default="-1", help="layer of the difference map (default -1; a range 4-7 averages)")
     compare.add_argument("--head", default="mean", help="head, list 1,3, mean (default) or max")
     compare.add_argument("--granularity", choices=("token", "word", "sentence", "paragraph"), default="word")
-    common.add_model_options(compare)
+    common.add_model_options(compare, stash=True)
     common.add_output_options(compare)
     compare.set_defaults(run=run)
 
@@ -35,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from attnscope.render.tables import comparison_text
 
     traces = common.run_job(
-        args, lambda bar: [capture(model, text, predict="last", backend=args.backend, progress=bar) for text in texts]
+        args,
+        lambda bar: [
+            capture(model, text, predict="last", progress=bar, **common.capture_options(args)) for text in texts
+        ],
     )
     summaries, difference, view = compare_prompts(traces, granularity=args.granularity, layer=layer, head=head)
     body = comparison_json(traces, summaries, difference, view)

@@ -20,7 +20,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     common.add_text(heads)
     heads.add_argument("--threshold", type=float, default=0.01, help="sparsity threshold (default 0.01)")
     heads.add_argument("--stack", choices=STACKS, default=None)
-    common.add_model_options(heads)
+    common.add_model_options(heads, stash=True)
     common.add_output_options(heads)
     heads.set_defaults(run=run_heads)
 
@@ -33,7 +33,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     common.add_text(parts)
     parts.add_argument("--part", action="append", required=True, metavar="NAME=SNIPPET", help="a named part (repeat)")
     parts.add_argument("--from", dest="source", default=None, help="a part name or token index (default: last token)")
-    common.add_model_options(parts)
+    common.add_model_options(parts, stash=True)
     common.add_output_options(parts)
     parts.set_defaults(run=run_parts)
 
@@ -50,7 +50,7 @@ def run_heads(args: argparse.Namespace) -> int:
     from attnscope.render.tables import heads_text
 
     def job(bar: object) -> object:
-        trace = capture(model, text, backend=args.backend, predict="none", progress=bar)
+        trace = capture(model, text, predict="none", progress=bar, **common.capture_options(args))
         return measure_heads(
             model, trace, threshold=args.threshold, stack=args.stack, backend=args.backend, progress=bar
         )
@@ -88,7 +88,9 @@ def run_parts(args: argparse.Namespace) -> int:
     from attnscope.render.json import parts_json
     from attnscope.render.tables import parts_text
 
-    trace = common.run_job(args, lambda bar: capture(model, text, backend=args.backend, predict="none", progress=bar))
+    trace = common.run_job(
+        args, lambda bar: capture(model, text, predict="none", progress=bar, **common.capture_options(args))
+    )
     names, mass = part_attention(trace, parts, query=source)
     body = parts_json(trace, parts, names, mass, source if source is not None else -1)
     return common.output(args, body, parts_text)

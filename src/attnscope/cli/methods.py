@@ -185,6 +185,7 @@ def run_agreement(args: argparse.Namespace) -> int:
             granularity=args.granularity,
             target=args.target,
             query=args.query,
+            backend=args.backend,
             progress=bar,
             **options,
         ),

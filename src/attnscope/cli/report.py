@@ -59,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
     report = common.run_job(
         args,
         lambda bar: explain(
-            model, text, methods=args.methods, granularity=args.granularity, target=args.target, progress=bar, **options
+            model,
+            text,
+            methods=args.methods,
+            granularity=args.granularity,
+            target=args.target,
+            backend=args.backend,
+            progress=bar,
+            **options,
         ),
     )
     data = report_json(report)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from attnscope.methods.run import Attribution, attribute
 from attnscope.progress import adapt, scaled
 
 if TYPE_CHECKING:
+    from attnscope.capture.engine import Backend
     from attnscope.capture.trace import Trace
     from attnscope.models.loaded import LoadedModel
 
@@ -58,12 +59,13 @@ def compare_methods(
     target: str | None = None,
     query: int = -1,
     trace: Trace | None = None,
+    backend: str = "auto",
     progress: Any = None,
     **options: Any,
 ) -> MethodComparison:
     """Every method in ``methods`` (default: all token attribution methods) on ``text``, explaining the
     prediction after token ``query``; ``options`` go to the methods that have them (``steps`` to
-    integrated gradients, ...)."""
+    integrated gradients, ...); ``backend`` is the capture's when no ``trace`` is given."""
     names = list(methods) if methods else catalogue.attribution_names()
     specs = [catalogue.get(name) for name in names]
     not_scoring = [spec.name for spec in specs if not spec.scores_tokens]
@@ -76,7 +78,7 @@ def compare_methods(
     if trace is None:
         from attnscope.capture.engine import capture
 
-        trace = capture(model, text, predict="last")
+        trace = capture(model, text, predict="last", backend=cast("Backend", backend))
     results: dict[str, Attribution] = {}
     skipped: dict[str, str] = {}
     timings: dict[str, float] = {}

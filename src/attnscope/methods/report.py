@@ -54,6 +54,7 @@ def explain(
     methods: Sequence[str] | None = None,
     granularity: str = "word",
     target: str | None = None,
+    backend: str = "auto",
     progress: Any = None,
     **options: Any,
 ) -> Report:
@@ -66,8 +67,11 @@ def explain(
         methods=methods,
         granularity=granularity,
         target=target,
+        backend=backend,
         progress=scaled(report, 0, 80, 100, "methods"),
         **options,
     )
-    heads = measure_heads(model, comparison.trace, progress=scaled(report, 80, 20, 100, "head metrics"))
+    heads = measure_heads(
+        model, comparison.trace, backend=backend, progress=scaled(report, 80, 20, 100, "head metrics")
+    )
     return Report(text, comparison, heads, dict(THRESHOLDS))

@@ -98,7 +98,7 @@ def router(host: ModelHost) -> APIRouter:
                 query=request.query,
                 trace=trace_of(model, request.text, "auto", job),
                 progress=job,
-                **request.options,
+                **cast(dict[str, Any], request.options),
             )
         return contracts.agreement_json(comparison)
 
