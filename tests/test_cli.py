@@ -241,3 +241,49 @@ def test_stash_options_reach_the_capture_and_change_no_number():
         if budget == "1KiB":
             assert stash["budget_bytes"] == 1024
         assert out["attention"]["weights"] == default["attention"]["weights"]
+
+
+def test_generate_json_contract_has_the_library_numbers(tmp_path):
+    from attnscope.capture import Trace
+    from attnscope.capture.generation import generate
+
+    saved = tmp_path / "g.safetensors"
+    result = run(
+        "generate",
+        CHINESE,
+        "--model",
+        "tiny:qwen2",
+        "--max-new-tokens",
+        "5",
+        "--head",
+        "1",
+        "--top-k",
+        "3",
+        "--save",
+        str(saved),
+        "--json",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    out = json.loads(result.stdout.decode("utf-8"))
+    assert out["result"] == "generation" and out["schema_version"] == 1
+    assert set(out) >= {"model", "prompt", "generated", "steps", "stop_reason", "settings", "parts", "provenance"}
+    trace = generate(tiny("qwen2"), CHINESE, max_new_tokens=5)
+    assert out["prompt"]["text"] == CHINESE and out["generated"]["text"] == trace.generated_text
+    assert out["prompt"]["tokens"] == [t.to_dict() for t in trace.prompt_tokens]
+    assert out["generated"]["tokens"] == [t.to_dict() for t in trace.generated_tokens]
+    assert out["stop_reason"] == trace.stop_reason and out["settings"]["max_new_tokens"] == 5
+    assert len(out["steps"]) == len(trace.steps) == 5
+    for entry, step in zip(out["steps"], trace.steps, strict=True):
+        p = step.position
+        assert entry["position"] == p == len(trace.prompt_tokens) + entry["step"]
+        assert entry["token"] == {"id": step.token_id, "text": trace.tokens[p].text}
+        assert entry["prob"] == pytest.approx(step.prob, abs=1e-7)
+        assert [c["id"] for c in entry["top"]] == [c.id for c in trace.step_candidates(step.step, 3)]
+        attention = entry["attention"]
+        assert attention["query"] == p - 1 and attention["head"] == 1 and len(attention["weights"]) == p
+        np.testing.assert_allclose(attention["weights"], trace.attention(-1, 1, rows=[p - 1])[0, :p], atol=1e-6)
+    loaded = Trace.load(saved)
+    assert [s.token_id for s in loaded.steps] == [s.token_id for s in trace.steps]
+    text = run("generate", "hello", "--model", "tiny:llama", "--max-new-tokens", "3")
+    assert text.returncode == 0 and "answer" in text.stdout.decode() and "step" in text.stdout.decode()

@@ -24,6 +24,8 @@ _LAZY: dict[str, str] = {
     "list_models": "attnscope.models",
     "capture": "attnscope.capture",
     "Trace": "attnscope.capture",
+    "generate": "attnscope.capture",
+    "GenerationTrace": "attnscope.capture",
     "Token": "attnscope.capture",
     "Predictions": "attnscope.capture",
     "attribute": "attnscope.methods",
@@ -33,7 +35,7 @@ _LAZY: dict[str, str] = {
 __all__ = ["__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from attnscope.capture import Predictions, Token, Trace, capture  # noqa: F401
+    from attnscope.capture import GenerationTrace, Predictions, Token, Trace, capture, generate  # noqa: F401
     from attnscope.methods import attribute, methods  # noqa: F401
     from attnscope.models import LoadedModel, list_models, load_model  # noqa: F401
 

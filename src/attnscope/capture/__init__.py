@@ -10,10 +10,22 @@ import types
 from typing import Any
 
 from attnscope.capture.predictions import Candidate, Predictions
+from attnscope.capture.steps import GenerationTrace, Step
 from attnscope.capture.tokens import Part, Token
 from attnscope.capture.trace import Trace
 
-__all__ = ["AUTO_QK_MIN_TOKENS", "Candidate", "Part", "Predictions", "Token", "Trace", "capture"]
+__all__ = [
+    "AUTO_QK_MIN_TOKENS",
+    "Candidate",
+    "GenerationTrace",
+    "Part",
+    "Predictions",
+    "Step",
+    "Token",
+    "Trace",
+    "capture",
+    "generate",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from attnscope.capture import engine
 
         return getattr(engine, name)
+    if name == "generate":
+        from attnscope.capture.generation import generate
+
+        return generate
     raise AttributeError(name)
 
 

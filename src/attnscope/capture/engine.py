@@ -75,8 +75,6 @@ def capture(
             each transformer layer of the forward pass (all stacks together), for progress bars on
             long inputs; it may raise :class:`attnscope.errors.CancelledError` to stop the capture.
     """
-    if (text is None) == (messages is None):
-        raise InputError("pass exactly one of text and messages")
     if backend not in ("auto", "full", "qk"):
         raise InputError(f"unknown backend {backend!r}; use auto, full or qk")
     if not 1 <= int(top_k) <= 1000:
@@ -84,6 +82,22 @@ def capture(
     if predict not in ("all", "last", "none"):
         raise InputError(f"unknown predict {predict!r}; use all, last or none")
     keeper = Stash(stash, stash_budget, model.device)
+    text, tokens, parts = prompt_tokens(model, text, messages)
+    model.check_length(len(tokens))
+    target_tokens = _target_tokens(model, target)
+    wanted = _wanted_layers(model, layers)
+    return capture_tokens(
+        model, text, tokens, parts, (target_tokens, target), backend, wanted, top_k, predict, keeper, progress
+    )
+
+
+def prompt_tokens(
+    model: LoadedModel, text: str | bytes | None, messages: list[dict[str, str]] | None
+) -> tuple[str, list[Token], list[Part]]:
+    """(text, its tokens, its parts) for a plain ``text`` (special tokens added as the tokenizer
+    does) or chat ``messages`` (rendered by the chat template, one part per message)."""
+    if (text is None) == (messages is None):
+        raise InputError("pass exactly one of text and messages")
     parts: list[Part] = []
     if messages is not None:
         text, parts = render_chat(model.tokenizer, messages)
@@ -94,9 +108,25 @@ def capture(
         tokens = tokenize(model.tokenizer, text)
     if not tokens:
         raise InputError("the text gives no tokens")
-    model.check_length(len(tokens))
-    target_tokens = _target_tokens(model, target)
-    wanted = _wanted_layers(model, layers)
+    return text, tokens, parts
+
+
+def capture_tokens(
+    model: LoadedModel,
+    text: str,
+    tokens: list[Token],
+    parts: list[Part],
+    target: tuple[list[Token] | None, str | None],
+    backend: Backend,
+    wanted: set[int] | None,
+    top_k: int,
+    predict: str,
+    keeper: Stash,
+    progress: Callable[..., None] | None,
+) -> Trace:
+    """:func:`capture` of ``tokens`` (already checked), which cover ``text``; ``target``: the decoder
+    tokens and text of an encoder-decoder, else (None, None)."""
+    target_tokens, target_text = target
 
     maps_bytes = full_attention_bytes(model, len(tokens), None if target_tokens is None else len(target_tokens))
     chosen = backend
@@ -104,7 +134,7 @@ def capture(
         chosen = "qk" if len(tokens) > AUTO_QK_MIN_TOKENS or maps_bytes > FULL_MAX_BYTES else "full"
     elif backend == "full":
         _check_full_budget(maps_bytes, len(tokens), "use backend qk (rows computed on demand)")
-    with model.lock, torch.inference_mode(), _layer_progress(model.model, adapt(progress)):
+    with model.lock, torch.inference_mode(), layer_progress(model.model, adapt(progress)):
         try:
             source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted, keeper)
         except UnsupportedError:
@@ -116,7 +146,7 @@ def capture(
             chosen = "full"
             source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted, keeper)
         predictions = (
-            None if predict == "none" else _predictions(model, logits_fn, tokens, target_tokens, top_k, now=predict)
+            None if predict == "none" else predictions_of(model, logits_fn, tokens, target_tokens, top_k, now=predict)
         )
 
     provenance = {
@@ -140,7 +170,7 @@ def capture(
         provenance=provenance,
         parts=parts,
         target_tokens=target_tokens,
-        target_text=target,
+        target_text=target_text,
     )
 
 
@@ -165,7 +195,7 @@ def _check_full_budget(maps_bytes: int, n_tokens: int, advice: str) -> None:
 
 
 @contextmanager
-def _layer_progress(hf: Any, progress: Progress | None) -> Iterator[None]:
+def layer_progress(hf: Any, progress: Progress | None) -> Iterator[None]:
     """Forward hooks on every transformer block (the top-level ``ModuleList``s: ``model.layers``,
     ``transformer.h``, ``encoder.block``, ...) calling ``progress(done, total)``."""
     if progress is None:
@@ -258,7 +288,7 @@ def _forward(
         with qk.attention_implementation(hf, qk.QK_ATTENTION), recorder.active():
             outputs = run()
         stash.finish()
-        _check_complete(model, recorder, wanted)
+        check_complete(model, recorder, wanted)
         source = QKSource(records=recorder.records, masks=recorder.masks, biases=recorder.biases)
 
     if model.kind == "causal":
@@ -291,7 +321,7 @@ def _full_maps(model: LoadedModel, outputs: Any, wanted: set[int] | None) -> dic
     return maps
 
 
-def _check_complete(model: LoadedModel, recorder: qk.QKRecorder, wanted: set[int] | None) -> None:
+def check_complete(model: LoadedModel, recorder: qk.QKRecorder, wanted: set[int] | None) -> None:
     for stack, info in model.arch.stacks.items():
         expected = {layer for layer in range(info.layers) if wanted is None or layer in wanted}
         seen = {layer for (s, layer) in recorder.records if s == stack}
@@ -302,7 +332,7 @@ def _check_complete(model: LoadedModel, recorder: qk.QKRecorder, wanted: set[int
             )
 
 
-def _predictions(
+def predictions_of(
     model: LoadedModel,
     logits_fn: Any,
     tokens: list[Token],

@@ -44,7 +44,7 @@ def lm_logits(hf: Any, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def _cache_argument(base: Any) -> str:
+def cache_argument(base: Any) -> str:
     """The name transformers gives the key/value cache argument (``cache`` from 5.2x, before that
     ``past_key_values``)."""
     parameters = inspect.signature(type(base).forward).parameters
@@ -62,7 +62,7 @@ def hidden_states(
     """(batch, tokens, hidden) final hidden states of the base model, and the key/value ``cache``
     it extended (None when none was given)."""
     base = model.model.base_model
-    extra = {} if cache is None else {_cache_argument(base): cache}
+    extra = {} if cache is None else {cache_argument(base): cache}
     out = base(
         input_ids=input_ids,
         inputs_embeds=inputs_embeds,

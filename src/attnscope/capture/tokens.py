@@ -141,3 +141,50 @@ def render_chat(
         parts.append(Part(str(message["role"]), where, where + len(content)))
         cursor = where + len(content)
     return rendered, parts
+
+
+def generated_tokens(
+    tokenizer: Any, context: list[int], new_ids: list[int], *, first_index: int, offset: int
+) -> tuple[str, list[Token]]:
+    """The text of generated ``new_ids`` and their tokens, spans counted from ``offset``.
+
+    Decoded incrementally, each id against a few ids before it (``context``: the prompt's last ids),
+    the way streaming servers do: a token adds the characters that the decoding gains with it. A
+    token holding only part of a character's bytes adds nothing yet; it shares the span of the
+    token that completes the character (as the tokenizer's own offsets do). Special tokens (end of
+    sequence, chat markers) add no text and have no span."""
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    pieces: list[str] = tokenizer.convert_ids_to_tokens(list(new_ids))
+    window = [i for i in context[-6:] if i not in special_ids]
+    prefix, read = 0, len(window)  # decode window[prefix:], of which [prefix:read] was shown already
+    text = ""
+    tokens: list[Token] = []
+    pending: list[int] = []  # tokens waiting for the rest of their character
+
+    def decode(ids: list[int]) -> str:
+        return str(tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False))
+
+    for number, (token_id, piece) in enumerate(zip(new_ids, pieces, strict=True)):
+        index = first_index + number
+        if token_id in special_ids:
+            tokens.append(Token(index, int(token_id), str(piece), None, None, True))
+            continue
+        window.append(int(token_id))
+        before, after = decode(window[prefix:read]), decode(window[prefix:])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            start = offset + len(text)
+            text += after[len(before) :]
+            for waiting in [*pending, len(tokens)]:
+                if waiting == len(tokens):
+                    tokens.append(Token(index, int(token_id), text[start - offset :], start, offset + len(text), False))
+                else:
+                    kept = tokens[waiting]
+                    tokens[waiting] = Token(
+                        kept.index, kept.id, text[start - offset :], start, offset + len(text), False
+                    )
+            pending = []
+            prefix, read = read, len(window)
+        else:
+            pending.append(len(tokens))
+            tokens.append(Token(index, int(token_id), "", offset + len(text), offset + len(text), False))
+    return text, tokens

@@ -167,7 +167,14 @@ class Trace:
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
-        """Read a trace written by :meth:`save`; raises ``TraceFormatError`` for anything else."""
+        """Read a trace written by :meth:`save` (a :class:`GenerationTrace` when it holds a
+        generation); raises ``TraceFormatError`` for anything else."""
         from attnscope.capture.trace_file import read_trace
 
-        return cls(**read_trace(Path(path)))
+        data = read_trace(Path(path))
+        generation = data.pop("generation", None)
+        if generation is None:
+            return cls(**data)
+        from attnscope.capture.steps import GenerationTrace
+
+        return GenerationTrace(**data, **generation)  # a generation loads as one, whichever class is asked

@@ -72,6 +72,9 @@ def save_trace(trace: Trace, path: Path) -> Path:
         "strings": None if trace.predictions is None else {str(k): v for k, v in trace.predictions.strings.items()},
         "provenance": trace.provenance,
     }
+    generation = _generation_meta(trace)
+    if generation is not None:
+        meta["generation"] = generation
     meta["checksum"] = _checksum(arrays, meta)
     check_destination(path)
     _sweep_abandoned(path)
@@ -90,6 +93,20 @@ def save_trace(trace: Trace, path: Path) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _generation_meta(trace: Trace) -> dict[str, Any] | None:
+    from attnscope.capture.steps import GenerationTrace
+
+    if not isinstance(trace, GenerationTrace):
+        return None
+    return {
+        "prompt_length": trace.prompt_length,
+        "prompt_chars": trace.prompt_chars,
+        "steps": [step.to_dict() for step in trace.steps],
+        "stop_reason": trace.stop_reason,
+        "settings": trace.settings,
+    }
 
 
 def _sweep_abandoned(path: Path) -> None:
@@ -180,6 +197,20 @@ def read_trace(path: Path) -> dict[str, Any]:
             "parts": [Part(**p) for p in meta.get("parts", [])],
             "target_tokens": None if target is None else [Token.from_dict(t) for t in target],
             "target_text": meta.get("target_text"),
+            **({"generation": _read_generation(meta["generation"])} if "generation" in meta else {}),
         }
     except (KeyError, TypeError, ValueError) as error:
         raise TraceFormatError(f"{path}: incomplete trace metadata ({error})") from None
+
+
+def _read_generation(data: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`~attnscope.capture.steps.GenerationTrace` fields of a generation's metadata."""
+    from attnscope.capture.steps import Step
+
+    return {
+        "prompt_length": int(data["prompt_length"]),
+        "prompt_chars": int(data["prompt_chars"]),
+        "steps": [Step.from_dict(step) for step in data["steps"]],
+        "stop_reason": str(data["stop_reason"]),
+        "settings": dict(data["settings"]),
+    }

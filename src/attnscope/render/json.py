@@ -21,6 +21,7 @@ from attnscope.errors import InputError
 if TYPE_CHECKING:
     from attnscope.analysis.compare import TraceDifference
     from attnscope.capture.selection import Selection
+    from attnscope.capture.steps import GenerationTrace
     from attnscope.capture.tiles import TilePyramid
     from attnscope.capture.tokens import Part
     from attnscope.capture.trace import Trace
@@ -240,3 +241,49 @@ def report_json(report: Report) -> dict[str, Any]:
 def doctor_json(machine: dict[str, Any]) -> dict[str, Any]:
     """``attnscope doctor --json``: what :func:`attnscope.models.devices.describe_machine` found."""
     return {"schema_version": SCHEMA_VERSION, "result": "doctor", **machine}
+
+
+def generation_json(
+    trace: GenerationTrace, *, layer: object = -1, head: object = "mean", top_k: int = 10, stack: str | None = None
+) -> dict[str, Any]:
+    """``attnscope generate --json``: the prompt, the generated tokens and, per step, the token, its
+    probabilities, its top-k and what it attended to (the row of the query before it, keys 0 … p-1)."""
+    view = trace.select(layer=layer, head=head, query=-1, stack=stack)
+    if view.head is None:
+        raise InputError("a generation shows one row per step: choose a head, a list of heads, mean or max (not all)")
+    rows = [step.position - 1 for step in trace.steps]
+    weights = (
+        aggregate_attention(trace, layers=list(view.layers), head=view.head, rows=rows, stack=view.stack)
+        if rows
+        else np.zeros((0, len(trace.tokens)))
+    )
+    label = {key: value for key, value in view.to_json().items() if key != "query"}
+    label["label"] = view.label.replace(f", query {view.query} ", ", each step's query ")
+    steps = []
+    for step, row in zip(trace.steps, weights, strict=True):
+        token = trace.tokens[step.position]
+        entry: dict[str, Any] = {
+            "step": step.step,
+            "position": step.position,
+            "token": {"id": token.id, "text": token.text},
+            "prob": step.prob,
+            "logprob_cum": step.logprob_cum,
+            "top": [c.to_dict() for c in trace.step_candidates(step.step, top_k)],
+            "beam": step.beam,
+            "attention": {**label, "query": step.position - 1, "weights": [float(w) for w in row[: step.position]]},
+        }
+        if step.sampled_prob is not None:
+            entry["sampled_prob"] = step.sampled_prob
+        if step.parent is not None:
+            entry["parent"] = step.parent
+        steps.append(entry)
+    return {
+        **_head("generation", trace.model),
+        "prompt": {"text": trace.prompt_text, "tokens": [t.to_dict() for t in trace.prompt_tokens]},
+        "generated": {"text": trace.generated_text, "tokens": [t.to_dict() for t in trace.generated_tokens]},
+        "steps": steps,
+        "stop_reason": trace.stop_reason,
+        "settings": trace.settings,
+        "parts": [p.to_dict() for p in trace.parts],
+        "provenance": trace.provenance,
+    }

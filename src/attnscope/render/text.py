@@ -73,3 +73,36 @@ def analysis_text(result: dict[str, Any]) -> str:
         lines += ["", "prediction: none (this model has no next-token head)"]
     lines += ["", f"bars: {BAR_WIDTH} characters = 1.0"]
     return "\n".join(lines)
+
+
+def generation_text(result: dict[str, Any]) -> str:
+    """``attnscope generate``: the generated text, then one line per step (token, probability, the
+    runners-up, and the prompt or generated token the step attended to most)."""
+    model = result["model"]
+    tokens = result["prompt"]["tokens"] + result["generated"]["tokens"]
+    steps = result["steps"]
+    view = steps[0]["attention"]["label"] if steps else ""
+    lines = [
+        f"model   {model['spec']} — {model['name']}",
+        f"prompt  {quoted(result['prompt']['text'])}",
+        f"answer  {quoted(result['generated']['text'])}",
+        f"        {len(steps)} tokens, stopped by {result['stop_reason']}; attention: {view}",
+        "",
+    ]
+    labels = [quoted(step["token"]["text"]) for step in steps]
+    width = min(20, max((display_width(label) for label in labels), default=5))
+    lines.append(
+        f"{'step':>5}  {pad('token', width)}  {'prob':>7}  {'logprob':>8}  {pad('attended most', 22)}  runners-up"
+    )
+    for step, label in zip(steps, labels, strict=True):
+        weights = step["attention"]["weights"]
+        top_key = max(range(len(weights)), key=weights.__getitem__)
+        most = f"{quoted(tokens[top_key]['text'])} #{top_key} {weights[top_key]:.2f}"
+        others = ", ".join(
+            f"{quoted(c['token'])} {c['prob']:.2f}" for c in step["top"][:4] if c["id"] != step["token"]["id"]
+        )
+        lines.append(
+            f"{step['step']:>5}  {pad(label, width)}  {step['prob']:7.4f}  {step['logprob_cum']:8.3f}  "
+            f"{pad(most, 22)}  {others}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,433 @@
+"""``generate(model, text)``: the model's own generation — its KV cache, its sampling — recorded.
+
+Greedy and sampled generation run ``model.generate`` once with the recording attention function
+(:mod:`.qk`): each step hands over its new query row and the new key row; the stash grows with the
+cache (keys are kept from the steps, so sliding-window caches that evict old keys lose nothing).
+The generated tokens are the ones ``model.generate`` gives with the same settings: the recording
+calls the stock SDPA function and draws no random numbers. Per step a stopping criterion (which
+never stops anything) reduces the step's raw logits to the chosen token's probability and the top-k,
+and, when sampling, the processed scores to the probability the sampler used; no ``steps x vocab``
+array is kept. After the last step the last token goes through the model too, so every position
+of prompt + generation has its attention row and its prediction.
+
+Beam search runs ``model.generate`` as it is, then records the best beam in one teacher-forced
+forward (:func:`.engine.capture_tokens`): for a causal model every attention row and prediction
+of a sequence is the same whether its tokens were fed one by one or at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from attnscope.capture import qk
+from attnscope.capture.engine import capture_tokens, check_complete, predictions_of, prompt_tokens
+from attnscope.capture.predictions import Predictions, decode_ids
+from attnscope.capture.scoring import cache_argument, lm_logits
+from attnscope.capture.sources import QKSource
+from attnscope.capture.stash import Stash
+from attnscope.capture.steps import GenerationTrace, Step
+from attnscope.capture.tokens import Part, Token, generated_tokens
+from attnscope.errors import InputError, UnsupportedError
+from attnscope.models.loaded import LoadedModel
+from attnscope.models.provenance import text_sha256, utc_now
+from attnscope.progress import Progress, adapt
+
+MAX_NEW_TOKENS = 8192
+MAX_BEAMS = 16
+MAX_STOPS = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``generate`` was asked for, checked."""
+
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    seed: int | None
+    num_beams: int
+    stop: tuple[str, ...]
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``model.generate`` these settings mean (the model's own
+        generation config supplies the rest, as when ``model.generate`` is called directly)."""
+        given = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "num_beams": self.num_beams,
+            **{name: value for name, value in given.items() if value is not None},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)} | {"stop": list(self.stop)}
+
+
+def check_settings(
+    max_new_tokens: Any,
+    do_sample: Any,
+    temperature: Any,
+    top_p: Any,
+    top_k: Any,
+    seed: Any,
+    num_beams: Any,
+    stop: Any,
+) -> Settings:
+    """The settings, or a one-line :class:`InputError` naming the first bad one."""
+    if not isinstance(do_sample, bool):
+        raise InputError(f"do_sample must be true or false, not {do_sample!r}")
+    whole = {"max_new_tokens": (max_new_tokens, 1, MAX_NEW_TOKENS), "num_beams": (num_beams, 1, MAX_BEAMS)}
+    for name, (value, low, high) in whole.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= high:
+            raise InputError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1):
+        raise InputError(f"top_k must be a whole number ≥ 1, not {top_k!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63):
+        raise InputError(f"seed must be a whole number from 0 to 2^63 - 1, not {seed!r}")
+    if temperature is not None and not _finite(temperature, low=0.0, low_open=True):
+        raise InputError(f"temperature must be a number > 0, not {temperature!r}")
+    if top_p is not None and not (_finite(top_p, low=0.0, low_open=True) and float(top_p) <= 1.0):
+        raise InputError(f"top_p must be a number in (0, 1], not {top_p!r}")
+    if not do_sample and (temperature is not None or top_p is not None or top_k is not None):
+        raise InputError("temperature, top_p and top_k are for sampling: pass do_sample=True (or leave them out)")
+    stops = _check_stops(stop)
+    return Settings(
+        int(max_new_tokens),
+        do_sample,
+        None if temperature is None else float(temperature),
+        None if top_p is None else float(top_p),
+        None if top_k is None else int(top_k),
+        None if seed is None else int(seed),
+        int(num_beams),
+        stops,
+    )
+
+
+def _finite(value: Any, *, low: float, low_open: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    number = float(value)
+    return math.isfinite(number) and (number > low if low_open else number >= low)
+
+
+def _check_stops(stop: Any) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    if isinstance(stop, str) or not isinstance(stop, Sequence):
+        raise InputError("stop must be a list of strings")
+    if len(stop) > MAX_STOPS:
+        raise InputError(f"at most {MAX_STOPS} stop strings, not {len(stop)}")
+    for item in stop:
+        if not isinstance(item, str) or not item:
+            raise InputError(f"each stop string must be a non-empty string, not {item!r}")
+        if len(item) > 200:
+            raise InputError(f"a stop string is {len(item)} characters; the limit is 200")
+    return tuple(stop)
+
+
+def generate(
+    model: LoadedModel,
+    text: str | bytes | None = None,
+    *,
+    messages: list[dict[str, str]] | None = None,
+    max_new_tokens: int = 64,
+    do_sample: bool = False,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    seed: int | None = None,
+    num_beams: int = 1,
+    stop: Sequence[str] | None = None,
+    candidates: int = 10,
+    stash: str = "auto",
+    stash_budget: int | None = None,
+    progress: Callable[..., None] | None = None,
+) -> GenerationTrace:
+    """Generate after ``text`` (or chat ``messages``) and record every step (see the module docstring).
+
+    Args:
+        model: a causal LM from :func:`attnscope.load_model`.
+        text / messages: the prompt; ``messages`` (``[{"role", "content"}, ...]``) go through the
+            tokenizer's chat template with the generation prompt, each message a part of the trace.
+        max_new_tokens: at most this many tokens (1 … ``MAX_NEW_TOKENS``).
+        do_sample, temperature, top_p, top_k: sampling as ``model.generate`` does it (the model's
+            generation config supplies what is not given); greedy by default.
+        seed: seeds torch's generator before sampling: the same seed gives the same tokens.
+        num_beams: beam search when > 1 (the best beam is recorded).
+        stop: strings that end the generation once generated (the string stays in the text).
+        candidates: how many top candidates to keep per position (1 … 1000).
+        stash, stash_budget: where the recorded queries/keys live (as for :func:`capture`).
+        progress: ``progress(done, total, stage)`` after each step; may raise ``CancelledError``.
+    """
+    settings = check_settings(max_new_tokens, do_sample, temperature, top_p, top_k, seed, num_beams, stop)
+    if model.kind != "causal":
+        what = "an encoder" if model.kind == "masked" else "an encoder-decoder"
+        raise UnsupportedError(f"generate records causal language models; {model.name} is {what}")
+    if not model.has_lm_head:
+        raise UnsupportedError(f"{model.name} has no language-model head to generate with")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or not 1 <= candidates <= 1000:
+        raise InputError("candidates must be a whole number from 1 to 1000")
+    keeper = Stash(stash, stash_budget, model.device)
+    text, tokens, parts = prompt_tokens(model, text, messages)
+    model.check_length(len(tokens) + settings.max_new_tokens)
+    report = adapt(progress)
+    with model.lock:
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        if settings.num_beams > 1:
+            return _beam_search(model, text, tokens, parts, settings, candidates, keeper, report)
+        return _recorded(model, text, tokens, parts, settings, candidates, keeper, report)
+
+
+class _StepProbe:
+    """A stopping criterion that stops nothing: after each step it reduces the step's raw logits
+    (from the model's forward) and processed scores to what a :class:`Step` needs."""
+
+    def __init__(self, k: int, sampling: bool, total: int, report: Progress | None) -> None:
+        self.k, self.sampling, self.total, self.report = k, sampling, total, report
+        self.logits: torch.Tensor | None = None  # (vocab,) the latest forward's last row
+        self.rows: list[tuple[int, torch.Tensor, torch.Tensor, float, float | None]] = []
+
+    def keep_logits(self, _module: Any, _args: Any, output: Any) -> None:
+        self.logits = output.logits[0, -1]
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **_: Any) -> torch.Tensor:
+        chosen = int(input_ids[0, -1])
+        assert self.logits is not None
+        raw = self.logits.to(torch.float32)
+        log_norm = torch.logsumexp(raw, dim=-1)
+        values, ids = torch.topk(raw, k=min(self.k, raw.shape[-1]))
+        sampled = None
+        if self.sampling and scores:  # the processed scores the sampler drew from (output_scores)
+            latest = scores[-1]
+            sampled = float(torch.softmax(latest[0].to(torch.float32), dim=-1)[chosen])
+            latest.set_()  # reduced: let its (vocab,) storage go rather than keep steps x vocab floats
+        self.rows.append(
+            (chosen, ids.cpu(), torch.exp(values - log_norm).cpu(), float(raw[chosen] - log_norm), sampled)
+        )
+        self.logits = None
+        if self.report is not None:
+            self.report(len(self.rows), self.total, "generating")
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def _recorded(
+    model: LoadedModel,
+    text: str,
+    tokens: list[Token],
+    parts: list[Part],
+    settings: Settings,
+    k: int,
+    keeper: Stash,
+    report: Progress | None,
+) -> GenerationTrace:
+    from transformers import DynamicCache, StoppingCriteriaList
+
+    hf = model.model
+    device = next(hf.parameters()).device
+    prompt = torch.tensor([[t.id for t in tokens]], device=device)
+    qk.ensure_registered()
+    recorder = qk.QKRecorder.for_model(hf, "causal", None, keeper)
+    probe = _StepProbe(k, settings.do_sample, settings.max_new_tokens, report)
+    states: list[torch.Tensor] = []  # final hidden states, (tokens, hidden) per forward call
+
+    def keep_states(_module: Any, _args: Any, output: Any) -> None:
+        states.append((output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0])[0])
+
+    cache = DynamicCache(config=hf.config)  # dynamic: keys appended step by step, never a padded static buffer
+    hooks = [hf.base_model.register_forward_hook(keep_states), hf.register_forward_hook(probe.keep_logits)]
+    try:
+        with torch.inference_mode(), qk.attention_implementation(hf, qk.QK_ATTENTION), recorder.active():
+            out = hf.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                stopping_criteria=StoppingCriteriaList([probe]),
+                return_dict_in_generate=True,
+                output_scores=settings.do_sample,
+                **{cache_argument(hf): cache},
+                **_stop_kwargs(model, settings),
+                **settings.generate_kwargs(),
+            )
+            new_ids = [int(i) for i in out.sequences[0, prompt.shape[1] :]]
+            # the last token through the model too: its attention row and the prediction after it
+            last = torch.tensor([[new_ids[-1]]], device=device)
+            seen = torch.ones(1, prompt.shape[1] + len(new_ids), dtype=torch.long, device=device)
+            hf(input_ids=last, attention_mask=seen, use_cache=True, logits_to_keep=1, **{cache_argument(hf): cache})
+    finally:
+        for hook in hooks:
+            hook.remove()
+    keeper.finish()
+    recorder.assemble()
+    check_complete(model, recorder, None)
+    del cache, out
+    full_text, all_tokens = _joined(model, text, tokens, new_ids)
+    hidden = torch.cat(states, dim=0)  # (tokens, hidden)
+    predictions = predictions_of(
+        model, lambda begin, end: lm_logits(hf, hidden[begin:end]), all_tokens, None, k, now="last"
+    )
+    steps = _steps_from_probe(probe.rows, len(tokens), predictions, model)
+    source = QKSource(records=recorder.records, masks=recorder.masks, biases=recorder.biases)
+    return GenerationTrace(
+        text=full_text,
+        tokens=all_tokens,
+        model=model.info(),
+        source=source,
+        backend="qk",
+        predictions=predictions,
+        provenance=_provenance(model, full_text, all_tokens, k, keeper, settings),
+        parts=_parts(parts, len(text), len(full_text)),
+        prompt_length=len(tokens),
+        prompt_chars=len(text),
+        steps=steps,
+        stop_reason=_stop_reason(model, settings, new_ids, full_text[len(text) :]),
+        settings=settings.to_dict(),
+    )
+
+
+def _steps_from_probe(
+    rows: list[tuple[int, torch.Tensor, torch.Tensor, float, float | None]],
+    prompt_length: int,
+    predictions: Predictions | None,
+    model: LoadedModel,
+) -> list[Step]:
+    """Steps from the probe's rows; the rows also fill the predictions after each step's query."""
+    steps: list[Step] = []
+    total = 0.0
+    for number, (chosen, ids, probs, logprob, sampled) in enumerate(rows):
+        total += logprob
+        position = prompt_length + number
+        steps.append(Step(number, position, chosen, math.exp(logprob), total, sampled))
+        if predictions is not None:
+            row = position - 1
+            count = min(predictions.k, len(ids))
+            predictions.top_probs[row, :count] = probs[:count].numpy()
+            predictions.next_prob[row] = math.exp(logprob)
+            predictions.top_ids[row, :count] = ids[:count].numpy()
+    if predictions is not None and rows:
+        predictions.strings.update(decode_ids(model.tokenizer, predictions.top_ids[predictions.top_ids >= 0]))
+    return steps
+
+
+def _beam_search(
+    model: LoadedModel,
+    text: str,
+    tokens: list[Token],
+    parts: list[Part],
+    settings: Settings,
+    k: int,
+    keeper: Stash,
+    report: Progress | None,
+) -> GenerationTrace:
+    hf = model.model
+    device = next(hf.parameters()).device
+    prompt = torch.tensor([[t.id for t in tokens]], device=device)
+    if report is not None:
+        report(0, settings.max_new_tokens, f"beam search ({settings.num_beams} beams)")
+    with torch.inference_mode():
+        out = hf.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            return_dict_in_generate=True,
+            output_scores=True,
+            **_stop_kwargs(model, settings),
+            **settings.generate_kwargs(),
+        )
+    new_ids = [int(i) for i in out.sequences[0, prompt.shape[1] :]]
+    beams = getattr(out, "beam_indices", None)
+    beam_row = [int(b) for b in beams[0, : len(new_ids)]] if beams is not None else [None] * len(new_ids)
+    del out
+    full_text, all_tokens = _joined(model, text, tokens, new_ids)
+    trace = capture_tokens(
+        model,
+        full_text,
+        all_tokens,
+        _parts(parts, len(text), len(full_text)),
+        (None, None),
+        "qk",
+        None,
+        k,
+        "last",
+        keeper,
+        None,
+    )
+    predictions = trace.predictions
+    assert predictions is not None
+    predictions.ensure(len(tokens) - 1, len(all_tokens) - 1)
+    steps: list[Step] = []
+    total = 0.0
+    for number, chosen in enumerate(new_ids):
+        position = len(tokens) + number
+        prob = float(predictions.next_prob[position - 1])
+        total += math.log(prob) if prob > 0 else -math.inf
+        parent = beam_row[number - 1] if number > 0 else None
+        steps.append(Step(number, position, chosen, prob, total, None, beam_row[number], parent))
+    if report is not None:
+        report(len(new_ids), settings.max_new_tokens, "beam search")
+    base = {f.name: getattr(trace, f.name) for f in fields(trace)}
+    base["provenance"] = _provenance(model, full_text, all_tokens, k, keeper, settings)
+    return GenerationTrace(
+        **base,
+        prompt_length=len(tokens),
+        prompt_chars=len(text),
+        steps=steps,
+        stop_reason=_stop_reason(model, settings, new_ids, full_text[len(text) :]),
+        settings=settings.to_dict(),
+    )
+
+
+def _parts(parts: list[Part], prompt_chars: int, total_chars: int) -> list[Part]:
+    """The prompt's parts (chat: one per message; plain text: ``prompt``) and ``answer``."""
+    named = parts or [Part("prompt", 0, prompt_chars)]
+    return [*named, Part("answer", prompt_chars, total_chars)] if total_chars > prompt_chars else named
+
+
+def _joined(model: LoadedModel, text: str, tokens: list[Token], new_ids: list[int]) -> tuple[str, list[Token]]:
+    """The text and tokens of prompt + generation (generated spans counted from the prompt's end)."""
+    generated, new_tokens = generated_tokens(
+        model.tokenizer, [t.id for t in tokens], new_ids, first_index=len(tokens), offset=len(text)
+    )
+    return text + generated, [*tokens, *new_tokens]
+
+
+def _stop_kwargs(model: LoadedModel, settings: Settings) -> dict[str, Any]:
+    return {"stop_strings": list(settings.stop), "tokenizer": model.tokenizer} if settings.stop else {}
+
+
+def _eos_ids(model: LoadedModel) -> set[int]:
+    eos = model.model.generation_config.eos_token_id
+    if eos is None:
+        return set()
+    return {int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])}
+
+
+def _stop_reason(model: LoadedModel, settings: Settings, new_ids: list[int], generated: str) -> str:
+    if new_ids and new_ids[-1] in _eos_ids(model):
+        return "eos"
+    if any(stop in generated for stop in settings.stop):
+        return "stop"
+    return "length"
+
+
+def _provenance(
+    model: LoadedModel, text: str, tokens: list[Token], k: int, keeper: Stash, settings: Settings
+) -> dict[str, Any]:
+    return {
+        **model.provenance,
+        "backend": "qk",
+        "captured_at": utc_now(),
+        "text_sha256": text_sha256(text),
+        "n_tokens": len(tokens),
+        "top_k": k,
+        "predict": "last",
+        "layers_captured": "all",
+        "stash": keeper.describe(),
+        "generation": settings.to_dict(),
+    }

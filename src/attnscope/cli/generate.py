@@ -1,0 +1,134 @@
+"""``attnscope generate``: generate after a prompt and show, step by step, each token's
+probability, its runners-up and what it attended to."""
+
+from __future__ import annotations
+
+import argparse
+
+from attnscope.cli import common
+from attnscope.errors import InputError
+
+# the library's argument names in check_settings' messages -> this command's flags
+_FLAGS = {
+    "max_new_tokens": "--max-new-tokens",
+    "num_beams": "--beams",
+    "temperature": "--temperature",
+    "top_p": "--top-p",
+    "top_k": "--sample-top-k",
+    "seed": "--seed",
+    "each stop string": "each --stop",
+}
+
+
+def add(commands: argparse._SubParsersAction) -> None:
+    generate = commands.add_parser(
+        "generate",
+        help="generate after TEXT and explain each generated token",
+        description="Generate up to --max-new-tokens tokens after TEXT with the model's KV cache (greedy unless "
+        "--sample or --beams) and show, for each step, the token, its probability, the top candidates and "
+        "what the position that predicted it attended to.",
+    )
+    common.add_text(generate)
+    group = generate.add_argument_group("generation")
+    group.add_argument("--max-new-tokens", type=int, default=64, help="at most this many new tokens (default 64)")
+    group.add_argument("--chat", action="store_true", help="TEXT is the user message of the model's chat template")
+    group.add_argument("--system", default=None, metavar="TEXT", help="with --chat: a system message")
+    group.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    group.add_argument("--temperature", type=float, default=None, help="with --sample (default: the model's)")
+    group.add_argument("--top-p", type=float, default=None, help="with --sample: nucleus sampling mass")
+    group.add_argument(
+        "--sample-top-k", type=int, default=None, metavar="K", help="with --sample: keep the K likeliest"
+    )
+    group.add_argument("--seed", type=int, default=None, help="seed for --sample (the same seed, the same tokens)")
+    group.add_argument("--beams", type=int, default=1, help="beam search with this many beams (default 1: none)")
+    group.add_argument(
+        "--stop", action="append", default=None, metavar="TEXT", help="stop once TEXT is generated (repeatable)"
+    )
+    view = generate.add_argument_group("view")
+    view.add_argument("--layer", default="-1", help="layer index (negative from the end), a range 4-7 or all (mean)")
+    view.add_argument("--head", default="mean", help="head index, a list 1,3 (their mean), mean (default) or max")
+    view.add_argument("--top-k", type=int, default=10, help="candidates shown per step (1-100, default 10)")
+    generate.add_argument("--save", metavar="PATH", help="also save the whole generation (.safetensors) to PATH")
+    common.add_model_options(generate, backend=False, stash=True)
+    common.add_output_options(generate)
+    generate.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from attnscope.capture.selection import parse_head, parse_layers
+
+    text = common.read_text(args.text)
+    if not 1 <= args.top_k <= 100:
+        raise InputError("--top-k must be between 1 and 100")
+    if args.system is not None and not args.chat:
+        raise InputError("--system is for --chat")
+    if not args.sample and (args.temperature, args.top_p, args.sample_top_k, args.seed) != (None,) * 4:
+        raise InputError("--temperature, --top-p, --sample-top-k and --seed are for --sample")
+    layer, head = parse_layers(args.layer), parse_head(args.head)
+    if head is None:
+        raise InputError("--head: a generation shows one row per step: a head, a list, mean or max (not all)")
+    from attnscope.capture.generation import check_settings
+
+    try:  # refused before the model loads, in the flags' names
+        check_settings(
+            args.max_new_tokens,
+            args.sample,
+            args.temperature,
+            args.top_p,
+            args.sample_top_k,
+            args.seed,
+            args.beams,
+            args.stop,
+        )
+    except InputError as error:
+        message = str(error)
+        for name, flag in _FLAGS.items():
+            message = message.replace(name, flag, 1) if message.startswith(name) else message
+        raise InputError(message) from None
+    if args.save:
+        from pathlib import Path
+
+        from attnscope.capture.trace_file import check_destination
+
+        check_destination(Path(args.save))
+    model = common.load(args)
+    if model.kind == "causal":  # the view is checked before the generation runs
+        from attnscope.capture.selection import resolve_heads, resolve_layers
+
+        resolve_layers(model.arch.layers, range(model.arch.layers), layer, "decoder")
+        resolve_heads(model.arch.heads, head)
+    from attnscope.capture.generation import generate
+    from attnscope.render.json import generation_json
+    from attnscope.render.text import generation_text
+
+    messages = None
+    if args.chat:
+        messages = ([{"role": "system", "content": args.system}] if args.system is not None else []) + [
+            {"role": "user", "content": text}
+        ]
+    common.say(args)("generating …")
+    trace = common.run_job(
+        args,
+        lambda bar: generate(
+            model,
+            None if args.chat else text,
+            messages=messages,
+            max_new_tokens=args.max_new_tokens,
+            do_sample=args.sample,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.sample_top_k,
+            seed=args.seed,
+            num_beams=args.beams,
+            stop=args.stop,
+            candidates=args.top_k,
+            stash=args.stash,
+            stash_budget=args.stash_budget,
+            progress=bar,
+        ),
+    )
+    result = generation_json(trace, layer=layer, head=head, top_k=args.top_k)
+    if args.save:
+        path = trace.save(args.save)
+        common.say(args)(f"saved generation to {path}")
+    return common.output(args, result, generation_text)
