@@ -172,7 +172,7 @@ def test_progress_is_called_per_step_and_parts_split_prompt_and_answer():
         ("answer", len(ENGLISH), len(trace.text)),
     ]
     chat = generate(model, messages=[{"role": "user", "content": "hello"}], max_new_tokens=3)
-    assert [p.name for p in chat.parts][0] == "user" and chat.parts[-1].name == "answer"
+    assert [p.name for p in chat.parts] == ["user", "answer"]
     assert chat.text[chat.parts[0].start : chat.parts[0].end] == "hello"
 
 
