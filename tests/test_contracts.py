@@ -15,7 +15,7 @@ from tests.server.conftest import loader
 TEXT = "The capital of France is"
 VOLATILE = {"captured_at", "computed_at", "loaded_at", "seconds"}  # clock readings differ between two runs
 # how much a capture computed: the CLI computes what it shows, the server keeps whole traces for reuse
-CAPTURE_SETTINGS = {"predict", "top_k", "layers_captured"}
+CAPTURE_SETTINGS = {"predict", "top_k", "layers_captured", "budget_bytes"}
 
 
 def assert_same(cli, api, where: str = "") -> None:
@@ -95,6 +95,41 @@ CASES = [
         ["analyze", TEXT, "-m", "tiny:llama", "--top-k", "37", "--layer", "all", "--head", "max", "-q"],
         ("post", "/api/analyze", {"text": TEXT, "top_k": 37, "layer": "all", "head": "max"}),
     ),
+    (
+        "generation",
+        [
+            "generate",
+            "我爱中国，他的首都在于",
+            "-m",
+            "tiny:llama",
+            "--max-new-tokens",
+            "5",
+            "--head",
+            "1",
+            "--top-k",
+            "3",
+            "-q",
+        ],
+        ("post", "/api/generate", {"text": "我爱中国，他的首都在于", "max_new_tokens": 5, "head": 1, "top_k": 3}),
+    ),
+    (
+        "generation",
+        [
+            "generate",
+            TEXT,
+            "-m",
+            "tiny:llama",
+            "--sample",
+            "--seed",
+            "4",
+            "--temperature",
+            "0.8",
+            "--layer",
+            "0-1",
+            "-q",
+        ],
+        ("post", "/api/generate", {"text": TEXT, "do_sample": True, "seed": 4, "temperature": 0.8, "layer": "0-1"}),
+    ),
     ("methods", ["methods"], ("get", "/api/methods", None)),
     ("models", ["models"], ("get", "/api/models", None)),
 ]
@@ -107,7 +142,7 @@ def test_cli_and_api_give_the_same_object(capsys, client, kind, argv, request_):
     response = client.post(path, json=body) if method == "post" else client.get(path)
     assert response.status_code == 200, response.text
     from_api = response.json()
-    if kind == "analysis":
+    if kind in ("analysis", "generation"):
         assert len(from_api.pop("trace_id")) == 16  # the API's handle for row and tile requests
     assert from_cli["schema_version"] == 1 and from_cli["result"] == kind
     assert_same(from_cli, from_api)

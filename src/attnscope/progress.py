@@ -68,6 +68,7 @@ class Job:
     stage: str = ""
     finished: bool = False
     cancelled: bool = False
+    items: list[dict[str, object]] = field(default_factory=list)  # what the job streams (generated tokens)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, done: int, total: int, stage: str = "") -> None:
@@ -78,6 +79,15 @@ class Job:
             cancelled = self.cancelled
         if cancelled:
             raise CancelledError("cancelled by the user")
+
+    def push(self, item: dict[str, object]) -> None:
+        """Add one streamed item (the progress events carry the items not sent yet)."""
+        with self._lock:
+            self.items.append(item)
+
+    def items_since(self, count: int) -> list[dict[str, object]]:
+        with self._lock:
+            return self.items[count:]
 
     def cancel(self) -> None:
         with self._lock:

@@ -150,6 +150,7 @@ def generate(
     stash: str = "auto",
     stash_budget: int | None = None,
     progress: Callable[..., None] | None = None,
+    on_token: Callable[[int, int, float], None] | None = None,
 ) -> GenerationTrace:
     """Generate after ``text`` (or chat ``messages``) and record every step (see the module docstring).
 
@@ -166,6 +167,8 @@ def generate(
         candidates: how many top candidates to keep per position (1 … 1000).
         stash, stash_budget: where the recorded queries/keys live (as for :func:`capture`).
         progress: ``progress(done, total, stage)`` after each step; may raise ``CancelledError``.
+        on_token: ``on_token(step, token_id, prob)`` as each token is chosen (greedy and sampling;
+            beam search knows its best beam only at the end), for streaming.
     """
     settings = check_settings(max_new_tokens, do_sample, temperature, top_p, top_k, seed, num_beams, stop)
     if model.kind != "causal":
@@ -184,15 +187,23 @@ def generate(
             torch.manual_seed(settings.seed)
         if settings.num_beams > 1:
             return _beam_search(model, text, tokens, parts, settings, candidates, keeper, report)
-        return _recorded(model, text, tokens, parts, settings, candidates, keeper, report)
+        probe = _StepProbe(candidates, settings.do_sample, settings.max_new_tokens, report, on_token)
+        return _recorded(model, text, tokens, parts, settings, probe, keeper)
 
 
 class _StepProbe:
     """A stopping criterion that stops nothing: after each step it reduces the step's raw logits
     (from the model's forward) and processed scores to what a :class:`Step` needs."""
 
-    def __init__(self, k: int, sampling: bool, total: int, report: Progress | None) -> None:
-        self.k, self.sampling, self.total, self.report = k, sampling, total, report
+    def __init__(
+        self,
+        k: int,
+        sampling: bool,
+        total: int,
+        report: Progress | None,
+        on_token: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.k, self.sampling, self.total, self.report, self.on_token = k, sampling, total, report, on_token
         self.logits: torch.Tensor | None = None  # (vocab,) the latest forward's last row
         self.rows: list[tuple[int, torch.Tensor, torch.Tensor, float, float | None]] = []
 
@@ -214,6 +225,8 @@ class _StepProbe:
             (chosen, ids.cpu(), torch.exp(values - log_norm).cpu(), float(raw[chosen] - log_norm), sampled)
         )
         self.logits = None
+        if self.on_token is not None:
+            self.on_token(len(self.rows) - 1, chosen, math.exp(self.rows[-1][3]))
         if self.report is not None:
             self.report(len(self.rows), self.total, "generating")
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
@@ -225,9 +238,8 @@ def _recorded(
     tokens: list[Token],
     parts: list[Part],
     settings: Settings,
-    k: int,
+    probe: _StepProbe,
     keeper: Stash,
-    report: Progress | None,
 ) -> GenerationTrace:
     from transformers import DynamicCache, StoppingCriteriaList
 
@@ -236,7 +248,7 @@ def _recorded(
     prompt = torch.tensor([[t.id for t in tokens]], device=device)
     qk.ensure_registered()
     recorder = qk.QKRecorder.for_model(hf, "causal", None, keeper)
-    probe = _StepProbe(k, settings.do_sample, settings.max_new_tokens, report)
+    k = probe.k
     states: list[torch.Tensor] = []  # final hidden states, (tokens, hidden) per forward call
 
     def keep_states(_module: Any, _args: Any, output: Any) -> None:

@@ -54,11 +54,12 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
 
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
 
-    from attnscope.server.routes import analysis, analyze, arrays, models, openai
+    from attnscope.server.routes import analysis, analyze, arrays, generation, models, openai
 
     app.include_router(models.router(host))
     app.include_router(analyze.router(host))
     app.include_router(arrays.router(host))
+    app.include_router(generation.router(host))
     app.include_router(analysis.router(host))
     app.include_router(openai.router(host, api_key))
     return app

@@ -91,10 +91,23 @@ class ModelHost:
             trace_id = uuid.uuid4().hex[:16]
             self._traces[trace_id] = trace
             self._keys[key] = trace_id
-            while len(self._traces) > self.max_traces:
-                old_id, _ = self._traces.popitem(last=False)
-                self._keys = {k: v for k, v in self._keys.items() if v != old_id}
+            self._evict()
         return trace_id, trace
+
+    def add_trace(self, model: LoadedModel, trace: Trace) -> str:
+        """Keep a trace made elsewhere (a generation) under a new id; analyses of its text by the
+        same model (backend auto) read it instead of running the model again."""
+        with self._lock:
+            trace_id = uuid.uuid4().hex[:16]
+            self._traces[trace_id] = trace
+            self._keys[(model.fingerprint, "auto", trace.text)] = trace_id
+            self._evict()
+        return trace_id
+
+    def _evict(self) -> None:
+        while len(self._traces) > self.max_traces:
+            old_id, _ = self._traces.popitem(last=False)
+            self._keys = {k: v for k, v in self._keys.items() if v != old_id}
 
     def get_trace(self, trace_id: str) -> Trace:
         with self._lock:
@@ -166,6 +179,11 @@ class ModelHost:
                 found = self._register(job_id)
         found.cancel()
         return found.state()
+
+    def job_items(self, job_id: str, since: int) -> list[dict[str, object]]:
+        with self._lock:
+            found = self._jobs.get(job_id)
+        return found.items_since(since) if found is not None else []
 
     def forget_job(self, job_id: str) -> None:
         with self._lock:

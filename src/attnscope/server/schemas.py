@@ -215,6 +215,59 @@ class CompareRequest(HasJob):
         return [check_text(text, allow_blank=False) for text in value]
 
 
+class Message(Body):
+    role: str = Field(..., min_length=1, max_length=50, description="system, user or assistant")
+    content: str = Field(..., max_length=MAX_TEXT_CHARS)
+
+
+class GenerateRequest(HasJob):
+    """``POST /api/generate``: the prompt (``text``, or chat ``messages``), the decoding settings
+    (checked by the library's own :func:`check_settings`) and the view of the steps' attention."""
+
+    text: str | None = Field(None, description="the prompt (or messages)")
+    messages: list[Message] | None = Field(None, min_length=1, max_length=64, description="a chat, template-rendered")
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    sample_top_k: int | None = Field(None, description="sampling: keep the K likeliest tokens")
+    seed: int | None = None
+    num_beams: int = 1
+    stop: list[str] | None = None
+    layer: LayerSpec = Field(-1, description="the layer (or range, mean) of each step's attention row")
+    head: HeadSpec = Field("mean", description="a head, a list (mean), mean or max")
+    top_k: int = Field(10, ge=1, le=100, description="candidates shown per step")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value, allow_blank=False)
+
+    @model_validator(mode="after")
+    def _settings(self) -> GenerateRequest:
+        from attnscope.capture.generation import check_settings
+
+        if (self.text is None) == (self.messages is None):
+            raise ValueError("give exactly one of text and messages")
+        if parse_head(self.head) is None:
+            raise ValueError("head: each step shows one row: a head, a list, mean or max (not all)")
+        try:
+            check_settings(
+                self.max_new_tokens,
+                self.do_sample,
+                self.temperature,
+                self.top_p,
+                self.sample_top_k,
+                self.seed,
+                self.num_beams,
+                self.stop,
+            )
+        except InputError as error:
+            message = str(error)
+            raise ValueError("sample_" + message if message.startswith("top_k") else message) from None
+        return self
+
+
 # --- query parameters of the array routes -----------------------------------------------------------
 def _one_layer(value: Any) -> Any:
     """A single layer index from query text, read by the library's own parser: ranges (``0-1``,
@@ -263,3 +316,7 @@ class TileParams(MapParams):
     level: int = Field(..., ge=0, le=64)
     ty: int = Field(..., ge=0)
     tx: int = Field(..., ge=0)
+
+
+class StepsParams(MapParams):
+    pass

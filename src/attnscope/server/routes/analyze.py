@@ -49,13 +49,16 @@ def router(host: ModelHost) -> APIRouter:
     async def progress_events(job_id: JobId) -> StreamingResponse:
         async def events() -> Any:
             last = None
+            sent = 0  # streamed items (a generation's tokens) sent so far
             loop = asyncio.get_running_loop()
             deadline = loop.time() + PROGRESS_STREAM_SECONDS
             while loop.time() < deadline:
                 state = host.job_state(job_id)
-                if state != last:
-                    yield f"data: {json.dumps(state)}\n\n"
+                items = host.job_items(job_id, sent)
+                if state != last or items:
+                    yield f"data: {json.dumps({**state, 'items': items}, ensure_ascii=False)}\n\n"
                     last = state
+                    sent += len(items)
                 if state.get("finished"):
                     host.forget_job(job_id)
                     return
