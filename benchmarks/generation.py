@@ -33,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from capture import current_rss_mb, peak_rss_mb, reset_peak_rss, text_of_tokens  # noqa: E402
+from capture import current_rss_mb, peak_rss_mb, reset_peak_rss, text_of_tokens
 
 METHODS = ("plain", "record", "record+rows")
 

@@ -266,3 +266,21 @@ def test_qwen_answers_the_chinese_example_and_a_chat_ends_with_its_end_token():
     assert [s.token_id for s in chat.steps] == plain_generate(model, chat, max_new_tokens=40, do_sample=False)
     spans_are_exact(chat)
     assert chat.parts[-1].name == "answer" and chat.text[chat.parts[-1].start :] == chat.generated_text
+
+
+def test_cache_state_names_the_positions_a_sliding_window_dropped():
+    model = tiny("gemma3", device="cpu")
+    expected = [
+        model.model.config.sliding_window if kind == "sliding_attention" else None
+        for kind in model.model.config.layer_types
+    ]
+    trace = generate(model, ENGLISH * 2, max_new_tokens=4)
+    assert trace.windows == expected and any(expected) and None in expected
+    state = trace.cache_state(2)
+    p = trace.steps[2].position
+    assert state["length"] == p
+    assert state["evicted_before"] == {layer: p - w for layer, w in enumerate(expected) if w}
+    for layer, first_kept in state["evicted_before"].items():  # what the row can see: exactly the window
+        row = trace.attention(layer, None, rows=[p - 1])[:, 0]
+        assert np.all(row[:, :first_kept] == 0) and np.all(row[:, first_kept:p] > 0)
+    assert generate(tiny("llama", device="cpu"), ENGLISH, max_new_tokens=2).windows == [None] * 3

@@ -10,9 +10,8 @@ import types
 from typing import Any
 
 from attnscope.capture.predictions import Candidate, Predictions
-from attnscope.capture.steps import GenerationTrace, Step
 from attnscope.capture.tokens import Part, Token
-from attnscope.capture.trace import Trace
+from attnscope.capture.trace import GenerationTrace, Step, Trace
 
 __all__ = [
     "AUTO_QK_MIN_TOKENS",

@@ -96,17 +96,7 @@ def save_trace(trace: Trace, path: Path) -> Path:
 
 
 def _generation_meta(trace: Trace) -> dict[str, Any] | None:
-    from attnscope.capture.steps import GenerationTrace
-
-    if not isinstance(trace, GenerationTrace):
-        return None
-    return {
-        "prompt_length": trace.prompt_length,
-        "prompt_chars": trace.prompt_chars,
-        "steps": [step.to_dict() for step in trace.steps],
-        "stop_reason": trace.stop_reason,
-        "settings": trace.settings,
-    }
+    return trace.generation_meta()
 
 
 def _sweep_abandoned(path: Path) -> None:
@@ -204,13 +194,12 @@ def read_trace(path: Path) -> dict[str, Any]:
 
 
 def _read_generation(data: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`~attnscope.capture.steps.GenerationTrace` fields of a generation's metadata."""
-    from attnscope.capture.steps import Step
-
+    """The :class:`~attnscope.capture.trace.GenerationTrace` fields of a generation's metadata (steps as dicts)."""
     return {
         "prompt_length": int(data["prompt_length"]),
         "prompt_chars": int(data["prompt_chars"]),
-        "steps": [Step.from_dict(step) for step in data["steps"]],
+        "steps": [dict(step) for step in data["steps"]],
         "stop_reason": str(data["stop_reason"]),
         "settings": dict(data["settings"]),
+        "windows": [None if w is None else int(w) for w in data.get("windows", [])],
     }

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     layer, head = parse_layers(args.layer), parse_head(args.head)
     if head is None:
         raise InputError("--head: a generation shows one row per step: a head, a list, mean or max (not all)")
-    from attnscope.capture.generation import check_settings
+    from attnscope.capture.decoding import check_settings
 
     try:  # refused before the model loads, in the flags' names
         check_settings(

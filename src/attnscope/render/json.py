@@ -21,10 +21,9 @@ from attnscope.errors import InputError
 if TYPE_CHECKING:
     from attnscope.analysis.compare import TraceDifference
     from attnscope.capture.selection import Selection
-    from attnscope.capture.steps import GenerationTrace
     from attnscope.capture.tiles import TilePyramid
     from attnscope.capture.tokens import Part
-    from attnscope.capture.trace import Trace
+    from attnscope.capture.trace import GenerationTrace, Trace
     from attnscope.methods.agreement import MethodComparison
     from attnscope.methods.heads import HeadReport
     from attnscope.methods.report import Report
@@ -284,6 +283,7 @@ def generation_json(
         "steps": steps,
         "stop_reason": trace.stop_reason,
         "settings": trace.settings,
+        "windows": trace.windows,  # per layer: the sliding window the KV cache keeps, null for full attention
         "parts": [p.to_dict() for p in trace.parts],
         "provenance": trace.provenance,
     }

@@ -245,7 +245,7 @@ class GenerateRequest(HasJob):
 
     @model_validator(mode="after")
     def _settings(self) -> GenerateRequest:
-        from attnscope.capture.generation import check_settings
+        from attnscope.capture.decoding import check_settings
 
         if (self.text is None) == (self.messages is None):
             raise ValueError("give exactly one of text and messages")

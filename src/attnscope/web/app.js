@@ -5,6 +5,7 @@ import { getJSON, postJSON } from "./api.js";
 import { Cache, cacheKey, sameKey } from "./cache.js";
 import { $, count, download, el, fillSelect, hideTip } from "./dom.js";
 import { renderPanels } from "./info.js";
+import { Generation } from "./generation.js";
 import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
 import { VIEWS } from "./views/index.js";
@@ -52,10 +53,24 @@ const methods = new MethodControls({
   method: $("method"), unit: $("granularity"), options: $("method-options"), onChange: () => changeMethod(),
 });
 
+// A generation owns the analysed text (prompt + answer) until the next Analyze or Generate.
+const generation = new Generation({
+  view: () => ({ layer: state.layer, head: state.head }),
+  showRow(query, weights, prediction) { // a timeline step, drawn at once from the steps' rows
+    if (!state.result || state.text !== generation.text) return;
+    state.query = query;
+    state.result = { ...state.result, attention: { ...state.result.attention, query, weights }, prediction };
+    render();
+  },
+  analyzeAt(query) { state.query = query; return analyze(); },
+});
+
 const ctx = {
   state,
   render: () => render(),
-  setQuery(index) { state.query = index; analyze(); },
+  setQuery(index) {
+    if (!generation.followQuery(index)) { state.query = index; analyze(); }
+  },
   selectHead(layer, head) {
     state.layer = layer;
     state.head = head;
@@ -113,7 +128,8 @@ async function requestAnalysis(text) {
 }
 
 async function analyze({ fresh = false } = {}) {
-  const text = $("prompt").value;
+  if (fresh) generation.clear();
+  const text = generation.active ? generation.text : $("prompt").value;
   if (fresh) state.query = -1;
   showError("");
   $("analyze").disabled = true;
@@ -130,11 +146,35 @@ async function analyze({ fresh = false } = {}) {
       fail(error, `${methods.current() ? methods.current().title : "method"}: `);
     }
     await render();
+    await generation.sync(); // the views' layer or head may have changed: the timeline follows
   } catch (error) {
     fail(error);
   } finally {
     $("analyze").disabled = false;
     count("analyses"); // completed analyses, successful or not: lets tests (and other tools) wait
+  }
+}
+
+async function generate() {
+  showError("");
+  const max = Number($("max-new-tokens").value);
+  if (!Number.isInteger(max) || max < 1 || max > 8192) {
+    showError("new tokens: a whole number from 1 to 8192");
+    return;
+  }
+  $("generate").disabled = true;
+  $("analyze").disabled = true;
+  try {
+    learnModel((await getJSON("/api/model")).model);
+    const body = await generation.run({ text: $("prompt").value, maxNewTokens: max, chat: $("chat").checked });
+    learnModel(body.model);
+  } catch (error) {
+    generation.clear();
+    fail(error);
+  } finally {
+    $("generate").disabled = false;
+    $("analyze").disabled = false;
+    count("generations");
   }
 }
 
@@ -288,6 +328,7 @@ async function switchModel() {
 // ---- wiring ----------------------------------------------------------------------------------------
 function wire() {
   $("analyze").addEventListener("click", () => analyze({ fresh: true }));
+  $("generate").addEventListener("click", generate);
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();

@@ -49,8 +49,9 @@ export function setStatus(text) {
 }
 
 // Runs request(progressId) while the busy area shows `label`; with {progress: true} the request gets
-// a progress id (else null), its progress is shown and it can be cancelled.
-export async function track(label, request, { progress = false } = {}) {
+// a progress id (else null), its progress is shown and it can be cancelled; onItems(items) receives
+// what the job streams (a generation's tokens) as it comes.
+export async function track(label, request, { progress = false, onItems = null } = {}) {
   const key = ++serial;
   const job = { id: progress ? jobId() : null, label, done: 0, total: 0, stage: "", cancelling: false, source: null };
   active.set(key, job);
@@ -60,6 +61,7 @@ export async function track(label, request, { progress = false } = {}) {
     job.source.onmessage = (event) => {
       const state = JSON.parse(event.data);
       Object.assign(job, { done: state.done, total: state.total, stage: state.stage || job.stage });
+      if (onItems && state.items && state.items.length) onItems(state.items);
       if (state.finished) job.source.close();
       show();
     };

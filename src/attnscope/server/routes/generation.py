@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.capture.generation import generate
-from attnscope.capture.steps import GenerationTrace
+from attnscope.capture.trace import GenerationTrace
 from attnscope.errors import InputError
 from attnscope.render.json import generation_json
 from attnscope.server import binary

@@ -1,0 +1,262 @@
+// The generation panel: Generate streams each new token as the server produces it (server-sent
+// events), then a timeline replays the steps. Choosing a step shows, in the views below, the
+// attention of the position that produced its token (query p - 1) and its candidates; the step diff,
+// key frames, loops, a marked span's attention and the centre-of-mass trajectory are computed here
+// from the steps' rows (GET /api/traces/{id}/steps: one float16 matrix per layer and head).
+import { getArray, postJSON } from "./api.js";
+import { $, count, el, tokenChip } from "./dom.js";
+import { format, formatProb } from "./format.js";
+import { track } from "./jobs.js";
+import { PREDICTION, css } from "./palette.js";
+import * as S from "./steps.js";
+import { drawDiff, drawMarks, drawTrajectory } from "./timeline.js";
+import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
+
+const PLAY_MS = 180; // a step every PLAY_MS while playing
+const EXACT_AFTER_MS = 250; // the shown row is float16 from the steps matrix; the exact analysis follows
+const VIRTUAL_MIN_STEPS = 1500;
+
+export class Generation {
+  // hooks: view() -> {layer, head}; showRow(query, weights, prediction): draw the views now;
+  // analyzeAt(query): the exact analysis of that query; fail(error)
+  constructor(hooks) {
+    this.hooks = hooks;
+    this.body = null; // the /api/generate answer
+    this.matrix = null; // {key, values: Float32Array, width}
+    this.step = 0;
+    this.timer = null;
+    this.exact = null;
+    this.marks = { keyFrames: [], loops: [], faded: [] };
+    $("timeline").addEventListener("input", () => this.setStep(Number($("timeline").value)));
+    $("play").addEventListener("click", () => (this.timer ? this.pause() : this.play()));
+    $("diff-base").addEventListener("input", () => this.draw());
+    $("constraint").addEventListener("input", () => { this.computeMarks(); this.draw(); });
+    document.addEventListener("keydown", (event) => this.key(event));
+  }
+
+  get active() { return this.body !== null; }
+  get text() { return this.body.prompt.text + this.body.generated.text; }
+  get steps() { return this.body.steps; }
+
+  clear() {
+    this.pause();
+    this.body = null;
+    this.matrix = null;
+    $("generation").hidden = true;
+  }
+
+  // ---- generating ---------------------------------------------------------------------------------
+  async run({ text, maxNewTokens, chat }) {
+    this.clear();
+    $("generation").hidden = false;
+    $("gen-summary").textContent = "generating…";
+    const strip = $("step-tokens");
+    unmountVirtualStrip(strip);
+    strip.replaceChildren();
+    const prompt = chat ? { messages: [{ role: "user", content: text }] } : { text };
+    const body = await track("generating", (id) => postJSON("/api/generate", {
+      ...prompt, max_new_tokens: maxNewTokens, top_k: 10, progress_id: id,
+    }), { progress: true, onItems: (items) => this.stream(items) });
+    this.body = body;
+    this.step = body.steps.length - 1;
+    await this.sync();
+    this.setStep(this.step, { show: false });
+    await this.hooks.analyzeAt(this.steps[this.step].position - 1); // the views, exact
+    return body;
+  }
+
+  stream(items) { // tokens as they come: a preview (the answer has the exact text and spans)
+    const strip = $("step-tokens");
+    for (const item of items) strip.append(this.tokenNode(item.step, item.text, item.prob));
+  }
+
+  tokenNode(step, text, prob) {
+    const node = el("span", { className: "step-token", testid: "step-token" }, tokenChip(text));
+    Object.assign(node.dataset, { step: String(step), token: text, prob: String(prob) });
+    node.style.background = css(PREDICTION, 0.08 + 0.32 * prob);
+    node.title = `step ${step}: ${JSON.stringify(text)}, p = ${formatProb(prob)}`;
+    node.addEventListener("click", () => this.setStep(step));
+    if (this.body && step === this.step) node.classList.add("current");
+    if (this.marks.keyFrames.includes(step)) node.classList.add("key");
+    return node;
+  }
+
+  renderTokens() {
+    const strip = $("step-tokens");
+    const make = (s) => [this.tokenNode(s, this.steps[s].token.text, this.steps[s].prob)];
+    if (this.steps.length > VIRTUAL_MIN_STEPS) {
+      mountVirtualStrip(strip, this.steps.length, make, []);
+      return;
+    }
+    unmountVirtualStrip(strip);
+    strip.replaceChildren(...this.steps.flatMap((_, s) => make(s)));
+  }
+
+  // ---- the steps matrix of the current layer and head -------------------------------------------------
+  async sync() { // after a generation, and after each analysis (the views' layer or head may have changed)
+    if (!this.active) return;
+    const { layer, head } = this.hooks.view();
+    const key = `${this.body.trace_id}|${layer}|${head}`;
+    if (this.matrix && this.matrix.key === key) return;
+    const params = new URLSearchParams({ layer: String(layer), head: String(head) });
+    const { header, values } = await getArray(`/api/traces/${this.body.trace_id}/steps?${params}`);
+    this.matrix = { key, values, width: header.shape[1], layer: header.layer };
+    const { steps } = this;
+    const last = steps[steps.length - 1];
+    $("gen-summary").textContent = `${steps.length} tokens, stopped by ${this.body.stop_reason} ` +
+      `(${this.body.stop_reason === "length" ? "max new tokens" : this.body.stop_reason === "eos" ? "end of sequence" : "a stop string"}); ` +
+      `cumulative log-probability ${format(last ? last.logprob_cum : 0)}`;
+    $("timeline").max = String(Math.max(0, steps.length - 1));
+    this.computeMarks();
+    this.renderTokens();
+    this.draw();
+  }
+
+  computeMarks() {
+    if (!this.matrix) return;
+    const { values, width } = this.matrix;
+    const n = this.steps.length;
+    const distances = S.stepDistances(values, width, n);
+    this.distances = distances;
+    this.centres = [...Array(n).keys()].map((s) => S.centreOfMass(S.row(values, width, s)));
+    const ids = this.steps.map((s) => s.token.id);
+    const marked = this.constraintSpan();
+    const mass = marked ? S.spanMass(values, width, n, this.body.prompt.tokens, marked.start, marked.end) : null;
+    this.mass = mass;
+    this.marks = {
+      keyFrames: S.keyFrames(distances),
+      loops: S.loopSteps(ids, values, width),
+      faded: mass && mass.tokens ? [...mass.mass.keys()].filter((s) => mass.mass[s] < S.CONSTRAINT_LEVEL) : [],
+    };
+    $("marks-legend").textContent =
+      `Marks — dark: key frames (Jensen–Shannon distance to the step before > ${S.KEY_FRAME_DISTANCE}; ` +
+      `${this.marks.keyFrames.length}); red: loops (the last ${S.LOOP_NGRAM} tokens repeat while attention ` +
+      `cycles; ${this.marks.loops.length}); teal: the marked span gets < ${S.CONSTRAINT_LEVEL * 100}% of ` +
+      `the attention (${marked ? this.marks.faded.length : "no span marked"}).`;
+  }
+
+  constraintSpan() { // the marked text, found in the prompt
+    const wanted = $("constraint").value;
+    if (!wanted || !this.body) return null;
+    const start = this.body.prompt.text.indexOf(wanted);
+    return start < 0 ? null : { start, end: start + wanted.length };
+  }
+
+  // ---- choosing a step ------------------------------------------------------------------------------
+  // show: draw the views for it too (now from the steps' rows, exactly after EXACT_AFTER_MS, or at
+  // once with exactNow)
+  setStep(step, { show = true, exactNow = false } = {}) {
+    if (!this.active || !this.matrix || !this.steps.length) return;
+    this.step = Math.max(0, Math.min(this.steps.length - 1, step));
+    $("timeline").value = String(this.step);
+    const strip = $("step-tokens");
+    for (const node of strip.querySelectorAll(".step-token.current")) node.classList.remove("current");
+    const node = strip.querySelector(`[data-step="${this.step}"]`);
+    if (node) node.classList.add("current");
+    this.draw();
+    count("steps");
+    if (!show) return;
+    const info = this.steps[this.step];
+    const query = info.position - 1;
+    const weights = Array.from(S.row(this.matrix.values, this.matrix.width, this.step));
+    this.hooks.showRow(query, weights, { position: query, top: info.top });
+    clearTimeout(this.exact);
+    const exact = () => this.hooks.analyzeAt(query);
+    if (exactNow) exact();
+    else this.exact = setTimeout(exact, EXACT_AFTER_MS);
+  }
+
+  draw() {
+    const { values, width } = this.matrix;
+    const s = this.step;
+    const info = this.steps[s];
+    $("step-label").textContent = `step ${s} of ${this.steps.length - 1}`;
+    drawMarks($("timeline-marks"), this.steps.length, { ...this.marks, current: s });
+    this.drawInfo(info);
+    const typed = $("diff-base").value;
+    const base = typed === "" ? s - 1 : Math.max(0, Math.min(this.steps.length - 1, Number(typed)));
+    const canvas = $("step-diff");
+    Object.assign(canvas.dataset, { from: String(base), to: String(s) });
+    if (base < 0 || base === s) {
+      drawDiff(canvas, new Float32Array(info.position), info.position);
+      $("diff-legend").replaceChildren(`Step diff: step ${s} has no ${base < 0 ? "step before it" : "other step chosen"}.`);
+    } else {
+      this.drawDiffOf(base, s, S.difference(values, width, base, s));
+    }
+    drawTrajectory($("trajectory"), this.centres, this.steps.map((st) => st.position), s);
+  }
+
+  drawDiffOf(base, s, diff) {
+    const n = Math.max(this.steps[s].position, this.steps[base].position);
+    const top = drawDiff($("step-diff"), diff, n);
+    const tokens = [...this.body.prompt.tokens, ...this.body.generated.tokens];
+    const order = [...Array(n).keys()].sort((a, b) => diff[b] - diff[a]);
+    const chip = (i, kind) => {
+      const item = el("span", { className: `diff-item ${kind}`, testid: `diff-${kind}` }, tokenChip(tokens[i].text),
+        ` #${i} ${diff[i] > 0 ? "+" : ""}${format(diff[i])}`);
+      Object.assign(item.dataset, { position: String(i), delta: String(diff[i]) });
+      return item;
+    };
+    const gained = order.slice(0, 3).filter((i) => diff[i] > 0).map((i) => chip(i, "gain"));
+    const lost = order.slice(-3).reverse().filter((i) => diff[i] < 0).map((i) => chip(i, "loss"));
+    $("diff-legend").replaceChildren(
+      `Step diff, step ${s} minus step ${base} (layer ${this.matrix.layer}, ${this.hooks.view().head}): red = more ` +
+      `attention at step ${s}, teal = less; colour = |difference| ÷ ${format(top)}, the largest. Gained most: `,
+      ...(gained.length ? gained : ["—"]), " Lost most: ", ...(lost.length ? lost : ["—"]),
+    );
+  }
+
+  drawInfo(info) {
+    const rows = info.top.slice(0, 5).map((c) => el("li", { testid: "step-candidate", dataset: { prob: String(c.prob) } },
+      tokenChip(c.token), ` ${formatProb(c.prob)}`));
+    const sampled = info.sampled_prob !== undefined ? `, ${formatProb(info.sampled_prob)} after the sampler's processors` : "";
+    $("step-info").replaceChildren(
+      el("span", {}, `step ${info.step}: `, tokenChip(info.token.text), ` at position ${info.position}, p = ${formatProb(info.prob)}${sampled}; ` +
+        `cumulative log-probability ${format(info.logprob_cum)}${info.beam !== null && info.beam !== undefined ? `; beam ${info.beam}` : ""}. ` +
+        `Candidates at this step: `),
+      el("ol", { className: "step-top" }, ...rows),
+    );
+    const window = (this.body.windows || [])[this.matrix.layer];
+    const p = info.position;
+    const slid = window && p > window ? ` Layer ${this.matrix.layer} keeps the last ${window} keys: positions 0…${p - window - 1} have left its window.`
+      : window ? ` Layer ${this.matrix.layer} has a ${window}-key window; nothing has left it yet.` : "";
+    $("cache-state").textContent = `KV cache at this step: ${p} keys (positions 0…${p - 1}).${slid}` +
+      (this.mass ? ` Marked span: ${formatProb(this.mass.mass[info.step])} of the attention.` : "");
+  }
+
+  // ---- playing ---------------------------------------------------------------------------------------
+  play() {
+    if (!this.active) return;
+    if (this.step >= this.steps.length - 1) this.setStep(0);
+    $("play").textContent = "⏸";
+    $("play").setAttribute("aria-pressed", "true");
+    this.timer = setInterval(() => {
+      if (this.step >= this.steps.length - 1) { this.pause(); return; }
+      this.setStep(this.step + 1);
+    }, PLAY_MS);
+  }
+
+  pause() {
+    clearInterval(this.timer);
+    this.timer = null;
+    $("play").textContent = "▶";
+    $("play").setAttribute("aria-pressed", "false");
+  }
+
+  key(event) { // ← and → step through the generation when no text field has the focus
+    if (!this.active || !["ArrowLeft", "ArrowRight"].includes(event.key)) return;
+    const target = event.target;
+    if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type !== "range"))) return;
+    if (target && target.id === "timeline") return; // the range moves itself
+    event.preventDefault();
+    this.setStep(this.step + (event.key === "ArrowRight" ? 1 : -1));
+  }
+
+  followQuery(query) { // a token clicked in the views: the step that query produced, if any
+    if (!this.active) return false;
+    const step = this.steps.findIndex((s) => s.position - 1 === query);
+    if (step < 0) return false;
+    this.setStep(step, { exactNow: true });
+    return true;
+  }
+}

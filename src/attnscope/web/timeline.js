@@ -1,0 +1,127 @@
+// Canvas charts of a generation's timeline: marks over the steps, the step diff over key positions,
+// and the trajectory of attention's centre of mass. Each chart draws its own labelled axes; sizes
+// follow the element's CSS width and the device's pixel ratio, so text stays legible.
+import { NEGATIVE, PALETTE, POSITIVE, css } from "./palette.js";
+
+const FONT = 11; // CSS px of axis text
+const INK = () => PALETTE.ink.text;
+
+function sized(canvas, height) {
+  const width = Math.max(200, canvas.clientWidth || canvas.parentElement.clientWidth || 600);
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  ctx.font = `${FONT}px ${getComputedStyle(document.documentElement).fontFamily}`;
+  ctx.textBaseline = "middle";
+  return { ctx, width, height };
+}
+
+function niceStep(span, room) {
+  const raw = span / Math.max(1, room);
+  const power = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-9)));
+  for (const f of [1, 2, 5, 10]) if (f * power >= raw) return Math.max(1, f * power);
+  return Math.max(1, 10 * power);
+}
+
+// x axis ticks for integer values lo…hi mapped onto [x0, x1] at height y, with a caption.
+function xAxis(ctx, lo, hi, x0, x1, y, caption) {
+  ctx.fillStyle = INK();
+  ctx.strokeStyle = INK();
+  ctx.beginPath(); ctx.moveTo(x0, y); ctx.lineTo(x1, y); ctx.stroke();
+  const step = niceStep(hi - lo, (x1 - x0) / 48);
+  ctx.textAlign = "center";
+  for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) {
+    const x = x0 + ((v - lo) / Math.max(1, hi - lo)) * (x1 - x0);
+    ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x, y + 3); ctx.stroke();
+    ctx.fillText(String(v), x, y + 9);
+  }
+  ctx.textAlign = "right";
+  ctx.fillText(caption, x1, y + 21);
+}
+
+// Ticks over the steps: key frames (dark), loops (warm) and a marked span below its level (cool).
+export function drawMarks(canvas, steps, { keyFrames, loops, faded, current }) {
+  const { ctx, width } = sized(canvas, 34);
+  const x0 = 8;
+  const x1 = width - 8;
+  const at = (s) => x0 + ((s + 0.5) / Math.max(1, steps)) * (x1 - x0);
+  const lane = (marks, y, colour) => {
+    ctx.fillStyle = colour;
+    for (const s of marks) ctx.fillRect(Math.round(at(s)) - 1, y, 2, 6);
+  };
+  lane(keyFrames, 0, INK());
+  lane(loops, 7, css(POSITIVE));
+  lane(faded, 14, css(NEGATIVE));
+  ctx.fillStyle = INK();
+  ctx.fillRect(Math.round(at(current)) - 1, 0, 2, 21);
+  ctx.textAlign = "left";
+  ctx.fillText(`step 0 … ${steps - 1}`, x0, 28);
+}
+
+// A diverging strip over key positions 0…n-1: red where the later step attends more, teal less,
+// colour = |difference| ÷ the largest |difference| (the colour bar says the raw range).
+export function drawDiff(canvas, diff, n) {
+  const { ctx, width } = sized(canvas, 64);
+  const x0 = 8;
+  const x1 = width - 8;
+  let top = 0;
+  for (let i = 0; i < n; i++) top = Math.max(top, Math.abs(diff[i]));
+  const cell = (x1 - x0) / Math.max(1, n);
+  for (let i = 0; i < n; i++) {
+    const t = top > 0 ? Math.abs(diff[i]) / top : 0;
+    ctx.fillStyle = css(diff[i] >= 0 ? POSITIVE : NEGATIVE, t);
+    ctx.fillRect(x0 + i * cell, 0, Math.max(1, cell), 24);
+  }
+  ctx.strokeStyle = INK();
+  ctx.strokeRect(x0, 0, x1 - x0, 24);
+  xAxis(ctx, 0, Math.max(0, n - 1), x0 + cell / 2, x1 - cell / 2, 26, "key position");
+  return top;
+}
+
+// Centre of mass of each step's row (y: key position) against the step (x), with the query
+// position p - 1 as a dashed reference and the current step marked.
+export function drawTrajectory(canvas, centres, positions, current) {
+  const { ctx, width, height } = sized(canvas, 150);
+  const left = 44;
+  const right = width - 10;
+  const top = 8;
+  const bottom = height - 34;
+  const steps = centres.length;
+  const maxY = Math.max(1, ...positions);
+  const x = (s) => left + (s / Math.max(1, steps - 1)) * (right - left);
+  const y = (v) => bottom - (v / maxY) * (bottom - top);
+  ctx.strokeStyle = INK();
+  ctx.fillStyle = INK();
+  ctx.beginPath(); ctx.moveTo(left, top); ctx.lineTo(left, bottom); ctx.stroke();
+  ctx.textAlign = "right";
+  const stepY = niceStep(maxY, (bottom - top) / 22);
+  for (let v = 0; v <= maxY; v += stepY) {
+    ctx.beginPath(); ctx.moveTo(left - 3, y(v)); ctx.lineTo(left, y(v)); ctx.stroke();
+    ctx.fillText(String(v), left - 5, y(v));
+  }
+  ctx.save();
+  ctx.translate(10, (top + bottom) / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.fillText("key position", 0, 0);
+  ctx.restore();
+  xAxis(ctx, 0, Math.max(0, steps - 1), left, right, bottom, "step");
+  ctx.setLineDash([4, 3]);
+  ctx.strokeStyle = PALETTE.ink.muted || INK();
+  ctx.beginPath();
+  positions.forEach((p, s) => (s ? ctx.lineTo(x(s), y(p - 1)) : ctx.moveTo(x(s), y(p - 1))));
+  ctx.stroke();
+  ctx.setLineDash([]);
+  ctx.strokeStyle = css(POSITIVE);
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  centres.forEach((c, s) => (s ? ctx.lineTo(x(s), y(c)) : ctx.moveTo(x(s), y(c))));
+  ctx.stroke();
+  ctx.lineWidth = 1;
+  ctx.fillStyle = css(POSITIVE);
+  ctx.beginPath(); ctx.arc(x(current), y(centres[current] || 0), 3.5, 0, 2 * Math.PI); ctx.fill();
+}
