@@ -69,7 +69,7 @@ def objective(model: LoadedModel, target: Target, embeds: torch.Tensor) -> torch
     return scoring.picked(scoring.log_probs(model, hidden[:, positions]), target_ids).sum(dim=-1)
 
 
-def _baseline_vector(model: LoadedModel, baseline: str) -> torch.Tensor:
+def baseline_vector(model: LoadedModel, baseline: str) -> torch.Tensor:
     """(hidden,) the embedding every ordinary token is replaced by at α = 0."""
     embedding = model.model.get_input_embeddings()
     weight = embedding.weight.detach().float()
@@ -123,7 +123,7 @@ def gradient_attribution(
             report(progress, 1, 1, method)
             return GradientResult(scores, float(value.item()), {})
         keep = torch.tensor([t.special or t.index == 0 for t in tokens[:used]], device=device)[:, None]  # anchors
-        reference = _baseline_vector(model, baseline).to(embeds.dtype)  # (hidden,)
+        reference = baseline_vector(model, baseline).to(embeds.dtype)  # (hidden,)
         start = torch.where(keep, embeds[0], reference[None].expand_as(embeds[0]))  # (used, hidden)
         token_scores, details = _integrate(model, target, embeds[0], start, steps, progress)
     scores[:used] = token_scores

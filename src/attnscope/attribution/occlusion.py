@@ -177,7 +177,7 @@ def _collect(
     return OcclusionResult(scores, kl, base.logprob, details)
 
 
-def _mask_id(model: LoadedModel) -> int:
+def mask_id(model: LoadedModel) -> int:
     tokenizer = model.tokenizer
     for name in ("mask_token_id", "unk_token_id", "pad_token_id", "eos_token_id"):
         value = getattr(tokenizer, name, None)
@@ -199,7 +199,7 @@ def _mask_occlusion(
 
     tokens = tokenize(model.tokenizer, text)
     prompt_ids = [t.id for t in tokens[: target.query + 1]]
-    replacement = _mask_id(model)
+    replacement = mask_id(model)
     inside = [i for i, u in enumerate(units) if u.start is not None and any(t <= target.query for t in u.tokens)]
     sequences = [prompt_ids + target.ids]
     for index in inside:
