@@ -287,3 +287,17 @@ def test_generate_json_contract_has_the_library_numbers(tmp_path):
     assert [s.token_id for s in loaded.steps] == [s.token_id for s in trace.steps]
     text = run("generate", "hello", "--model", "tiny:llama", "--max-new-tokens", "3")
     assert text.returncode == 0 and "answer" in text.stdout.decode() and "step" in text.stdout.decode()
+
+
+def test_every_command_prints_its_help(capsys):
+    from attnscope.cli.main import build_parser
+    from attnscope.cli.main import main as main_
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert {"analyze", "generate", "attribute", "agreement", "report", "serve", "doctor"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as done:
+            main_([name, "--help"])
+        assert done.value.code == 0, name
+        assert "usage: attnscope" in capsys.readouterr().out

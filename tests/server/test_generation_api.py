@@ -64,6 +64,22 @@ def test_generate_streams_tokens_and_serves_the_steps():
             trace.step_attention(2),
             atol=1e-6,
         )
+        # per-step attribution of the kept generation, equal to the library's
+        scored = http.post(f"/api/traces/{body['trace_id']}/attribute", json={"method": "grad-x-input"})
+        assert scored.status_code == 200, scored.text
+        from attnscope.methods.steps import step_attribution
+
+        expected = step_attribution(tiny("qwen2"), trace, "grad-x-input")
+        assert scored.json()["result"] == "step_attribution" and scored.json()["positions"] == expected.positions
+        for row, position in zip(scored.json()["scores"], expected.positions, strict=True):
+            assert len(row) == position
+        np.testing.assert_allclose(scored.json()["scores"][2], expected.scores[2, : expected.positions[2]], atol=1e-6)
+        refused = http.post(f"/api/traces/{body['trace_id']}/attribute", json={"method": "flow"})
+        assert refused.status_code == 422 and "cannot attribute" in refused.json()["detail"]
+        refused = http.post(
+            f"/api/traces/{body['trace_id']}/attribute", json={"method": "rollout", "options": {"steps": 3}}
+        )
+        assert refused.status_code == 422 and "steps" in refused.json()["detail"]
         # an analysis trace has no steps
         other = http.post("/api/analyze", json={"text": ENGLISH}).json()
         refused = http.get(f"/api/traces/{other['trace_id']}/steps")
@@ -87,6 +103,9 @@ def test_generate_streams_tokens_and_serves_the_steps():
         ({"text": "x", "top_k": 0}, "top_k"),
         ({"text": "x", "messages": None, "unknown": 1}, "unknown"),
         ({"messages": [{"role": "user"}]}, "content"),
+        ({"text": "x", "attribute": "flow"}, "cannot attribute"),
+        ({"text": "x", "options": {"steps": 4}}, "options are for attribute"),
+        ({"text": "x", "attribute": "integrated-gradients", "options": {"steps": 0}}, "steps"),
     ],
 )
 def test_bad_generate_requests_are_refused_in_one_line(client, body, message):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 
 from attnscope.cli import common
+from attnscope.cli import methods as methods_cli
 from attnscope.errors import InputError
+from attnscope.methods.steps import STEP_METHODS
 
 # the library's argument names in check_settings' messages -> this command's flags
 _FLAGS = {
@@ -48,6 +50,15 @@ def add(commands: argparse._SubParsersAction) -> None:
     view.add_argument("--layer", default="-1", help="layer index (negative from the end), a range 4-7 or all (mean)")
     view.add_argument("--head", default="mean", help="head index, a list 1,3 (their mean), mean (default) or max")
     view.add_argument("--top-k", type=int, default=10, help="candidates shown per step (1-100, default 10)")
+    attribution = generate.add_argument_group("per-step attribution")
+    attribution.add_argument(
+        "--attribute",
+        choices=STEP_METHODS,
+        default=None,
+        metavar="METHOD",
+        help=f"also score every earlier token for each step: {', '.join(STEP_METHODS)}",
+    )
+    methods_cli.add_method_options(generate)
     generate.add_argument("--save", metavar="PATH", help="also save the whole generation (.safetensors) to PATH")
     common.add_model_options(generate, backend=False, stash=True)
     common.add_output_options(generate)
@@ -65,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.sample and (args.temperature, args.top_p, args.sample_top_k, args.seed) != (None,) * 4:
         raise InputError("--temperature, --top-p, --sample-top-k and --seed are for --sample")
     layer, head = parse_layers(args.layer), parse_head(args.head)
+    options = methods_cli.method_options(args, args.attribute) if args.attribute else {}
+    if not args.attribute and methods_cli.method_options(args, None):
+        raise InputError("method options (--steps, --baseline, ...) are for --attribute METHOD")
     if head is None:
         raise InputError("--head: a generation shows one row per step: a head, a list, mean or max (not all)")
     from attnscope.capture.decoding import check_settings
@@ -128,6 +142,15 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     result = generation_json(trace, layer=layer, head=head, top_k=args.top_k)
+    if args.attribute:
+        from attnscope.methods.steps import step_attribution
+        from attnscope.render.json import step_attribution_json
+
+        common.say(args)(f"attributing every step by {args.attribute} …")
+        scored = common.run_job(
+            args, lambda bar: step_attribution(model, trace, args.attribute, progress=bar, **options)
+        )
+        result["attribution"] = step_attribution_json(scored)
     if args.save:
         path = trace.save(args.save)
         common.say(args)(f"saved generation to {path}")

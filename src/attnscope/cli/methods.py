@@ -37,7 +37,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     _add_target_options(attribute)
     attribute.add_argument("--granularity", choices=catalogue.GRANULARITIES, default="token")
     attribute.add_argument("--query", type=int, default=-1, help="token whose prediction is explained (default -1)")
-    _add_method_options(attribute)
+    add_method_options(attribute)
     scorer = attribute.add_argument_group("black-box scoring (occlusion)")
     scorer.add_argument(
         "--scorer-url", default=None, help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
@@ -69,7 +69,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     agreement.add_argument("--granularity", choices=catalogue.GRANULARITIES, default="word")
     agreement.add_argument("--target", default=None, help="text to explain instead of the predicted next token")
     agreement.add_argument("--query", type=int, default=-1, help="token whose prediction is explained (default -1)")
-    _add_method_options(agreement)
+    add_method_options(agreement)
     common.add_model_options(agreement)
     common.add_output_options(agreement)
     agreement.set_defaults(run=run_agreement)
@@ -85,7 +85,7 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_method_options(command: argparse.ArgumentParser) -> None:
+def add_method_options(command: argparse.ArgumentParser) -> None:
     """One flag per option name of the catalogue's attribution methods (checked by the catalogue)."""
     group = command.add_argument_group("method options (attnscope methods lists them)")
     seen: dict[str, list[str]] = {}
@@ -93,7 +93,8 @@ def _add_method_options(command: argparse.ArgumentParser) -> None:
     for spec in catalogue.methods(scores_tokens=True):
         for option in spec.options:
             seen.setdefault(option.name, []).append(spec.name)
-            helps.setdefault(option.name, f"{option.help} (default {option.default})")
+            # argparse formats help with %: a catalogue text saying "5 %" must not read as a format
+            helps.setdefault(option.name, f"{option.help} (default {option.default})".replace("%", "%%"))
     for name, owners in seen.items():
         group.add_argument(f"--{name}", default=None, metavar=name.upper(), help=f"{', '.join(owners)}: {helps[name]}")
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from attnscope.methods.heads import HeadReport
     from attnscope.methods.report import Report
     from attnscope.methods.run import Attribution
+    from attnscope.methods.steps import StepAttribution
     from attnscope.models.info import ModelInfo
 
 
@@ -286,4 +287,15 @@ def generation_json(
         "windows": trace.windows,  # per layer: the sliding window the KV cache keeps, null for full attention
         "parts": [p.to_dict() for p in trace.parts],
         "provenance": trace.provenance,
+    }
+
+
+def step_attribution_json(result: StepAttribution) -> dict[str, Any]:
+    """The ``attribution`` block of a generation: per step, the scores of positions 0 … p_s − 1."""
+    return {
+        "method": result.method,
+        "options": plain(result.options),
+        "positions": result.positions,
+        "scores": [plain(row[:position]) for row, position in zip(result.scores, result.positions, strict=True)],
+        "details": plain(result.details),
     }

@@ -220,6 +220,27 @@ class Message(Body):
     content: str = Field(..., max_length=MAX_TEXT_CHARS)
 
 
+def _step_method(value: str) -> str:
+    from attnscope.methods.steps import STEP_METHODS
+
+    if value not in STEP_METHODS:
+        raise ValueError(f"{value!r} cannot attribute generation steps; these can: {', '.join(STEP_METHODS)}")
+    return value
+
+
+StepMethod = Annotated[str, AfterValidator(_step_method)]
+
+
+class StepAttributeRequest(HasJob):
+    method: StepMethod = Field(..., description="a per-step attribution method")
+    options: dict[str, OptionValue] = Field(default_factory=dict, description="the method's options")
+
+    @model_validator(mode="after")
+    def _check_options(self) -> StepAttributeRequest:
+        _options(self.method, self.options)
+        return self
+
+
 class GenerateRequest(HasJob):
     """``POST /api/generate``: the prompt (``text``, or chat ``messages``), the decoding settings
     (checked by the library's own :func:`check_settings`) and the view of the steps' attention."""
@@ -237,6 +258,8 @@ class GenerateRequest(HasJob):
     layer: LayerSpec = Field(-1, description="the layer (or range, mean) of each step's attention row")
     head: HeadSpec = Field("mean", description="a head, a list (mean), mean or max")
     top_k: int = Field(10, ge=1, le=100, description="candidates shown per step")
+    attribute: StepMethod | None = Field(None, description="also score every earlier token per step by this method")
+    options: dict[str, OptionValue] = Field(default_factory=dict, description="the attribution method's options")
 
     @field_validator("text")
     @classmethod
@@ -251,6 +274,10 @@ class GenerateRequest(HasJob):
             raise ValueError("give exactly one of text and messages")
         if parse_head(self.head) is None:
             raise ValueError("head: each step shows one row: a head, a list, mean or max (not all)")
+        if self.attribute is not None:
+            _options(self.attribute, self.options)
+        elif self.options:
+            raise ValueError("options are for attribute (a per-step attribution method)")
         try:
             check_settings(
                 self.max_new_tokens,

@@ -11,12 +11,14 @@ from fastapi.responses import Response
 from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.capture.generation import generate
 from attnscope.capture.trace import GenerationTrace
+from attnscope.contracts import SCHEMA_VERSION
 from attnscope.errors import InputError
-from attnscope.render.json import generation_json
+from attnscope.methods.steps import step_attribution
+from attnscope.render.json import generation_json, step_attribution_json
 from attnscope.server import binary
 from attnscope.server.host import ModelHost
 from attnscope.server.routes.analyze import TRACE_TOP_K
-from attnscope.server.schemas import GenerateRequest, StepsParams
+from attnscope.server.schemas import GenerateRequest, StepAttributeRequest, StepsParams
 
 
 def router(host: ModelHost) -> APIRouter:
@@ -48,9 +50,24 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 on_token=stream,
             )
-        trace_id = host.add_trace(model, trace)
-        result = generation_json(trace, layer=request.layer, head=request.head, top_k=request.top_k)
-        return {**result, "trace_id": trace_id}
+            result = generation_json(trace, layer=request.layer, head=request.head, top_k=request.top_k)
+            if request.attribute is not None:
+                scored = step_attribution(model, trace, request.attribute, progress=job, **request.options)
+                result["attribution"] = step_attribution_json(scored)
+        return {**result, "trace_id": host.add_trace(model, trace)}
+
+    @api.post(
+        "/traces/{trace_id}/attribute",
+        summary="Per-step attribution of a generation: each step's scores of the tokens before it",
+    )
+    def attribute_steps(trace_id: str, request: StepAttributeRequest) -> dict[str, Any]:
+        trace = host.get_trace(trace_id)
+        if not isinstance(trace, GenerationTrace):
+            raise InputError(f"trace {trace_id} is an analysis, not a generation: it has no steps")
+        model = host.current()  # the model-running methods refuse a generation made with another model
+        with host.running(request.progress_id) as job:
+            scored = step_attribution(model, trace, request.method, progress=job, **request.options)
+        return {"schema_version": SCHEMA_VERSION, "result": "step_attribution", **step_attribution_json(scored)}
 
     @api.get(
         "/traces/{trace_id}/steps",
