@@ -10,7 +10,8 @@ import torch
 
 from attnscope.capture.generation import generate
 from attnscope.errors import InputError
-from attnscope.methods.steps import STEP_METHODS, step_attribution
+from attnscope.methods import catalogue
+from attnscope.methods.steps import step_attribution
 from tests.conftest import ENGLISH, tiny
 
 NEW = 5
@@ -136,11 +137,11 @@ def test_refusals(generation):
         from attnscope.capture import capture
 
         step_attribution(model, capture(model, ENGLISH), "attention")
-    assert set(STEP_METHODS) <= {
+    assert catalogue.step_names() == [  # the catalogue says which methods score steps (written out here)
         "attention",
         "rollout",
         "grad-norm",
         "grad-x-input",
         "integrated-gradients",
         "occlusion",
-    }
+    ]

@@ -8,7 +8,7 @@ import argparse
 from attnscope.cli import common
 from attnscope.cli import methods as methods_cli
 from attnscope.errors import InputError
-from attnscope.methods.steps import STEP_METHODS
+from attnscope.methods import catalogue
 
 # the library's argument names in check_settings' messages -> this command's flags
 _FLAGS = {
@@ -53,10 +53,10 @@ def add(commands: argparse._SubParsersAction) -> None:
     attribution = generate.add_argument_group("per-step attribution")
     attribution.add_argument(
         "--attribute",
-        choices=STEP_METHODS,
+        choices=catalogue.step_names(),
         default=None,
         metavar="METHOD",
-        help=f"also score every earlier token for each step: {', '.join(STEP_METHODS)}",
+        help=f"also score every earlier token for each step: {', '.join(catalogue.step_names())}",
     )
     methods_cli.add_method_options(generate)
     generate.add_argument("--save", metavar="PATH", help="also save the whole generation (.safetensors) to PATH")

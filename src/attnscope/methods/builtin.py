@@ -94,6 +94,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         ),
         kinds=SELF_ATTENTION,
         run=_run_attention,
+        explains_steps=True,
     ),
     MethodSpec(
         "rollout",
@@ -105,6 +106,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         kinds=SELF_ATTENTION,
         reference="Abnar & Zuidema 2020, Quantifying Attention Flow in Transformers",
         run=_run_rollout,
+        explains_steps=True,
     ),
     MethodSpec(
         "flow",
@@ -128,6 +130,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         kinds=CAUSAL,
         explains_target=True,
         run=_run_gradient,
+        explains_steps=True,
     ),
     MethodSpec(
         "grad-x-input",
@@ -139,6 +142,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         explains_target=True,
         signed=True,
         run=_run_gradient,
+        explains_steps=True,
     ),
     MethodSpec(
         "integrated-gradients",
@@ -166,6 +170,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         slow=True,
         reference="Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks",
         run=_run_gradient,
+        explains_steps=True,
     ),
     MethodSpec(
         "occlusion",
@@ -188,6 +193,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         slow=True,
         reference="Zeiler & Fergus 2014 (occlusion); any OpenAI-compatible endpoint can score",
         run=_run_occlusion,
+        explains_steps=True,
     ),
     MethodSpec(
         "head-metrics",

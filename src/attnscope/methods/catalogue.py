@@ -113,6 +113,11 @@ def attribution_names() -> list[str]:
     return [m.name for m in methods(scores_tokens=True)]
 
 
+def step_names() -> list[str]:
+    """Names of the methods that can score each step of a generation (``generate --attribute``)."""
+    return [m.name for m in methods() if m.explains_steps]
+
+
 def shared_options(names: Sequence[str] | None, given: Mapping[str, Any]) -> dict[str, Any]:
     """Options given to several methods at once (agreement, report), checked before any of them runs:
     each must be an option of at least one of ``names`` (default: every attribution method), and its

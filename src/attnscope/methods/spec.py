@@ -128,6 +128,7 @@ class MethodSpec:
     explains_target: bool = False  # scores depend on a target (the predicted token or a given continuation)
     signed: bool = False  # scores can be negative
     slow: bool = False  # runs the model many times: progress is reported and the job can be cancelled
+    explains_steps: bool = False  # scores each step of a generation (generate --attribute, methods.steps)
     reference: str = ""
     run: Callable[..., Any] | None = field(default=None, compare=False)
 
@@ -162,6 +163,7 @@ class MethodSpec:
             "explains_target": self.explains_target,
             "signed": self.signed,
             "slow": self.slow,
+            "explains_steps": self.explains_steps,
             "reference": self.reference,
         }
 

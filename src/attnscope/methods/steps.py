@@ -1,5 +1,5 @@
 """Per-step attribution of a generation: for every generated token, a score for each earlier token,
-by any method of the catalogue that can explain a step (:data:`STEP_METHODS`).
+by any method of the catalogue that can explain a step (``explains_steps``).
 
 ``attention`` and ``rollout`` read the generation's trace; the gradient methods and occlusion run the
 model teacher-forced over prompt + answer (:mod:`attnscope.attribution.steps`). Row ``s`` of the
@@ -24,7 +24,8 @@ from attnscope.progress import adapt
 if TYPE_CHECKING:
     from attnscope.models.loaded import LoadedModel
 
-STEP_METHODS = ("attention", "rollout", "grad-norm", "grad-x-input", "integrated-gradients", "occlusion")
+# the computations here; a catalogue entry says whether its method can score steps (explains_steps)
+IMPLEMENTED = ("attention", "rollout", "grad-norm", "grad-x-input", "integrated-gradients", "occlusion")
 
 
 @dataclass
@@ -46,8 +47,9 @@ def step_attribution(
 ) -> StepAttribution:
     """Scores of ``method`` for every step of ``trace`` (see the module docstring); ``options`` are
     the method's catalogue options (``attnscope methods``)."""
-    if method not in STEP_METHODS:
-        raise InputError(f"{method!r} cannot attribute generation steps; these can: {', '.join(STEP_METHODS)}")
+    names = catalogue.step_names()
+    if method not in names or method not in IMPLEMENTED:
+        raise InputError(f"{method!r} cannot attribute generation steps; these can: {', '.join(names)}")
     if not isinstance(trace, GenerationTrace) or not trace.steps:
         raise InputError("per-step attribution needs a generation (attnscope.generate) with at least one step")
     values = catalogue.get(method).parse_options(options)

@@ -221,10 +221,8 @@ class Message(Body):
 
 
 def _step_method(value: str) -> str:
-    from attnscope.methods.steps import STEP_METHODS
-
-    if value not in STEP_METHODS:
-        raise ValueError(f"{value!r} cannot attribute generation steps; these can: {', '.join(STEP_METHODS)}")
+    if value not in catalogue.step_names():
+        raise ValueError(f"{value!r} cannot attribute generation steps; these can: {', '.join(catalogue.step_names())}")
     return value
 
 
