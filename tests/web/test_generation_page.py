@@ -109,3 +109,27 @@ def test_generate_refusals_and_analyze_after_a_generation(page, server):
     assert page.locator("[data-testid=token]").count() == len(
         httpx.post(f"{server}/api/analyze", json={"text": ENGLISH}).json()["tokens"]
     )
+
+
+def test_attribution_matrix_shows_each_steps_scores(page, server):
+    request = {"text": ENGLISH, "max_new_tokens": NEW_TOKENS, "attribute": "attention"}
+    expected = httpx.post(f"{server}/api/generate", json=request, timeout=300).json()["attribution"]
+    generate_on_page(page, ENGLISH)
+    before = counter(page, "stepAttributions")
+    page.select_option("[data-testid=step-method]", "attention")
+    page.wait_for_function(f"Number(document.body.dataset.stepAttributions || 0) > {before}", timeout=120_000)
+    matrix = page.locator("[data-testid=attribution-matrix]")
+    assert matrix.get_attribute("data-rows") == str(NEW_TOKENS) and matrix.get_attribute("data-method") == "attention"
+    width = expected["positions"][-1] + 1
+    matrix.scroll_into_view_if_needed()
+    box = matrix.bounding_box()  # in the viewport: the mouse reaches it
+    for step, key in ((0, 1), (3, 2), (NEW_TOKENS - 1, expected["positions"][-1] - 1)):
+        # the plot area: 72 px left, 10 px right, 6 px top, 30 px bottom (timeline.js drawMatrix)
+        x = box["x"] + 72 + (key + 0.5) * (box["width"] - 82) / width
+        y = box["y"] + 6 + (step + 0.5) * (box["height"] - 36) / NEW_TOKENS
+        page.mouse.move(x, y)
+        readout = page.locator("[data-testid=matrix-readout]")
+        assert (readout.get_attribute("data-step"), readout.get_attribute("data-position")) == (str(step), str(key))
+        assert float(readout.get_attribute("data-value")) == pytest.approx(expected["scores"][step][key], abs=1e-6)
+    assert "Colour = score ÷ the largest score" in page.locator("[data-testid=matrix-legend]").inner_text()
+    screenshot(page, "generation-attribution-matrix")

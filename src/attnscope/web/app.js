@@ -63,6 +63,8 @@ const generation = new Generation({
     render();
   },
   analyzeAt(query) { state.query = query; return analyze(); },
+  methods: () => (state.catalogue ? state.catalogue.methods.filter((m) => m.explains_steps) : []),
+  fail: (error) => fail(error),
 });
 
 const ctx = {

@@ -4,21 +4,23 @@
 // key frames, loops, a marked span's attention and the centre-of-mass trajectory are computed here
 // from the steps' rows (GET /api/traces/{id}/steps: one float16 matrix per layer and head).
 import { getArray, postJSON } from "./api.js";
-import { $, count, el, tokenChip } from "./dom.js";
+import { $, count, el, fillSelect, scaleLegend, tokenChip } from "./dom.js";
 import { format, formatProb } from "./format.js";
 import { track } from "./jobs.js";
-import { PREDICTION, css } from "./palette.js";
+import { ATTENTION, NEGATIVE, POSITIVE, PREDICTION, colourBar, css } from "./palette.js";
 import * as S from "./steps.js";
-import { drawDiff, drawMarks, drawTrajectory } from "./timeline.js";
+import { drawDiff, drawMarks, drawMatrix, drawTrajectory } from "./timeline.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 
+const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
 const PLAY_MS = 180; // a step every PLAY_MS while playing
 const EXACT_AFTER_MS = 250; // the shown row is float16 from the steps matrix; the exact analysis follows
 const VIRTUAL_MIN_STEPS = 1500;
 
 export class Generation {
   // hooks: view() -> {layer, head}; showRow(query, weights, prediction): draw the views now;
-  // analyzeAt(query): the exact analysis of that query; fail(error)
+  // analyzeAt(query): the exact analysis of that query; methods(): the catalogue's methods that score
+  // steps; fail(error)
   constructor(hooks) {
     this.hooks = hooks;
     this.body = null; // the /api/generate answer
@@ -31,6 +33,9 @@ export class Generation {
     $("play").addEventListener("click", () => (this.timer ? this.pause() : this.play()));
     $("diff-base").addEventListener("input", () => this.draw());
     $("constraint").addEventListener("input", () => { this.computeMarks(); this.draw(); });
+    $("step-method").addEventListener("change", () => this.attribute($("step-method").value));
+    $("attribution-matrix").addEventListener("mousemove", (event) => this.readout(event));
+    this.attribution = null; // {method, spec, body, geometry}: the per-step attribution shown
     document.addEventListener("keydown", (event) => this.key(event));
   }
 
@@ -42,6 +47,10 @@ export class Generation {
     this.pause();
     this.body = null;
     this.matrix = null;
+    this.attribution = null;
+    $("attribution-matrix").hidden = true;
+    $("matrix-legend").textContent = "";
+    $("matrix-readout").textContent = "";
     $("generation").hidden = true;
   }
 
@@ -109,7 +118,80 @@ export class Generation {
     $("timeline").max = String(Math.max(0, steps.length - 1));
     this.computeMarks();
     this.renderTokens();
+    const chosen = this.attribution ? this.attribution.method : "";
+    fillSelect($("step-method"), [["", "— (none)"], ...this.hooks.methods().map((m) => [m.name, m.title])], chosen);
     this.draw();
+  }
+
+  // ---- per-step attribution: steps × key positions ---------------------------------------------------
+  async attribute(method) {
+    if (!method) {
+      this.attribution = null;
+      $("attribution-matrix").hidden = true;
+      $("matrix-legend").textContent = "";
+      return;
+    }
+    const spec = this.hooks.methods().find((m) => m.name === method);
+    const traceId = this.body.trace_id;
+    try {
+      const body = await track(`${spec.title} for every step`, (id) => postJSON(`/api/traces/${traceId}/attribute`,
+        { method, progress_id: id }), { progress: true });
+      if (!this.active || this.body.trace_id !== traceId) return;
+      this.attribution = { method, spec, body };
+      this.drawAttribution();
+    } catch (error) {
+      fillSelect($("step-method"), [["", "— (none)"], ...this.hooks.methods().map((m) => [m.name, m.title])],
+        this.attribution ? this.attribution.method : "");
+      this.hooks.fail(error);
+    } finally {
+      count("stepAttributions");
+    }
+  }
+
+  drawAttribution() {
+    const canvas = $("attribution-matrix");
+    if (!this.attribution) return;
+    const { spec, body } = this.attribution;
+    const width = this.body.prompt.tokens.length + this.body.generated.tokens.length;
+    let top = 0;
+    for (const row of body.scores) for (const v of row) if (v !== null) top = Math.max(top, Math.abs(v));
+    const signed = spec.signed || body.scores.some((row) => row.some((v) => v !== null && v < 0));
+    canvas.hidden = false;
+    Object.assign(canvas.dataset, { method: body.method, rows: String(body.scores.length), scale: String(top) });
+    const labels = this.steps.map((s) => s.token.text.replace(/\n/g, "↵"));
+    const geometry = drawMatrix(canvas, body.scores, width, { signed, scale: top, labels });
+    this.attribution.geometry = geometry;
+    const ctx = canvas.getContext("2d");
+    const pitch = (geometry.bottom - geometry.top) / geometry.steps;
+    ctx.strokeStyle = css(PREDICTION);
+    ctx.strokeRect(geometry.left, geometry.top + this.step * pitch, geometry.right - geometry.left, Math.max(1, pitch));
+    const at = (t) => (signed ? (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1)) : fade(signed ? POSITIVE : ATTENTION, t));
+    $("matrix-legend").replaceChildren(
+      `${spec.title}: row s scores the tokens before step s's token (it cannot depend on later ones: blank). ` +
+      (signed ? "Red positive, teal negative; colour = |score| ÷ the largest |score|. " : "Colour = score ÷ the largest score. ") +
+      "The blue outline is the step shown; hover a cell for its raw score. ",
+      scaleLegend(colourBar(at), signed ? -top : 0, top, "score"),
+    );
+  }
+
+  readout(event) {
+    if (!this.attribution || !this.attribution.geometry) return;
+    const g = this.attribution.geometry;
+    const box = event.target.getBoundingClientRect();
+    const x = event.clientX - box.left;
+    const y = event.clientY - box.top;
+    if (x < g.left || x >= g.right || y < g.top || y >= g.bottom) return;
+    const s = Math.floor(((y - g.top) / (g.bottom - g.top)) * g.steps);
+    const k = Math.floor(((x - g.left) / (g.right - g.left)) * g.width);
+    const row = this.attribution.body.scores[s] || [];
+    const value = k < row.length ? row[k] : null;
+    const tokens = [...this.body.prompt.tokens, ...this.body.generated.tokens];
+    const out = $("matrix-readout");
+    out.dataset.step = String(s);
+    out.dataset.position = String(k);
+    out.dataset.value = value === null ? "" : String(value);
+    out.textContent = `step ${s} (${JSON.stringify(this.steps[s].token.text)}) ← position ${k} ` +
+      `(${JSON.stringify(tokens[k] ? tokens[k].text : "")}): ${value === null ? "— (after the step's query)" : format(value)}`;
   }
 
   computeMarks() {
@@ -184,6 +266,7 @@ export class Generation {
       this.drawDiffOf(base, s, S.difference(values, width, base, s));
     }
     drawTrajectory($("trajectory"), this.centres, this.steps.map((st) => st.position), s);
+    if (this.attribution) this.drawAttribution();
   }
 
   drawDiffOf(base, s, diff) {

@@ -125,3 +125,52 @@ export function drawTrajectory(canvas, centres, positions, current) {
   ctx.fillStyle = css(POSITIVE);
   ctx.beginPath(); ctx.arc(x(current), y(centres[current] || 0), 3.5, 0, 2 * Math.PI); ctx.fill();
 }
+
+// The per-step attribution matrix: generated steps (rows) × key positions (columns), one cell per
+// score, drawn through an offscreen image scaled into a plot area with labelled axes. Signed
+// methods: red positive, teal negative; others: the attention colour; strength = |score| ÷ scale.
+// Returns the geometry for hover read-outs.
+export function drawMatrix(canvas, rows, width, { signed, scale, labels }) {
+  const steps = rows.length;
+  const height = Math.max(120, Math.min(420, steps * 14 + 40));
+  const { ctx, width: cssWidth } = sized(canvas, height);
+  const left = 72;
+  const right = cssWidth - 10;
+  const top = 6;
+  const bottom = height - 30;
+  const image = new ImageData(Math.max(1, width), Math.max(1, steps));
+  rows.forEach((row, s) => {
+    for (let k = 0; k < width; k++) {
+      const value = k < row.length && row[k] !== null ? row[k] : 0;
+      const t = scale > 0 ? Math.min(1, Math.abs(value) / scale) : 0;
+      const rgb = signed && value < 0 ? NEGATIVE : POSITIVE;
+      const at = 4 * (s * width + k);
+      for (let c = 0; c < 3; c++) image.data[at + c] = Math.round(255 - (255 - rgb[c]) * t);
+      image.data[at + 3] = 255;
+    }
+  });
+  const cells = document.createElement("canvas");
+  cells.width = image.width;
+  cells.height = image.height;
+  cells.getContext("2d").putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(cells, left, top, right - left, bottom - top);
+  ctx.strokeStyle = INK();
+  ctx.strokeRect(left, top, right - left, bottom - top);
+  xAxis(ctx, 0, Math.max(0, width - 1), left, right, bottom, "key position (prompt + answer)");
+  ctx.fillStyle = INK();
+  ctx.textAlign = "right";
+  const pitch = (bottom - top) / Math.max(1, steps);
+  const every = Math.max(1, Math.ceil(FONT * 1.2 / pitch));
+  for (let s = 0; s < steps; s += every) {
+    const text = labels && pitch >= FONT ? labels[s] : String(s);
+    ctx.fillText(text.length > 10 ? `${text.slice(0, 9)}…` : text, left - 4, top + (s + 0.5) * pitch);
+  }
+  ctx.save();
+  ctx.translate(9, (top + bottom) / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.fillText("generated step", 0, 0);
+  ctx.restore();
+  return { left, right, top, bottom, steps, width };
+}
