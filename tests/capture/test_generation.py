@@ -284,3 +284,20 @@ def test_cache_state_names_the_positions_a_sliding_window_dropped():
         row = trace.attention(layer, None, rows=[p - 1])[:, 0]
         assert np.all(row[:, :first_kept] == 0) and np.all(row[:, first_kept:p] > 0)
     assert generate(tiny("llama", device="cpu"), ENGLISH, max_new_tokens=2).windows == [None] * 3
+
+
+def test_long_generations_outgrow_their_buffers_and_keep_every_row():
+    """150 steps: the row buffers are replaced by longer ones twice; rows and stash size stay exact."""
+    model = tiny("qwen2", device="cpu")
+    trace = generate(model, ENGLISH, max_new_tokens=150)
+    n = len(trace.tokens)
+    assert n == trace.prompt_length + 150
+    out = eager_forward(model, [t.id for t in trace.tokens])
+    for layer in (0, 2):
+        np.testing.assert_allclose(
+            trace.attention(layer, None), out.attentions[layer][0].double().numpy(), atol=ATTENTION_TOLERANCE, rtol=0
+        )
+    records = trace.source.records.values()
+    assert all(r.query.shape[1] == n and r.key.shape[1] == n for r in records)
+    assert all(r.query.untyped_storage().nbytes() == r.query.nbytes for r in records)  # no unused room kept
+    assert trace.provenance["stash"]["device_bytes"] == trace.source.stash_bytes

@@ -154,6 +154,7 @@ def _recorded(
     prompt = torch.tensor([[t.id for t in tokens]], device=device)
     qk.ensure_registered()
     recorder = qk.QKRecorder.for_model(hf, "causal", None, keeper)
+    recorder.capacity = settings.max_new_tokens  # decode steps and the last token's forward: one row each
     k = probe.k
     states: list[torch.Tensor] = []  # final hidden states, (tokens, hidden) per forward call
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from attnscope.capture.growth import LayerGrowth
 from attnscope.capture.kernel import index, rule_allowed
 from attnscope.capture.records import LayerRecord
 from attnscope.capture.stash import Stash
@@ -90,8 +91,8 @@ class QKRecorder:
     biases: list[torch.Tensor] = field(default_factory=list)  # (heads, query, key) float32
     _mask_ids: dict[int, int] = field(default_factory=dict)
     _bias_ids: dict[int, int] = field(default_factory=dict)
-    # (stack, layer) -> [(query rows, key rows)] appended by generation steps after the first call
-    _growth: dict[tuple[str, int], list[tuple[torch.Tensor, ...]]] = field(default_factory=dict)
+    capacity: int = 0  # rows a generation may add per layer (its buffers are made for them)
+    _growth: dict[tuple[str, int], LayerGrowth] = field(default_factory=dict)  # rows added by generation steps
 
     @classmethod
     def for_model(cls, model: Any, kind: str, layers: set[int] | None = None, stash: Stash | None = None) -> QKRecorder:
@@ -122,8 +123,12 @@ class QKRecorder:
         q = query[0].detach()  # (heads, query, head_dim): the model's own tensor, its dtype and device
         k = key[0].detach()  # (kv_heads, key, head_dim)
         n_query, n_key = q.shape[1], k.shape[1]
-        if (stack, layer) in self.records:  # a generation step over the KV cache: its last n_query keys are new
-            self._growth.setdefault((stack, layer), []).append(self.stash.keep(q, k[:, n_key - n_query :]))
+        first = self.records.get((stack, layer))
+        if first is not None:  # a generation step over the KV cache: its last n_query keys are new
+            growth = self._growth.get((stack, layer))
+            if growth is None:
+                growth = self._growth[(stack, layer)] = LayerGrowth(first, self.capacity, self.stash, q.device)
+            growth.add(q, k[:, n_key - n_query :])
             return
         scaling = kwargs.get("scaling")
         if scaling is None:
@@ -152,23 +157,11 @@ class QKRecorder:
         self.records[(stack, layer)] = record
 
     def assemble(self) -> None:
-        """Join the rows generation steps appended onto each layer's first record (one copy, once,
-        after :meth:`Stash.finish`). Keys come from the steps, not from the cache, so layers whose
+        """Point each layer's record at every row its generation steps added (after
+        :meth:`Stash.finish`). Keys come from the steps, not from the cache, so layers whose
         sliding-window cache evicted old keys still have them all."""
-        for where, pieces in self._growth.items():
-            record = self.records[where]
-            if record.mask_id is not None or record.bias_id is not None:
-                raise UnsupportedError(
-                    f"generation recording needs a plain causal or sliding-window mask; {where[0]} layer {where[1]} "
-                    "had another"
-                )
-            place = pieces[-1][0].device  # where the stash put the latest rows (offloading is sticky)
-            record.query = torch.cat([record.query.to(place), *(q.to(place) for q, _ in pieces)], dim=1)
-            record.key = torch.cat([record.key.to(place), *(k.to(place) for _, k in pieces)], dim=1)
-            n_query, n_key = record.query.shape[1], record.key.shape[1]
-            record.query_positions = np.arange(n_key - n_query, n_key, dtype=np.int64)
-            record._positions.clear()
-        self._growth.clear()
+        for where in list(self._growth):
+            self._growth.pop(where).finish(self.records[where], where)
 
     @staticmethod
     def _intern(store: list[torch.Tensor], ids: dict[int, int], tensor: torch.Tensor, value: torch.Tensor) -> int:

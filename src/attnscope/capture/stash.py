@@ -50,6 +50,10 @@ class Stash:
         self.host_bytes += size
         return tuple(self._to_host(t) for t in tensors)
 
+    def add_device_bytes(self, size: int) -> None:
+        """Count ``size`` more bytes kept on the device (buffers made for a generation's rows)."""
+        self.device_bytes += size
+
     def _offload(self, device: torch.device, size: int) -> bool:
         if self.policy == "device":
             return False
