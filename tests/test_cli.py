@@ -301,3 +301,32 @@ def test_every_command_prints_its_help(capsys):
             main_([name, "--help"])
         assert done.value.code == 0, name
         assert "usage: attnscope" in capsys.readouterr().out
+
+
+def test_generate_an_encoder_decoder_shows_cross_and_decoder_rows():
+    from attnscope.capture.generation import generate
+
+    trace = generate(tiny("bart"), "hello there friend", max_new_tokens=4)
+    for stack, width in (("cross", lambda p: len(trace.tokens)), ("decoder", lambda p: p)):
+        result = run(
+            "generate",
+            "hello there friend",
+            "--model",
+            "tiny:bart",
+            "--max-new-tokens",
+            "4",
+            "--stack",
+            stack,
+            "--json",
+            "--quiet",
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        out = json.loads(result.stdout.decode("utf-8"))
+        assert out["prompt"]["tokens"] == [t.to_dict() for t in trace.tokens]
+        assert out["generated"]["text"] == trace.generated_text
+        assert [s["token"]["id"] for s in out["steps"]] == [s.token_id for s in trace.steps]
+        for entry, step in zip(out["steps"], trace.steps, strict=True):
+            assert entry["attention"]["stack"] == stack and len(entry["attention"]["weights"]) == width(step.position)
+            np.testing.assert_allclose(
+                entry["attention"]["weights"], trace.step_attention(step.step, stack=stack), atol=1e-6
+            )

@@ -215,9 +215,8 @@ def test_text_and_model_kinds_are_checked():
             generate(model, text)
     with pytest.raises(InputError, match="exactly one"):
         generate(model, ENGLISH, messages=[{"role": "user", "content": "x"}])
-    for family in ("t5", "bert"):
-        with pytest.raises(UnsupportedError, match="causal"):
-            generate(tiny(family, device="cpu"), ENGLISH)
+    with pytest.raises(UnsupportedError, match="encoder"):
+        generate(tiny("bert", device="cpu"), ENGLISH)
 
 
 def spans_are_exact(trace: GenerationTrace) -> None:
@@ -301,3 +300,36 @@ def test_long_generations_outgrow_their_buffers_and_keep_every_row():
     assert all(r.query.shape[1] == n and r.key.shape[1] == n for r in records)
     assert all(r.query.untyped_storage().nbytes() == r.query.nbytes for r in records)  # no unused room kept
     assert trace.provenance["stash"]["device_bytes"] == trace.source.stash_bytes
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_encoder_decoder_steps_match_eager_decoder_and_cross_attention(family):
+    model = tiny(family, device="cpu")
+    trace = generate(model, ENGLISH, max_new_tokens=6)
+    assert trace.seq2seq and trace.prompt_tokens == trace.tokens and trace.prompt_length == 1
+    new_ids = [s.token_id for s in trace.steps]
+    prompt = torch.tensor([[t.id for t in trace.tokens]])
+    with torch.no_grad():
+        expected_ids = model.model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6)[0, 1:]
+    assert new_ids == expected_ids.tolist()
+    decoder = [t.id for t in trace.predicted_tokens]
+    assert decoder[1:] == new_ids and [t.id for t in trace.generated_tokens] == new_ids
+    with torch.no_grad(), eager(model.model):
+        out = model.model(input_ids=prompt, decoder_input_ids=torch.tensor([decoder]), output_attentions=True)
+    logprobs = torch.log_softmax(out.logits[0].double(), dim=-1)
+    for step in trace.steps:
+        q = step.position - 1
+        for layer in range(len(out.decoder_attentions)):
+            np.testing.assert_allclose(
+                trace.step_attention(step.step, layer, "mean", stack="decoder"),
+                out.decoder_attentions[layer][0, :, q, : q + 1].double().mean(0).numpy(),
+                atol=ATTENTION_TOLERANCE,
+            )
+            np.testing.assert_allclose(
+                trace.step_attention(step.step, layer, 1, stack="cross"),
+                out.cross_attentions[layer][0, 1, q].double().numpy(),
+                atol=ATTENTION_TOLERANCE,
+            )
+        assert step.prob == pytest.approx(math.exp(float(logprobs[q, step.token_id])), abs=PROB_TOLERANCE)
+    with pytest.raises(InputError, match="decoder positions"):
+        trace.step_attention(0, stack="encoder")

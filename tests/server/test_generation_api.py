@@ -115,8 +115,8 @@ def test_bad_generate_requests_are_refused_in_one_line(client, body, message):
     assert message.lower() in detail.lower() and "\n" not in detail
 
 
-def test_generate_refuses_an_encoder_decoder_and_unknown_steps(client):
-    client.post("/api/model", json={"spec": "tiny:t5"})
+def test_generate_refuses_an_encoder_and_unknown_steps(client):
+    client.post("/api/model", json={"spec": "tiny:bert"})
     answer = client.post("/api/generate", json={"text": "hello"})
-    assert answer.status_code in (400, 422) and "causal" in answer.json()["detail"]
+    assert answer.status_code in (400, 422) and "is an encoder" in answer.json()["detail"]
     assert client.get("/api/traces/nope/steps").status_code == 404

@@ -227,16 +227,20 @@ def _wanted_layers(model: LoadedModel, layers: Iterable[int] | None) -> set[int]
     return {resolve_index(layer, model.arch.layers, "layer", model.name, "layers") for layer in layers}
 
 
+def target_start(model: LoadedModel) -> list[Token]:
+    """The decoder's start token of an encoder-decoder, as the first target token."""
+    start_id = model.model.config.decoder_start_token_id
+    if start_id is None:
+        raise UnsupportedError("this encoder-decoder model declares no decoder_start_token_id")
+    return [Token(0, int(start_id), model.tokenizer.convert_ids_to_tokens(int(start_id)), None, None, True)]
+
+
 def _target_tokens(model: LoadedModel, target: str | None) -> list[Token] | None:
     if model.kind != "seq2seq":
         if target is not None:
             raise InputError("target is for encoder-decoder models only")
         return None
-    config = model.model.config
-    start_id = config.decoder_start_token_id
-    if start_id is None:
-        raise UnsupportedError("this encoder-decoder model declares no decoder_start_token_id")
-    start = Token(0, int(start_id), model.tokenizer.convert_ids_to_tokens(int(start_id)), None, None, True)
+    [start] = target_start(model)
     if not target:
         return [start]
     body = tokenize(model.tokenizer, target, add_special_tokens=False)

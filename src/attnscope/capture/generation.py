@@ -26,7 +26,7 @@ import torch
 
 from attnscope.capture import qk
 from attnscope.capture.decoding import Settings, check_settings
-from attnscope.capture.engine import capture_tokens, check_complete, predictions_of, prompt_tokens
+from attnscope.capture.engine import capture_tokens, check_complete, predictions_of, prompt_tokens, target_start
 from attnscope.capture.predictions import Predictions, decode_ids
 from attnscope.capture.scoring import cache_argument, lm_logits
 from attnscope.capture.sources import QKSource
@@ -77,24 +77,25 @@ def generate(
             beam search knows its best beam only at the end), for streaming.
     """
     settings = check_settings(max_new_tokens, do_sample, temperature, top_p, top_k, seed, num_beams, stop)
-    if model.kind != "causal":
-        what = "an encoder" if model.kind == "masked" else "an encoder-decoder"
-        raise UnsupportedError(f"generate records causal language models; {model.name} is {what}")
+    if model.kind == "masked":
+        raise UnsupportedError(f"generate needs a causal or encoder-decoder language model; {model.name} is an encoder")
     if not model.has_lm_head:
         raise UnsupportedError(f"{model.name} has no language-model head to generate with")
     if isinstance(candidates, bool) or not isinstance(candidates, int) or not 1 <= candidates <= 1000:
         raise InputError("candidates must be a whole number from 1 to 1000")
     keeper = Stash(stash, stash_budget, model.device)
     text, tokens, parts = prompt_tokens(model, text, messages)
-    model.check_length(len(tokens) + settings.max_new_tokens)
+    model.check_length(len(tokens) + (settings.max_new_tokens if model.kind == "causal" else 0))
     report = adapt(progress)
     with model.lock:
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
-        if settings.num_beams > 1:
-            return _beam_search(model, text, tokens, parts, settings, candidates, keeper, report)
-        probe = _StepProbe(candidates, settings.do_sample, settings.max_new_tokens, report, on_token)
-        return _recorded(model, text, tokens, parts, settings, probe, keeper)
+        probe = None
+        if settings.num_beams == 1:
+            probe = _StepProbe(candidates, settings.do_sample, settings.max_new_tokens, report, on_token)
+        if probe is not None and model.kind == "causal":
+            return _recorded(model, text, tokens, parts, settings, probe, keeper)
+        return _replayed(model, text, tokens, parts, settings, candidates, keeper, report, probe)
 
 
 class _StepProbe:
@@ -236,7 +237,7 @@ def _steps_from_probe(
     return steps
 
 
-def _beam_search(
+def _replayed(
     model: LoadedModel,
     text: str,
     tokens: list[Token],
@@ -245,61 +246,75 @@ def _beam_search(
     k: int,
     keeper: Stash,
     report: Progress | None,
+    probe: _StepProbe | None,
 ) -> GenerationTrace:
+    """``model.generate`` as it is, recorded afterwards in one teacher-forced capture: beam search
+    (the best beam) and encoder-decoders (the encoder input, and the decoder's start token + answer
+    as target). A ``probe`` (greedy and sampling) gives the steps' probabilities as generate saw them."""
+    from transformers import StoppingCriteriaList
+
     hf = model.model
     device = next(hf.parameters()).device
     prompt = torch.tensor([[t.id for t in tokens]], device=device)
-    if report is not None:
+    seq2seq = model.kind == "seq2seq"
+    if report is not None and probe is None:
         report(0, settings.max_new_tokens, f"beam search ({settings.num_beams} beams)")
-    with torch.inference_mode():
-        out = hf.generate(
-            prompt,
-            attention_mask=torch.ones_like(prompt),
-            return_dict_in_generate=True,
-            output_scores=True,
-            **_stop_kwargs(model, settings),
-            **settings.generate_kwargs(),
-        )
-    new_ids = [int(i) for i in out.sequences[0, prompt.shape[1] :]]
-    beams = getattr(out, "beam_indices", None)
+    extra: dict[str, Any] = {"stopping_criteria": StoppingCriteriaList([probe])} if probe is not None else {}
+    hooks = [hf.register_forward_hook(probe.keep_logits)] if probe is not None else []
+    try:
+        with torch.inference_mode():
+            out = hf.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                return_dict_in_generate=True,
+                output_scores=probe is None or settings.do_sample,
+                **extra,
+                **_stop_kwargs(model, settings),
+                **settings.generate_kwargs(),
+            )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    first = 1 if seq2seq else prompt.shape[1]  # where the answer starts in the predicted sequence
+    new_ids = [int(i) for i in out.sequences[0, first:]]
+    beams = getattr(out, "beam_indices", None) if probe is None else None
     beam_row = [int(b) for b in beams[0, : len(new_ids)]] if beams is not None else [None] * len(new_ids)
     del out
-    full_text, all_tokens = _joined(model, text, tokens, new_ids)
-    trace = capture_tokens(
-        model,
-        full_text,
-        all_tokens,
-        _parts(parts, len(text), len(full_text)),
-        (None, None),
-        "qk",
-        None,
-        k,
-        "last",
-        keeper,
-        None,
-    )
+    if seq2seq:
+        answer, answer_tokens = generated_tokens(model.tokenizer, [], new_ids, first_index=1, offset=0)
+        target_tokens = [*target_start(model), *answer_tokens]
+        trace = capture_tokens(model, text, tokens, parts, (target_tokens, answer), "qk", None, k, "last", keeper, None)
+        full_text = text
+    else:
+        full_text, all_tokens = _joined(model, text, tokens, new_ids)
+        answer = full_text[len(text) :]
+        chosen_parts = _parts(parts, len(text), len(full_text))
+        trace = capture_tokens(
+            model, full_text, all_tokens, chosen_parts, (None, None), "qk", None, k, "last", keeper, None
+        )
     predictions = trace.predictions
-    assert predictions is not None
-    predictions.ensure(len(tokens) - 1, len(all_tokens) - 1)
-    steps: list[Step] = []
-    total = 0.0
-    for number, chosen in enumerate(new_ids):
-        position = len(tokens) + number
-        prob = float(predictions.next_prob[position - 1])
-        total += math.log(prob) if prob > 0 else -math.inf
-        parent = beam_row[number - 1] if number > 0 else None
-        steps.append(Step(number, position, chosen, prob, total, None, beam_row[number], parent))
-    if report is not None:
-        report(len(new_ids), settings.max_new_tokens, "beam search")
-    assert isinstance(trace.source, QKSource)
+    assert predictions is not None and isinstance(trace.source, QKSource)
+    if probe is not None:
+        steps = _steps_from_probe(probe.rows, first, predictions, model)
+    else:
+        predictions.ensure(first - 1, first + len(new_ids) - 1)
+        steps = []
+        total = 0.0
+        for number, chosen in enumerate(new_ids):
+            prob = float(predictions.next_prob[first + number - 1])
+            total += math.log(prob) if prob > 0 else -math.inf
+            parent = beam_row[number - 1] if number > 0 else None
+            steps.append(Step(number, first + number, chosen, prob, total, None, beam_row[number], parent))
+        if report is not None:
+            report(len(new_ids), settings.max_new_tokens, "beam search")
     base = {f.name: getattr(trace, f.name) for f in fields(trace)}
-    base["provenance"] = _provenance(model, full_text, all_tokens, k, keeper, settings)
+    base["provenance"] = _provenance(model, full_text, trace.tokens, k, keeper, settings)
     return GenerationTrace(
         **base,
-        prompt_length=len(tokens),
+        prompt_length=first,
         prompt_chars=len(text),
         steps=steps,
-        stop_reason=_stop_reason(model, settings, new_ids, full_text[len(text) :]),
+        stop_reason=_stop_reason(model, settings, new_ids, answer),
         settings=settings.to_dict(),
         windows=_windows(trace.source),
     )

@@ -213,10 +213,15 @@ class Step:
 
 @dataclass
 class GenerationTrace(Trace):
-    """A :class:`Trace` of prompt + generated tokens, plus the generation's steps."""
+    """A :class:`Trace` of prompt + generated tokens, plus the generation's steps.
 
-    prompt_length: int = 0  # tokens of the prompt (positions 0 … prompt_length - 1)
-    prompt_chars: int = 0  # characters of the prompt: text[:prompt_chars]
+    Causal LMs: ``tokens`` and ``text`` are prompt + answer. Encoder-decoders: ``tokens`` and ``text``
+    are the encoder's input (the prompt), ``target_tokens`` the decoder's start token + the answer and
+    ``target_text`` the answer. Step positions index :attr:`predicted_tokens` either way.
+    """
+
+    prompt_length: int = 0  # position of the first generated token (causal: the prompt's token count)
+    prompt_chars: int = 0  # characters of the prompt (causal: text[:prompt_chars])
     steps: list[Step] = field(default_factory=list)
     stop_reason: str = "length"  # eos | stop (a stop string) | length (max_new_tokens)
     settings: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, do_sample, ... as used
@@ -230,20 +235,32 @@ class GenerationTrace(Trace):
         return {"length": position, "evicted_before": left}
 
     @property
+    def seq2seq(self) -> bool:
+        return self.target_tokens is not None
+
+    @property
+    def predicted_tokens(self) -> list[Token]:
+        """The sequence the steps extend: prompt + answer, or the decoder's start token + answer."""
+        return self.target_tokens if self.target_tokens is not None else self.tokens
+
+    @property
     def prompt_text(self) -> str:
-        return self.text[: self.prompt_chars]
+        return self.text if self.seq2seq else self.text[: self.prompt_chars]
 
     @property
     def generated_text(self) -> str:
-        return self.text[self.prompt_chars :]
+        return (self.target_text or "") if self.seq2seq else self.text[self.prompt_chars :]
 
     @property
     def prompt_tokens(self) -> list[Token]:
-        return self.tokens[: self.prompt_length]
+        return self.tokens if self.seq2seq else self.tokens[: self.prompt_length]
 
     @property
     def generated_tokens(self) -> list[Token]:
-        """The generated tokens, spans counted in :attr:`generated_text` (index: position in the trace)."""
+        """The generated tokens, spans counted in :attr:`generated_text` (index: position in
+        :attr:`predicted_tokens`)."""
+        if self.target_tokens is not None:
+            return self.target_tokens[self.prompt_length :]
         shift = self.prompt_chars
         return [
             Token(
@@ -276,7 +293,12 @@ class GenerationTrace(Trace):
         """The top-k the model gave at ``step`` (raw probabilities, before any sampling processor)."""
         return self.top_predictions(self.step(step).position - 1, k)
 
-    def step_attention(self, step: int, layer: int = -1, head: Any = "mean") -> np.ndarray:
-        """(position,) what step ``step`` attended to: the row of its query over keys 0 … p - 1."""
+    def step_attention(self, step: int, layer: int = -1, head: Any = "mean", stack: str | None = None) -> np.ndarray:
+        """What step ``step`` attended to: the row of its query ``p - 1`` — over keys 0 … p - 1 in
+        the decoder (p,), or over the encoder's tokens for ``stack="cross"`` (encoder-decoders' default)."""
+        name = self.stack_name(stack)
+        if name == "encoder":
+            raise InputError("the steps are decoder positions: choose the decoder or the cross stack")
         position = self.step(step).position
-        return np.asarray(self.attention(layer, head, rows=[position - 1])[0][:position])
+        row = np.asarray(self.attention(layer, head, rows=[position - 1], stack=name)[0])
+        return row if name == "cross" else row[:position]

@@ -49,6 +49,9 @@ def add(commands: argparse._SubParsersAction) -> None:
     view = generate.add_argument_group("view")
     view.add_argument("--layer", default="-1", help="layer index (negative from the end), a range 4-7 or all (mean)")
     view.add_argument("--head", default="mean", help="head index, a list 1,3 (their mean), mean (default) or max")
+    view.add_argument(
+        "--stack", choices=("decoder", "cross"), default=None, help="encoder-decoders: decoder or cross (default)"
+    )
     view.add_argument("--top-k", type=int, default=10, help="candidates shown per step (1-100, default 10)")
     attribution = generate.add_argument_group("per-step attribution")
     attribution.add_argument(
@@ -106,11 +109,19 @@ def run(args: argparse.Namespace) -> int:
 
         check_destination(Path(args.save))
     model = common.load(args)
-    if model.kind == "causal":  # the view is checked before the generation runs
-        from attnscope.capture.selection import resolve_heads, resolve_layers
+    from attnscope.capture.selection import default_stack, resolve_heads, resolve_layers
 
-        resolve_layers(model.arch.layers, range(model.arch.layers), layer, "decoder")
-        resolve_heads(model.arch.heads, head)
+    stack = args.stack or default_stack(model.kind)  # the view is checked before the generation runs
+    if model.kind == "masked":
+        stack = "decoder"  # generate() refuses an encoder in its own words
+    elif stack not in model.arch.stacks:
+        raise InputError(f"--stack {stack}: this {model.kind} model has stacks {', '.join(sorted(model.arch.stacks))}")
+    if stack == "encoder":
+        raise InputError("--stack encoder: the steps are decoder positions; choose decoder or cross")
+    if stack in model.arch.stacks:
+        facts = model.arch.stacks[stack]
+        resolve_layers(facts.layers, range(facts.layers), layer, stack)
+        resolve_heads(facts.heads, head)
     from attnscope.capture.generation import generate
     from attnscope.render.json import generation_json
     from attnscope.render.text import generation_text
@@ -141,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             progress=bar,
         ),
     )
-    result = generation_json(trace, layer=layer, head=head, top_k=args.top_k)
+    result = generation_json(trace, layer=layer, head=head, top_k=args.top_k, stack=stack)
     if args.attribute:
         from attnscope.methods.steps import step_attribution
         from attnscope.render.json import step_attribution_json

@@ -251,17 +251,20 @@ def generation_json(
     view = trace.select(layer=layer, head=head, query=-1, stack=stack)
     if view.head is None:
         raise InputError("a generation shows one row per step: choose a head, a list of heads, mean or max (not all)")
+    if view.stack == "encoder":
+        raise InputError("the steps are decoder positions: choose the decoder or the cross stack")
     rows = [step.position - 1 for step in trace.steps]
     weights = (
         aggregate_attention(trace, layers=list(view.layers), head=view.head, rows=rows, stack=view.stack)
         if rows
-        else np.zeros((0, len(trace.tokens)))
+        else np.zeros((0, len(trace.key_tokens(view.stack))))
     )
     label = {key: value for key, value in view.to_json().items() if key != "query"}
     label["label"] = view.label.replace(f", query {view.query} ", ", each step's query ")
     steps = []
     for step, row in zip(trace.steps, weights, strict=True):
-        token = trace.tokens[step.position]
+        token = trace.predicted_tokens[step.position]
+        shown = row if view.stack == "cross" else row[: step.position]  # cross: every encoder token
         entry: dict[str, Any] = {
             "step": step.step,
             "position": step.position,
@@ -270,7 +273,7 @@ def generation_json(
             "logprob_cum": step.logprob_cum,
             "top": [c.to_dict() for c in trace.step_candidates(step.step, top_k)],
             "beam": step.beam,
-            "attention": {**label, "query": step.position - 1, "weights": [float(w) for w in row[: step.position]]},
+            "attention": {**label, "query": step.position - 1, "weights": [float(w) for w in shown]},
         }
         if step.sampled_prob is not None:
             entry["sampled_prob"] = step.sampled_prob

@@ -96,11 +96,13 @@ class ModelHost:
 
     def add_trace(self, model: LoadedModel, trace: Trace) -> str:
         """Keep a trace made elsewhere (a generation) under a new id; analyses of its text by the
-        same model (backend auto) read it instead of running the model again."""
+        same model (backend auto) read it instead of running the model again — a causal model's only:
+        an encoder-decoder's generation has a target an analysis of its text does not have."""
         with self._lock:
             trace_id = uuid.uuid4().hex[:16]
             self._traces[trace_id] = trace
-            self._keys[(model.fingerprint, "auto", trace.text)] = trace_id
+            if trace.target_tokens is None:
+                self._keys[(model.fingerprint, "auto", trace.text)] = trace_id
             self._evict()
         return trace_id
 

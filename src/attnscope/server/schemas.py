@@ -255,6 +255,7 @@ class GenerateRequest(HasJob):
     stop: list[str] | None = None
     layer: LayerSpec = Field(-1, description="the layer (or range, mean) of each step's attention row")
     head: HeadSpec = Field("mean", description="a head, a list (mean), mean or max")
+    stack: Stack | None = Field(None, description="encoder-decoders: decoder or cross (default)")
     top_k: int = Field(10, ge=1, le=100, description="candidates shown per step")
     attribute: StepMethod | None = Field(None, description="also score every earlier token per step by this method")
     options: dict[str, OptionValue] = Field(default_factory=dict, description="the attribution method's options")

@@ -168,6 +168,10 @@ async function generate() {
   $("analyze").disabled = true;
   try {
     learnModel((await getJSON("/api/model")).model);
+    if (state.model && state.model.kind !== "causal") {
+      throw new Error(`the page generates with causal language models; ${state.model.name} is ${state.model.kind} ` +
+        "(attnscope generate and POST /api/generate explain an encoder–decoder's steps)");
+    }
     const body = await generation.run({ text: $("prompt").value, maxNewTokens: max, chat: $("chat").checked });
     learnModel(body.model);
   } catch (error) {

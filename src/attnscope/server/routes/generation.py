@@ -27,6 +27,11 @@ def router(host: ModelHost) -> APIRouter:
     @api.post("/generate", summary="Generate after a prompt and explain each step (`generate --json`)")
     def generate_route(request: GenerateRequest) -> dict[str, Any]:
         model = host.current()
+        if request.stack is not None and (request.stack == "encoder" or request.stack not in model.arch.stacks):
+            raise InputError(
+                f"stack {request.stack}: the steps are decoder positions; this {model.kind} model's step stacks: "
+                + ", ".join(s for s in sorted(model.arch.stacks) if s != "encoder")
+            )
         with host.running(request.progress_id) as job:
 
             def stream(step: int, token_id: int, prob: float) -> None:
@@ -50,7 +55,9 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 on_token=stream,
             )
-            result = generation_json(trace, layer=request.layer, head=request.head, top_k=request.top_k)
+            result = generation_json(
+                trace, layer=request.layer, head=request.head, top_k=request.top_k, stack=request.stack
+            )
             if request.attribute is not None:
                 scored = step_attribution(model, trace, request.attribute, progress=job, **request.options)
                 result["attribution"] = step_attribution_json(scored)
