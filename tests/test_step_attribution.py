@@ -133,6 +133,10 @@ def test_refusals(generation):
         step_attribution(tiny("qwen2", device="cpu"), trace, "grad-norm")
     with pytest.raises(InputError, match="steps"):
         step_attribution(model, trace, "integrated-gradients", steps=0)
+    with pytest.raises(InputError, match="encoder-decoder"):
+        step_attribution(
+            tiny("t5", device="cpu"), generate(tiny("t5", device="cpu"), ENGLISH, max_new_tokens=2), "grad-norm"
+        )
     with pytest.raises(InputError, match="generation"):
         from attnscope.capture import capture
 

@@ -80,6 +80,13 @@ def test_generate_streams_tokens_and_serves_the_steps():
             f"/api/traces/{body['trace_id']}/attribute", json={"method": "rollout", "options": {"steps": 3}}
         )
         assert refused.status_code == 422 and "steps" in refused.json()["detail"]
+        # the page names the generation's trace: another text or an unknown id is refused
+        wrong = http.post("/api/analyze", json={"text": "another text", "trace_id": body["trace_id"]})
+        assert wrong.status_code == 400 and "another text" in wrong.json()["detail"]
+        gone = http.post("/api/analyze", json={"text": full, "trace_id": "0123456789abcdef"})
+        assert gone.status_code == 404
+        named = http.post("/api/analyze", json={"text": full, "trace_id": body["trace_id"], "query": 3}).json()
+        assert named["trace_id"] == body["trace_id"] and named["attention"]["query"] == 3
         # an analysis trace has no steps
         other = http.post("/api/analyze", json={"text": ENGLISH}).json()
         refused = http.get(f"/api/traces/{other['trace_id']}/steps")

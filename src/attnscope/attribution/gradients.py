@@ -86,6 +86,14 @@ def baseline_vector(model: LoadedModel, baseline: str) -> torch.Tensor:
     return embedding(torch.tensor([int(token)], device=weight.device))[0].detach().float()
 
 
+def path_start(model: LoadedModel, embeds: torch.Tensor, anchors: list[bool], baseline: str) -> torch.Tensor:
+    """(tokens, hidden) where integrated gradients start: the ``baseline`` embedding for every
+    token but the ``anchors`` (special tokens and the first position), which keep their own."""
+    keep = torch.tensor(anchors, device=embeds.device)[:, None]
+    reference = baseline_vector(model, baseline).to(embeds.dtype)  # (hidden,)
+    return torch.where(keep, embeds, reference[None].expand_as(embeds))
+
+
 def gradient_attribution(
     model: LoadedModel,
     tokens: list[Token],
@@ -122,9 +130,7 @@ def gradient_attribution(
             scores[:used] = token_scores.cpu().numpy()
             report(progress, 1, 1, method)
             return GradientResult(scores, float(value.item()), {})
-        keep = torch.tensor([t.special or t.index == 0 for t in tokens[:used]], device=device)[:, None]  # anchors
-        reference = baseline_vector(model, baseline).to(embeds.dtype)  # (hidden,)
-        start = torch.where(keep, embeds[0], reference[None].expand_as(embeds[0]))  # (used, hidden)
+        start = path_start(model, embeds[0], [t.special or t.index == 0 for t in tokens[:used]], baseline)
         token_scores, details = _integrate(model, target, embeds[0], start, steps, progress)
     scores[:used] = token_scores
     details = {"baseline": f"{baseline} embedding (special tokens and the first position kept)", **details}

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from attnscope.attribution.gradients import baseline_vector
+from attnscope.attribution.gradients import path_start
 from attnscope.attribution.occlusion import mask_id
 from attnscope.capture import scoring
-from attnscope.progress import Progress, report
+from attnscope.progress import Progress, report, scaled
 
 if TYPE_CHECKING:
     from attnscope.models.loaded import LoadedModel
@@ -43,6 +43,7 @@ OCCLUSION_BATCH = 8  # occluded sequences per forward pass
 def step_gradients(
     model: LoadedModel,
     ids: list[int],
+    anchors: list[bool],
     queries: list[int],
     targets: list[int],
     method: str,
@@ -50,9 +51,9 @@ def step_gradients(
     done: Progress | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """(steps, tokens) scores of a gradient method for the steps whose queries and tokens are given
-    (``values``: the method's options), and details."""
+    (``values``: the method's options; ``anchors``: the positions integrated gradients keep), and details."""
     with model.lock, torch.enable_grad():
-        return _gradients(model, ids, queries, targets, method, values, done)
+        return _gradients(model, ids, anchors, queries, targets, method, values, done)
 
 
 def step_occlusion(
@@ -75,12 +76,12 @@ def _batched_gradients(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(chunk, tokens, hidden) ∂f_s/∂embeds for consecutive chunks of the steps of ``f`` (steps,)."""
     n = f.shape[0]
-    eye = torch.eye(n, device=f.device, dtype=f.dtype)
     for begin in range(0, n, VJP_CHUNK):
         report(done, begin, n, stage)
-        (gradient,) = torch.autograd.grad(
-            f, embeds, grad_outputs=eye[begin : begin + VJP_CHUNK], is_grads_batched=True, retain_graph=True
-        )
+        count = min(VJP_CHUNK, n - begin)
+        picks = torch.zeros(count, n, device=f.device, dtype=f.dtype)  # one step's f per row
+        picks[torch.arange(count), torch.arange(begin, begin + count)] = 1
+        (gradient,) = torch.autograd.grad(f, embeds, grad_outputs=picks, is_grads_batched=True, retain_graph=True)
         yield begin, gradient[:, 0].double()  # (chunk, tokens, hidden)
     report(done, n, n, stage)
 
@@ -88,6 +89,7 @@ def _batched_gradients(
 def _gradients(
     model: LoadedModel,
     ids: list[int],
+    anchors: list[bool],
     queries: list[int],
     targets: list[int],
     method: str,
@@ -106,19 +108,15 @@ def _gradients(
             scores[begin : begin + len(chunk)] = chunk.cpu().numpy()
         return scores, {"f": f.detach().double().cpu().numpy().tolist()}
     n_alpha = STEP_IG_STEPS if values["steps"] == "auto" else int(values["steps"])
-    reference = baseline_vector(model, values["baseline"]).to(embeds.dtype)
     tokens = embeds[0]
-    keep = torch.zeros(len(ids), 1, dtype=torch.bool, device=device)
-    keep[0] = True  # the first position (the attention sink) keeps its embedding, as in gradients.py
-    special = set(getattr(model.tokenizer, "all_special_ids", []) or [])
-    keep[[i for i, token in enumerate(ids) if token in special]] = True
-    start = torch.where(keep, tokens, reference[None].expand_as(tokens))
+    start = path_start(model, tokens, anchors, values["baseline"])
     difference = (tokens - start).double()
     for number in range(n_alpha):
         alpha = (number + 0.5) / n_alpha
         point = (start + alpha * (tokens - start))[None].requires_grad_(True)
         f = _objective(model, point, queries, targets)[0]
-        for begin, gradient in _batched_gradients(f, point, None, "integrated gradients"):
+        stage = f"integrated gradients ({n_alpha} steps)"
+        for begin, gradient in _batched_gradients(f, point, scaled(done, number, 1, n_alpha, stage), stage):
             scores[begin : begin + len(gradient)] += (gradient * difference).sum(-1).cpu().numpy() / n_alpha
         report(done, number + 1, n_alpha, f"integrated gradients ({n_alpha} steps)")
     with torch.inference_mode():

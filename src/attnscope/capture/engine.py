@@ -227,9 +227,10 @@ def _wanted_layers(model: LoadedModel, layers: Iterable[int] | None) -> set[int]
     return {resolve_index(layer, model.arch.layers, "layer", model.name, "layers") for layer in layers}
 
 
-def target_start(model: LoadedModel) -> list[Token]:
-    """The decoder's start token of an encoder-decoder, as the first target token."""
-    start_id = model.model.config.decoder_start_token_id
+def target_start(model: LoadedModel, start_id: int | None = None) -> list[Token]:
+    """The decoder's start token of an encoder-decoder (``start_id``, else the config's), as the
+    first target token."""
+    start_id = model.model.config.decoder_start_token_id if start_id is None else start_id
     if start_id is None:
         raise UnsupportedError("this encoder-decoder model declares no decoder_start_token_id")
     return [Token(0, int(start_id), model.tokenizer.convert_ids_to_tokens(int(start_id)), None, None, True)]

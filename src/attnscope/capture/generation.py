@@ -61,7 +61,7 @@ def generate(
     """Generate after ``text`` (or chat ``messages``) and record every step (see the module docstring).
 
     Args:
-        model: a causal LM from :func:`attnscope.load_model`.
+        model: a causal LM or an encoder-decoder from :func:`attnscope.load_model`.
         text / messages: the prompt; ``messages`` (``[{"role", "content"}, ...]``) go through the
             tokenizer's chat template with the generation prompt, each message a part of the trace.
         max_new_tokens: at most this many tokens (1 … ``MAX_NEW_TOKENS``).
@@ -96,6 +96,9 @@ def generate(
         if probe is not None and model.kind == "causal":
             return _recorded(model, text, tokens, parts, settings, probe, keeper)
         return _replayed(model, text, tokens, parts, settings, candidates, keeper, report, probe)
+
+
+_TINY = float(torch.finfo(torch.float32).tiny)
 
 
 class _StepProbe:
@@ -177,10 +180,14 @@ def _recorded(
                 **settings.generate_kwargs(),
             )
             new_ids = [int(i) for i in out.sequences[0, prompt.shape[1] :]]
-            # the last token through the model too: its attention row and the prediction after it
-            last = torch.tensor([[new_ids[-1]]], device=device)
-            seen = torch.ones(1, prompt.shape[1] + len(new_ids), dtype=torch.long, device=device)
-            hf(input_ids=last, attention_mask=seen, use_cache=True, logits_to_keep=1, **{cache_argument(hf): cache})
+            total = prompt.shape[1] + len(new_ids)
+            seen = recorder.query_rows()
+            if seen == {total - 1}:  # the last token through the model too: its row and the prediction after it
+                last = torch.tensor([[new_ids[-1]]], device=device)
+                mask = torch.ones(1, total, dtype=torch.long, device=device)
+                hf(input_ids=last, attention_mask=mask, use_cache=True, logits_to_keep=1, **{cache_argument(hf): cache})
+            elif seen != {total}:  # transformers may run one forward past the stop (deferred stop checks): fine
+                raise UnsupportedError(f"the recording saw {sorted(seen)} query rows for {total} tokens")
     finally:
         for hook in hooks:
             hook.remove()
@@ -188,8 +195,9 @@ def _recorded(
     recorder.assemble()
     check_complete(model, recorder, None)
     del cache, out
+    probe.rows = probe.rows[: len(new_ids)]
     full_text, all_tokens = _joined(model, text, tokens, new_ids)
-    hidden = torch.cat(states, dim=0)  # (tokens, hidden)
+    hidden = torch.cat(states, dim=0)[: len(all_tokens)]  # (tokens, hidden)
     predictions = predictions_of(
         model, lambda begin, end: lm_logits(hf, hidden[begin:end]), all_tokens, None, k, now="last"
     )
@@ -277,12 +285,13 @@ def _replayed(
             hook.remove()
     first = 1 if seq2seq else prompt.shape[1]  # where the answer starts in the predicted sequence
     new_ids = [int(i) for i in out.sequences[0, first:]]
+    start_id = int(out.sequences[0, 0])  # encoder-decoders: the start token generate used
     beams = getattr(out, "beam_indices", None) if probe is None else None
     beam_row = [int(b) for b in beams[0, : len(new_ids)]] if beams is not None else [None] * len(new_ids)
     del out
     if seq2seq:
         answer, answer_tokens = generated_tokens(model.tokenizer, [], new_ids, first_index=1, offset=0)
-        target_tokens = [*target_start(model), *answer_tokens]
+        target_tokens = [*target_start(model, start_id), *answer_tokens]
         trace = capture_tokens(model, text, tokens, parts, (target_tokens, answer), "qk", None, k, "last", keeper, None)
         full_text = text
     else:
@@ -302,7 +311,7 @@ def _replayed(
         total = 0.0
         for number, chosen in enumerate(new_ids):
             prob = float(predictions.next_prob[first + number - 1])
-            total += math.log(prob) if prob > 0 else -math.inf
+            total += math.log(max(prob, _TINY))  # a probability that underflowed float32 counts as the smallest one
             parent = beam_row[number - 1] if number > 0 else None
             steps.append(Step(number, first + number, chosen, prob, total, None, beam_row[number], parent))
         if report is not None:

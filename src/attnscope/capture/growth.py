@@ -4,8 +4,8 @@ When the layer's first record (the prompt's) stayed on the model's device, its r
 with room for more, each step writes its row into them, and a full buffer is replaced by one twice
 as long (so a few large allocations in all, not thousands of small tensors: those fragment the CPU
 heap — a 256-token generation kept 200 MB more than its stash — and no copy of the whole stash at
-the end). Unused room is given back at the end. When the stash offloaded the layer, each step's rows
-are kept as the stash places them and joined once at the end.
+the end). Unused room is given back at the end. When the stash offloaded the layer (or the room
+would pass its budget), each step's rows are kept as the stash places them and joined once at the end.
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ class LayerGrowth:
         self.pieces: list[tuple[torch.Tensor, ...]] = []
         self.filled = [record.query.shape[1], record.key.shape[1]]  # rows of query and key so far
         self.added = 0
+        self.first_rows = record.query.shape[1]
         self.buffers: list[torch.Tensor] | None = None
-        if capacity > 0 and record.query.device == device:
+        room = capacity * (record.query[:, :1].nbytes + record.key[:, :1].nbytes)
+        if capacity > 0 and record.query.device == device and stash.room(device, room):
             self.buffers = [record.query, record.key]
             self._room(min(capacity, FIRST_ROOM))
+
+    @property
+    def rows(self) -> int:
+        """Query rows so far: the prompt's and every step's."""
+        return self.first_rows + self.added
 
     def _room(self, rows: int) -> None:
         """Buffers with ``rows`` rows of room after what they hold (the filled rows copied over)."""

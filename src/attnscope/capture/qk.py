@@ -124,6 +124,11 @@ class QKRecorder:
         k = key[0].detach()  # (kv_heads, key, head_dim)
         n_query, n_key = q.shape[1], k.shape[1]
         first = self.records.get((stack, layer))
+        if first is not None and not self.capacity:
+            raise UnsupportedError(
+                f"attention module {stack} layer {layer} ran twice in one forward pass (shared layers?); "
+                "use backend='full'"
+            )
         if first is not None:  # a generation step over the KV cache: its last n_query keys are new
             growth = self._growth.get((stack, layer))
             if growth is None:
@@ -155,6 +160,14 @@ class QKRecorder:
         if bias is not None:
             record.bias_id = self._intern(self.biases, self._bias_ids, bias, bias[0].detach().to(torch.float32))
         self.records[(stack, layer)] = record
+
+    def query_rows(self) -> set[int]:
+        """The query rows each layer has recorded so far (a generation: one set member when all agree)."""
+        return {
+            growth.rows if (growth := self._growth.get(where)) is not None else record.query.shape[1]
+            for where, record in self.records.items()
+            if where[0] != "encoder"
+        }
 
     def assemble(self) -> None:
         """Point each layer's record at every row its generation steps added (after

@@ -50,6 +50,17 @@ class Stash:
         self.host_bytes += size
         return tuple(self._to_host(t) for t in tensors)
 
+    def room(self, device: torch.device, size: int) -> bool:
+        """Whether ``size`` more bytes may stay on ``device`` (room a generation reserves for its
+        rows): always on the CPU and with policy ``device``; within the budget with ``auto``."""
+        if device.type != "cuda" or self.policy == "device":
+            return True
+        if self.policy == "host" or self._offloading:
+            return False
+        if self.budget_bytes is None:
+            self.budget_bytes = auto_stash_budget(device) or 0
+        return self.device_bytes + size <= self.budget_bytes
+
     def add_device_bytes(self, size: int) -> None:
         """Count ``size`` more bytes kept on the device (buffers made for a generation's rows)."""
         self.device_bytes += size

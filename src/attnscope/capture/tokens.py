@@ -130,7 +130,12 @@ def render_chat(
             raise InputError("each message needs a 'role' and a 'content'")
     if not getattr(tokenizer, "chat_template", None):
         raise InputError("this model's tokenizer has no chat template; pass plain text instead")
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    from jinja2 import TemplateError
+
+    try:
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    except TemplateError as error:  # the template's own refusal (a role it does not know, ...)
+        raise InputError(f"the chat template refused these messages: {error}") from None
     parts: list[Part] = []
     cursor = 0
     for message in messages:

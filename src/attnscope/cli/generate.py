@@ -109,19 +109,15 @@ def run(args: argparse.Namespace) -> int:
 
         check_destination(Path(args.save))
     model = common.load(args)
-    from attnscope.capture.selection import default_stack, resolve_heads, resolve_layers
+    if model.kind != "masked":  # the view is checked before the generation runs (generate() refuses encoders)
+        from attnscope.render.json import check_view
 
-    stack = args.stack or default_stack(model.kind)  # the view is checked before the generation runs
-    if model.kind == "masked":
-        stack = "decoder"  # generate() refuses an encoder in its own words
-    elif stack not in model.arch.stacks:
-        raise InputError(f"--stack {stack}: this {model.kind} model has stacks {', '.join(sorted(model.arch.stacks))}")
-    if stack == "encoder":
-        raise InputError("--stack encoder: the steps are decoder positions; choose decoder or cross")
-    if stack in model.arch.stacks:
-        facts = model.arch.stacks[stack]
-        resolve_layers(facts.layers, range(facts.layers), layer, stack)
-        resolve_heads(facts.heads, head)
+        try:
+            stack = check_view(model, layer, head, args.stack)
+        except InputError as error:
+            raise InputError(f"--{error}" if str(error).startswith("stack") else str(error)) from None
+    else:
+        stack = None
     from attnscope.capture.generation import generate
     from attnscope.render.json import generation_json
     from attnscope.render.text import generation_text

@@ -52,6 +52,8 @@ def step_attribution(
         raise InputError(f"{method!r} cannot attribute generation steps; these can: {', '.join(names)}")
     if not isinstance(trace, GenerationTrace) or not trace.steps:
         raise InputError("per-step attribution needs a generation (attnscope.generate) with at least one step")
+    if trace.seq2seq:
+        raise InputError("per-step attribution of an encoder-decoder's generation is not supported yet")
     values = catalogue.get(method).parse_options(options)
     positions = [step.position for step in trace.steps]
     queries = [p - 1 for p in positions]
@@ -68,12 +70,14 @@ def step_attribution(
             raise InputError(f"the generation was made with {trace.model.spec}, not {model.spec}")
         from attnscope.attribution.steps import step_gradients, step_occlusion
 
-        ids = [t.id for t in trace.tokens][:-1]  # the answer's last token is never an input
+        inputs = trace.tokens[:-1]  # the answer's last token is never an input
+        ids = [t.id for t in inputs]
         targets = [trace.tokens[p].id for p in positions]
         if method == "occlusion":
             scores, details = step_occlusion(model, ids, queries, targets, values["mode"], done)
         else:
-            scores, details = step_gradients(model, ids, queries, targets, method, values, done)
+            anchors = [t.special or t.index == 0 for t in inputs]  # kept by integrated gradients
+            scores, details = step_gradients(model, ids, anchors, queries, targets, method, values, done)
     full = np.zeros((len(positions), len(trace.tokens)), dtype=np.float64)
     width = min(full.shape[1], scores.shape[1])
     full[:, :width] = scores[:, :width]

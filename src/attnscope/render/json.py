@@ -243,22 +243,45 @@ def doctor_json(machine: dict[str, Any]) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "result": "doctor", **machine}
 
 
-def generation_json(
-    trace: GenerationTrace, *, layer: object = -1, head: object = "mean", top_k: int = 10, stack: str | None = None
-) -> dict[str, Any]:
-    """``attnscope generate --json``: the prompt, the generated tokens and, per step, the token, its
-    probabilities, its top-k and what it attended to (the row of the query before it, keys 0 … p-1)."""
+def check_view(model: Any, layer: object, head: object, stack: str | None) -> str:
+    """The stack a generation's steps are shown in, with ``layer`` and ``head`` checked against
+    ``model`` before anything runs (a one-line error names what is wrong)."""
+    from attnscope.capture.selection import default_stack, parse_head, resolve_heads, resolve_layers
+
+    name = stack or default_stack(model.kind)
+    if parse_head(head) is None:
+        raise InputError("a generation shows one row per step: choose a head, a list of heads, mean or max (not all)")
+    if name == "encoder" or name not in model.arch.stacks:
+        steps_in = ", ".join(s for s in sorted(model.arch.stacks) if s != "encoder")
+        raise InputError(f"stack {name}: the steps are decoder positions; this {model.kind} model's: {steps_in}")
+    facts = model.arch.stacks[name]
+    resolve_layers(facts.layers, range(facts.layers), layer, name)
+    resolve_heads(facts.heads, head)
+    return name
+
+
+def step_rows(
+    trace: GenerationTrace, *, layer: object = -1, head: object = "mean", stack: str | None = None
+) -> tuple[Selection, np.ndarray]:
+    """The view and (steps, keys) each step's attention row: query ``p - 1`` (decoder or cross)."""
     view = trace.select(layer=layer, head=head, query=-1, stack=stack)
     if view.head is None:
         raise InputError("a generation shows one row per step: choose a head, a list of heads, mean or max (not all)")
     if view.stack == "encoder":
         raise InputError("the steps are decoder positions: choose the decoder or the cross stack")
     rows = [step.position - 1 for step in trace.steps]
-    weights = (
-        aggregate_attention(trace, layers=list(view.layers), head=view.head, rows=rows, stack=view.stack)
-        if rows
-        else np.zeros((0, len(trace.key_tokens(view.stack))))
-    )
+    if not rows:
+        return view, np.zeros((0, len(trace.key_tokens(view.stack))))
+    return view, aggregate_attention(trace, layers=list(view.layers), head=view.head, rows=rows, stack=view.stack)
+
+
+def generation_json(
+    trace: GenerationTrace, *, layer: object = -1, head: object = "mean", top_k: int = 10, stack: str | None = None
+) -> dict[str, Any]:
+    """``attnscope generate --json``: the prompt, the generated tokens and, per step, the token, its
+    probabilities, its top-k and what it attended to (the row of the query before it: keys 0 … p-1
+    in the decoder, every encoder token in the cross stack)."""
+    view, weights = step_rows(trace, layer=layer, head=head, stack=stack)
     label = {key: value for key, value in view.to_json().items() if key != "query"}
     label["label"] = view.label.replace(f", query {view.query} ", ", each step's query ")
     steps = []
@@ -279,8 +302,8 @@ def generation_json(
             entry["sampled_prob"] = step.sampled_prob
         if step.parent is not None:
             entry["parent"] = step.parent
-        steps.append(entry)
-    return {
+        steps.append(plain(entry))
+    result = {
         **_head("generation", trace.model),
         "prompt": {"text": trace.prompt_text, "tokens": [t.to_dict() for t in trace.prompt_tokens]},
         "generated": {"text": trace.generated_text, "tokens": [t.to_dict() for t in trace.generated_tokens]},
@@ -291,6 +314,9 @@ def generation_json(
         "parts": [p.to_dict() for p in trace.parts],
         "provenance": trace.provenance,
     }
+    if trace.target_tokens is not None:  # encoder-decoders: the decoder's start token + the answer
+        result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
+    return result
 
 
 def step_attribution_json(result: StepAttribution) -> dict[str, Any]:

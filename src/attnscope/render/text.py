@@ -79,8 +79,11 @@ def generation_text(result: dict[str, Any]) -> str:
     """``attnscope generate``: the generated text, then one line per step (token, probability, the
     runners-up, and the prompt or generated token the step attended to most)."""
     model = result["model"]
-    tokens = result["prompt"]["tokens"] + result["generated"]["tokens"]
     steps = result["steps"]
+    stack = steps[0]["attention"]["stack"] if steps else "decoder"
+    tokens = result["prompt"]["tokens"] + result["generated"]["tokens"]  # the keys of a causal model's rows
+    if "target_tokens" in result:  # encoder-decoders: cross rows over the input, decoder rows over start + answer
+        tokens = result["target_tokens"] if stack == "decoder" else result["prompt"]["tokens"]
     view = steps[0]["attention"]["label"] if steps else ""
     lines = [
         f"model   {model['spec']} — {model['name']}",

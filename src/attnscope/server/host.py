@@ -23,7 +23,7 @@ from typing import Any
 from attnscope.capture.selection import HeadSelector
 from attnscope.capture.tiles import TileCache, TilePyramid
 from attnscope.capture.trace import Trace
-from attnscope.errors import AttnscopeError, ModelLoadError, NotFoundError
+from attnscope.errors import AttnscopeError, InputError, ModelLoadError, NotFoundError
 from attnscope.models.loaded import LoadedModel
 from attnscope.progress import Job
 
@@ -98,10 +98,17 @@ class ModelHost:
         """Keep a trace made elsewhere (a generation) under a new id; analyses of its text by the
         same model (backend auto) read it instead of running the model again — a causal model's only:
         an encoder-decoder's generation has a target an analysis of its text does not have."""
+        from attnscope.capture.tokens import tokenize
+
+        # the text's own tokens must be the trace's: a generated token sequence need not be the one
+        # the tokenizer would choose for its text (then analyses of the text capture it afresh)
+        same = trace.target_tokens is None and [t.id for t in tokenize(model.tokenizer, trace.text)] == [
+            t.id for t in trace.tokens
+        ]
         with self._lock:
             trace_id = uuid.uuid4().hex[:16]
             self._traces[trace_id] = trace
-            if trace.target_tokens is None:
+            if same:
                 self._keys[(model.fingerprint, "auto", trace.text)] = trace_id
             self._evict()
         return trace_id
@@ -110,6 +117,16 @@ class ModelHost:
         while len(self._traces) > self.max_traces:
             old_id, _ = self._traces.popitem(last=False)
             self._keys = {k: v for k, v in self._keys.items() if v != old_id}
+
+    def kept_trace(self, model: LoadedModel, trace_id: str, text: str) -> Trace:
+        """A kept trace by id, for a request about ``text`` with ``model``: refused when it is
+        another text's or another model's."""
+        trace = self.get_trace(trace_id)
+        if trace.text != text:
+            raise InputError(f"trace {trace_id} is of another text")
+        if trace.model.fingerprint != model.fingerprint:
+            raise InputError(f"trace {trace_id} was made with another model ({trace.model.spec})")
+        return trace
 
     def get_trace(self, trace_id: str) -> Trace:
         with self._lock:

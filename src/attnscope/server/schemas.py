@@ -119,6 +119,9 @@ class AnalyzeRequest(HasText, HasJob):
     include_tokens: bool = Field(
         True, description="false: leave out tokens (the client has them from an earlier answer on the same text)"
     )
+    trace_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = Field(
+        None, description="analyse this kept trace of the same text (a generation's) instead of capturing it"
+    )
 
 
 class SwitchRequest(Body):

@@ -58,6 +58,7 @@ const generation = new Generation({
   view: () => ({ layer: state.layer, head: state.head }),
   showRow(query, weights, prediction) { // a timeline step, drawn at once from the steps' rows
     if (!state.result || state.text !== generation.text) return;
+    if (state.result.model.fingerprint !== generation.body.model.fingerprint) return; // never another model's rows
     state.query = query;
     state.result = { ...state.result, attention: { ...state.result.attention, query, weights }, prediction };
     render();
@@ -111,7 +112,7 @@ function syncControls(result) {
 async function requestAnalysis(text) {
   const send = (includeTokens) => track("running the model", (id) => postJSON("/api/analyze", {
     text, layer: state.layer, head: state.head, query: state.query, top_k: 10, progress_id: id,
-    include_tokens: includeTokens,
+    include_tokens: includeTokens, trace_id: generation.active ? generation.body.trace_id : undefined,
   }), { progress: text.length > PROGRESS_MIN_CHARS });
   const asked = keyFor({}, text);
   const known = caches.tokens.peek(asked);
@@ -166,6 +167,7 @@ async function generate() {
   }
   $("generate").disabled = true;
   $("analyze").disabled = true;
+  $("model-select").disabled = true; // the generation is this model's: no switch while it runs
   try {
     learnModel((await getJSON("/api/model")).model);
     if (state.model && state.model.kind !== "causal") {
@@ -173,13 +175,14 @@ async function generate() {
         "(attnscope generate and POST /api/generate explain an encoder–decoder's steps)");
     }
     const body = await generation.run({ text: $("prompt").value, maxNewTokens: max, chat: $("chat").checked });
-    learnModel(body.model);
+    if (body) learnModel(body.model);
   } catch (error) {
     generation.clear();
     fail(error);
   } finally {
     $("generate").disabled = false;
     $("analyze").disabled = false;
+    $("model-select").disabled = false;
     count("generations");
   }
 }
@@ -338,7 +341,7 @@ function wire() {
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      analyze({ fresh: true });
+      if (!$("generate").disabled) analyze({ fresh: true }); // not while a generation runs
     }
   });
   $("layer").addEventListener("change", () => { state.layer = Number($("layer").value); analyze(); });

@@ -9,7 +9,7 @@ import { format, formatProb } from "./format.js";
 import { track } from "./jobs.js";
 import { ATTENTION, NEGATIVE, POSITIVE, PREDICTION, colourBar, css } from "./palette.js";
 import * as S from "./steps.js";
-import { drawDiff, drawMarks, drawMatrix, drawTrajectory } from "./timeline.js";
+import { drawDiff, drawMarks, drawMatrix, drawTrajectory, matrixCells } from "./timeline.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 
 const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
@@ -44,6 +44,7 @@ export class Generation {
   get steps() { return this.body.steps; }
 
   clear() {
+    this.serial = (this.serial || 0) + 1;
     this.pause();
     this.body = null;
     this.matrix = null;
@@ -57,6 +58,7 @@ export class Generation {
   // ---- generating ---------------------------------------------------------------------------------
   async run({ text, maxNewTokens, chat }) {
     this.clear();
+    const serial = ++this.serial; // a clear() or another run meanwhile makes this one's answer stale
     $("generation").hidden = false;
     $("gen-summary").textContent = "generating…";
     const strip = $("step-tokens");
@@ -65,7 +67,8 @@ export class Generation {
     const prompt = chat ? { messages: [{ role: "user", content: text }] } : { text };
     const body = await track("generating", (id) => postJSON("/api/generate", {
       ...prompt, max_new_tokens: maxNewTokens, top_k: 10, progress_id: id,
-    }), { progress: true, onItems: (items) => this.stream(items) });
+    }), { progress: true, onItems: (items) => { if (serial === this.serial) this.stream(items); } });
+    if (serial !== this.serial) return null; // the page moved on (another model, another text)
     this.body = body;
     this.step = body.steps.length - 1;
     await this.sync();
@@ -76,7 +79,9 @@ export class Generation {
 
   stream(items) { // tokens as they come: a preview (the answer has the exact text and spans)
     const strip = $("step-tokens");
-    for (const item of items) strip.append(this.tokenNode(item.step, item.text, item.prob));
+    for (const item of items) { // a reconnected event stream sends everything again: skip what is shown
+      if (item.step >= strip.childElementCount) strip.append(this.tokenNode(item.step, item.text, item.prob));
+    }
   }
 
   tokenNode(step, text, prob) {
@@ -108,7 +113,9 @@ export class Generation {
     const key = `${this.body.trace_id}|${layer}|${head}`;
     if (this.matrix && this.matrix.key === key) return;
     const params = new URLSearchParams({ layer: String(layer), head: String(head) });
-    const { header, values } = await getArray(`/api/traces/${this.body.trace_id}/steps?${params}`);
+    const traceId = this.body.trace_id;
+    const { header, values } = await getArray(`/api/traces/${traceId}/steps?${params}`);
+    if (!this.active || this.body.trace_id !== traceId) return; // cleared meanwhile
     this.matrix = { key, values, width: header.shape[1], layer: header.layer };
     const { steps } = this;
     const last = steps[steps.length - 1];
@@ -118,8 +125,7 @@ export class Generation {
     $("timeline").max = String(Math.max(0, steps.length - 1));
     this.computeMarks();
     this.renderTokens();
-    const chosen = this.attribution ? this.attribution.method : "";
-    fillSelect($("step-method"), [["", "— (none)"], ...this.hooks.methods().map((m) => [m.name, m.title])], chosen);
+    this.fillMethods();
     this.draw();
   }
 
@@ -140,31 +146,33 @@ export class Generation {
       this.attribution = { method, spec, body };
       this.drawAttribution();
     } catch (error) {
-      fillSelect($("step-method"), [["", "— (none)"], ...this.hooks.methods().map((m) => [m.name, m.title])],
-        this.attribution ? this.attribution.method : "");
+      this.fillMethods(); // back to what the matrix shows
       this.hooks.fail(error);
     } finally {
       count("stepAttributions");
     }
   }
 
+  fillMethods() {
+    const options = [["", "— (none)"], ...this.hooks.methods().map((m) => [m.name, m.title])];
+    fillSelect($("step-method"), options, this.attribution ? this.attribution.method : "");
+  }
+
+  get tokens() { return [...this.body.prompt.tokens, ...this.body.generated.tokens]; } // prompt + answer
+
   drawAttribution() {
     const canvas = $("attribution-matrix");
     if (!this.attribution) return;
     const { spec, body } = this.attribution;
-    const width = this.body.prompt.tokens.length + this.body.generated.tokens.length;
+    const width = this.tokens.length;
     let top = 0;
     for (const row of body.scores) for (const v of row) if (v !== null) top = Math.max(top, Math.abs(v));
     const signed = spec.signed || body.scores.some((row) => row.some((v) => v !== null && v < 0));
     canvas.hidden = false;
     Object.assign(canvas.dataset, { method: body.method, rows: String(body.scores.length), scale: String(top) });
+    if (!this.attribution.cells) this.attribution.cells = matrixCells(body.scores, width, { signed, scale: top });
     const labels = this.steps.map((s) => s.token.text.replace(/\n/g, "↵"));
-    const geometry = drawMatrix(canvas, body.scores, width, { signed, scale: top, labels });
-    this.attribution.geometry = geometry;
-    const ctx = canvas.getContext("2d");
-    const pitch = (geometry.bottom - geometry.top) / geometry.steps;
-    ctx.strokeStyle = css(PREDICTION);
-    ctx.strokeRect(geometry.left, geometry.top + this.step * pitch, geometry.right - geometry.left, Math.max(1, pitch));
+    this.attribution.geometry = drawMatrix(canvas, this.attribution.cells, { labels, current: this.step });
     const at = (t) => (signed ? (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1)) : fade(signed ? POSITIVE : ATTENTION, t));
     $("matrix-legend").replaceChildren(
       `${spec.title}: row s scores the tokens before step s's token (it cannot depend on later ones: blank). ` +
@@ -185,7 +193,7 @@ export class Generation {
     const k = Math.floor(((x - g.left) / (g.right - g.left)) * g.width);
     const row = this.attribution.body.scores[s] || [];
     const value = k < row.length ? row[k] : null;
-    const tokens = [...this.body.prompt.tokens, ...this.body.generated.tokens];
+    const tokens = this.tokens;
     const out = $("matrix-readout");
     out.dataset.step = String(s);
     out.dataset.position = String(k);
@@ -255,8 +263,9 @@ export class Generation {
     $("step-label").textContent = `step ${s} of ${this.steps.length - 1}`;
     drawMarks($("timeline-marks"), this.steps.length, { ...this.marks, current: s });
     this.drawInfo(info);
-    const typed = $("diff-base").value;
-    const base = typed === "" ? s - 1 : Math.max(0, Math.min(this.steps.length - 1, Number(typed)));
+    const typed = Number($("diff-base").value);
+    const base = $("diff-base").value === "" || !Number.isInteger(typed) ? s - 1
+      : Math.max(0, Math.min(this.steps.length - 1, typed));
     const canvas = $("step-diff");
     Object.assign(canvas.dataset, { from: String(base), to: String(s) });
     if (base < 0 || base === s) {
@@ -272,7 +281,7 @@ export class Generation {
   drawDiffOf(base, s, diff) {
     const n = Math.max(this.steps[s].position, this.steps[base].position);
     const top = drawDiff($("step-diff"), diff, n);
-    const tokens = [...this.body.prompt.tokens, ...this.body.generated.tokens];
+    const tokens = this.tokens;
     const order = [...Array(n).keys()].sort((a, b) => diff[b] - diff[a]);
     const chip = (i, kind) => {
       const item = el("span", { className: `diff-item ${kind}`, testid: `diff-${kind}` }, tokenChip(tokens[i].text),

@@ -127,18 +127,11 @@ export function drawTrajectory(canvas, centres, positions, current) {
 }
 
 // The per-step attribution matrix: generated steps (rows) × key positions (columns), one cell per
-// score, drawn through an offscreen image scaled into a plot area with labelled axes. Signed
-// methods: red positive, teal negative; others: the attention colour; strength = |score| ÷ scale.
-// Returns the geometry for hover read-outs.
-export function drawMatrix(canvas, rows, width, { signed, scale, labels }) {
-  const steps = rows.length;
-  const height = Math.max(120, Math.min(420, steps * 14 + 40));
-  const { ctx, width: cssWidth } = sized(canvas, height);
-  const left = 72;
-  const right = cssWidth - 10;
-  const top = 6;
-  const bottom = height - 30;
-  const image = new ImageData(Math.max(1, width), Math.max(1, steps));
+// score. matrixCells paints the cells once into an offscreen canvas (signed methods: red positive,
+// teal negative; others: the attention colour; strength = |score| ÷ scale); drawMatrix scales it
+// into a plot area with labelled axes and returns the geometry for hover read-outs.
+export function matrixCells(rows, width, { signed, scale }) {
+  const image = new ImageData(Math.max(1, width), Math.max(1, rows.length));
   rows.forEach((row, s) => {
     for (let k = 0; k < width; k++) {
       const value = k < row.length && row[k] !== null ? row[k] : 0;
@@ -153,6 +146,18 @@ export function drawMatrix(canvas, rows, width, { signed, scale, labels }) {
   cells.width = image.width;
   cells.height = image.height;
   cells.getContext("2d").putImageData(image, 0, 0);
+  return cells;
+}
+
+export function drawMatrix(canvas, cells, { labels, current }) {
+  const steps = cells.height;
+  const width = cells.width;
+  const height = Math.max(120, Math.min(420, steps * 14 + 40));
+  const { ctx, width: cssWidth } = sized(canvas, height);
+  const left = 72;
+  const right = cssWidth - 10;
+  const top = 6;
+  const bottom = height - 30;
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(cells, left, top, right - left, bottom - top);
   ctx.strokeStyle = INK();
@@ -161,7 +166,7 @@ export function drawMatrix(canvas, rows, width, { signed, scale, labels }) {
   ctx.fillStyle = INK();
   ctx.textAlign = "right";
   const pitch = (bottom - top) / Math.max(1, steps);
-  const every = Math.max(1, Math.ceil(FONT * 1.2 / pitch));
+  const every = Math.max(1, Math.ceil((FONT * 1.2) / pitch));
   for (let s = 0; s < steps; s += every) {
     const text = labels && pitch >= FONT ? labels[s] : String(s);
     ctx.fillText(text.length > 10 ? `${text.slice(0, 9)}…` : text, left - 4, top + (s + 0.5) * pitch);
@@ -172,5 +177,7 @@ export function drawMatrix(canvas, rows, width, { signed, scale, labels }) {
   ctx.textAlign = "center";
   ctx.fillText("generated step", 0, 0);
   ctx.restore();
+  ctx.strokeStyle = `rgb(${PALETTE.prediction.rgb.join(",")})`; // the step shown
+  ctx.strokeRect(left, top + current * pitch, right - left, Math.max(1, pitch));
   return { left, right, top, bottom, steps, width };
 }

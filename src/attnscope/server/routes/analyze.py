@@ -28,12 +28,15 @@ def router(host: ModelHost) -> APIRouter:
         model = host.current()  # one model for the whole request, whatever switch comes meanwhile
         backend = cast(Backend, request.backend)
         with host.running(request.progress_id) as job:
-            trace_id, trace = host.trace_for(
-                model,
-                request.text,
-                backend,
-                lambda chosen: capture(chosen, request.text, backend=backend, top_k=TRACE_TOP_K, progress=job),
-            )
+            if request.trace_id is not None:
+                trace_id, trace = request.trace_id, host.kept_trace(model, request.trace_id, request.text)
+            else:
+                trace_id, trace = host.trace_for(
+                    model,
+                    request.text,
+                    backend,
+                    lambda chosen: capture(chosen, request.text, backend=backend, top_k=TRACE_TOP_K, progress=job),
+                )
         result = analysis_json(
             trace,
             layer=request.layer,

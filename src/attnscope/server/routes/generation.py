@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.capture.generation import generate
 from attnscope.capture.trace import GenerationTrace
 from attnscope.contracts import SCHEMA_VERSION
 from attnscope.errors import InputError
 from attnscope.methods.steps import step_attribution
-from attnscope.render.json import generation_json, step_attribution_json
+from attnscope.render.json import check_view, generation_json, step_attribution_json, step_rows
 from attnscope.server import binary
 from attnscope.server.host import ModelHost
 from attnscope.server.routes.analyze import TRACE_TOP_K
@@ -27,11 +26,8 @@ def router(host: ModelHost) -> APIRouter:
     @api.post("/generate", summary="Generate after a prompt and explain each step (`generate --json`)")
     def generate_route(request: GenerateRequest) -> dict[str, Any]:
         model = host.current()
-        if request.stack is not None and (request.stack == "encoder" or request.stack not in model.arch.stacks):
-            raise InputError(
-                f"stack {request.stack}: the steps are decoder positions; this {model.kind} model's step stacks: "
-                + ", ".join(s for s in sorted(model.arch.stacks) if s != "encoder")
-            )
+        if model.kind != "masked":  # generate() refuses an encoder in its own words
+            check_view(model, request.layer, request.head, request.stack)  # before minutes of generation
         with host.running(request.progress_id) as job:
 
             def stream(step: int, token_id: int, prob: float) -> None:
@@ -55,13 +51,14 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 on_token=stream,
             )
+            trace_id = host.add_trace(model, trace)  # kept even if what follows is refused
             result = generation_json(
                 trace, layer=request.layer, head=request.head, top_k=request.top_k, stack=request.stack
             )
             if request.attribute is not None:
                 scored = step_attribution(model, trace, request.attribute, progress=job, **request.options)
                 result["attribution"] = step_attribution_json(scored)
-        return {**result, "trace_id": host.add_trace(model, trace)}
+        return {**result, "trace_id": trace_id}
 
     @api.post(
         "/traces/{trace_id}/attribute",
@@ -84,9 +81,7 @@ def router(host: ModelHost) -> APIRouter:
         trace = host.get_trace(trace_id)
         if not isinstance(trace, GenerationTrace):
             raise InputError(f"trace {trace_id} is an analysis, not a generation: it has no steps")
-        view = trace.select(layer=params.layer, head=params.head, stack=params.stack)
-        rows = [step.position - 1 for step in trace.steps]
-        weights = aggregate_attention(trace, layers=list(view.layers), head=view.head, rows=rows, stack=view.stack)
+        view, weights = step_rows(trace, layer=params.layer, head=params.head, stack=params.stack)
         return Response(
             binary.encode(weights, "float16", layer=view.layers[0], positions=[step.position for step in trace.steps]),
             media_type="application/octet-stream",

@@ -1,0 +1,102 @@
+"""Scrubbing a long generation's timeline in headless Chromium.
+
+``attnscope serve`` (``--model``) generates ``--new`` tokens in the page (the Generate button); then
+the timeline is moved step by step over ``--scrubs`` steps spread across the answer, as a user
+dragging it does. Each scrub is timed from the range input's ``input`` event to the next animation
+frame (the step tokens, the step diff, the marks, the trajectory and the token view redrawn from
+the steps' rows); the most DOM elements the page had is recorded. The exact analysis that follows
+a pause is not part of a frame.
+
+Usage: python benchmarks/timeline.py [--model smollm2-135m] [--new 2000] [--scrubs 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+SCRUB = """async ([count]) => {
+  const range = document.querySelector('[data-testid=timeline]');
+  const steps = Number(range.max) + 1;
+  const times = [];
+  let elements = 0;
+  for (let i = 0; i < count; i++) {
+    const step = Math.round((i * (steps - 1)) / Math.max(1, count - 1));
+    const begin = performance.now();
+    range.value = String(step);
+    range.dispatchEvent(new Event('input'));
+    await new Promise((resolve) => requestAnimationFrame(() => resolve()));
+    times.push(performance.now() - begin);
+    elements = Math.max(elements, document.getElementsByTagName('*').length);
+  }
+  return { times, elements, steps };
+}"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--new", type=int, default=2000)
+    parser.add_argument("--scrubs", type=int, default=400)
+    parser.add_argument("--prompt", default="Write a long story about a city by a river, chapter by chapter.")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "attnscope", "serve", "--model", args.model, "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/api/model", timeout=2).json()["status"] == "ready":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(base)
+            page.wait_for_selector("body[data-ready='1']")
+            page.fill("[data-testid=prompt-input]", args.prompt)
+            page.fill("[data-testid=max-new-tokens]", str(args.new))
+            begin = time.perf_counter()
+            page.click("[data-testid=generate-button]")
+            page.wait_for_function("Number(document.body.dataset.generations || 0) > 0", timeout=3_600_000)
+            generated = time.perf_counter() - begin
+            result = page.evaluate(SCRUB, [args.scrubs])
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    ordered = sorted(result["times"])
+    p50 = ordered[len(ordered) // 2]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; headless Chromium (software rendering); "
+        f"{args.model}, {result['steps']} generated tokens (asked {args.new}; generating took {generated:.0f} s "
+        "including the page's first analysis)\n"
+    )
+    print("| scrubs | frame p50 ms | frame p95 ms | max ms | most DOM elements |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {len(ordered)} | {p50:.1f} | {p95:.1f} | {ordered[-1]:.1f} | {result['elements']} |")
+
+
+if __name__ == "__main__":
+    main()
