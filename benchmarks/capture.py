@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 METHODS = ("plain", "qk", "qk+preds", "full")
 WORDS = [
@@ -118,7 +119,14 @@ def child(spec: str, methods: list[str], n_tokens: int, warmup: int, repeats: in
         else:
             capture(model, text, backend="full", predict="last")
 
-    for _ in range(warmup):  # also faults in the (memory-mapped) weights before any baseline is taken
+    return {"tokens": int(ids.shape[1]), "rows": timed_rounds(methods, once, warmup, repeats)}
+
+
+def timed_rounds(methods: list[str], once: Any, warmup: int, repeats: int) -> dict[str, dict[str, Any]]:
+    """``once(method)`` for every method, ``warmup`` untimed rounds (they also fault the memory-mapped
+    weights in) then ``repeats`` timed rounds in which the methods alternate; per method the median
+    and every time, and the largest peak-RSS growth of one call over what was resident before it."""
+    for _ in range(warmup):
         for method in methods:
             once(method)
     times: dict[str, list[float]] = {m: [] for m in methods}
@@ -133,10 +141,15 @@ def child(spec: str, methods: list[str], n_tokens: int, warmup: int, repeats: in
             once(method)
             times[method].append(time.perf_counter() - begin)
             peaks[method] = max(peaks[method], peak_rss_mb() - base_rss)
-    return {
-        "tokens": int(ids.shape[1]),
-        "rows": {m: {"median_s": statistics.median(times[m]), "peak_extra_mb": peaks[m]} for m in methods},
-    }
+    return {m: {"median_s": statistics.median(times[m]), "all_s": times[m], "peak_extra_mb": peaks[m]} for m in methods}
+
+
+def run_child(command: list[str]) -> dict[str, Any] | str:
+    """The JSON a benchmark's child process printed last, or the last line of its error."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return f"failed: {done.stderr.strip().splitlines()[-1:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -177,11 +190,10 @@ def main() -> None:
                 "--threads",
                 str(args.threads),
             ]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                print(f"| {spec} | {n} | failed: {done.stderr.strip().splitlines()[-1:]} | | | |", flush=True)
+            result = run_child(command)
+            if isinstance(result, str):
+                print(f"| {spec} | {n} | {result} | | | |", flush=True)
                 continue
-            result = json.loads(done.stdout.strip().splitlines()[-1])
             baseline = result["rows"].get("plain", {}).get("median_s")
             for method, row in result["rows"].items():
                 ratio = f"{row['median_s'] / baseline:.2f}" if baseline else "-"

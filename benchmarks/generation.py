@@ -22,18 +22,13 @@ Usage: python benchmarks/generation.py [--models qwen2.5-coder-0.5b] [--lengths 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import os
 import platform
-import statistics
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from capture import current_rss_mb, peak_rss_mb, reset_peak_rss, text_of_tokens
+from capture import run_child, text_of_tokens, timed_rounds
 
 METHODS = ("plain", "record", "record+rows")
 
@@ -65,28 +60,8 @@ def child(spec: str, methods: list[str], n_tokens: int, new: int, warmup: int, r
             for layer in range(trace.num_layers()):
                 aggregate_attention(trace, layers=[layer], head="mean", rows=rows)
 
-    for _ in range(warmup):
-        for method in methods:
-            once(method)
-    times: dict[str, list[float]] = {m: [] for m in methods}
-    peaks: dict[str, float] = dict.fromkeys(methods, 0.0)
-    for _ in range(repeats):
-        for method in methods:
-            gc.collect()
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-            reset_peak_rss()
-            base_rss = current_rss_mb()
-            begin = time.perf_counter()
-            once(method)
-            times[method].append(time.perf_counter() - begin)
-            peaks[method] = max(peaks[method], peak_rss_mb() - base_rss)
-    return {
-        "tokens": int(ids.shape[1]),
-        "produced": produced,
-        "rows": {
-            m: {"median_s": statistics.median(times[m]), "all_s": times[m], "peak_extra_mb": peaks[m]} for m in methods
-        },
-    }
+    rows = timed_rounds(methods, once, warmup, repeats)
+    return {"tokens": int(ids.shape[1]), "produced": produced, "rows": rows}
 
 
 def main() -> None:
@@ -134,11 +109,10 @@ def main() -> None:
                 "--threads",
                 str(args.threads),
             ]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                print(f"| {spec} | {n} | | failed: {done.stderr.strip().splitlines()[-1:]} | | | | |", flush=True)
+            result = run_child(command)
+            if isinstance(result, str):
+                print(f"| {spec} | {n} | | {result} | | | | |", flush=True)
                 continue
-            result = json.loads(done.stdout.strip().splitlines()[-1])
             baseline = result["rows"].get("plain", {}).get("median_s")
             for method, row in result["rows"].items():
                 ratio = f"{row['median_s'] / baseline:.3f}" if baseline else "-"

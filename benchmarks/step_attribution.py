@@ -66,6 +66,8 @@ def child(spec: str, method: str, n_tokens: int, new: int, threads: int) -> dict
     if method.startswith("inseq:"):
         import inseq
 
+        if method == "inseq:attention":  # inseq reads output_attentions: eager attention
+            model.model.set_attn_implementation("eager")
         explainer = inseq.load_model(model.model, method.split(":")[1], tokenizer=model.tokenizer)
     reset_peak_rss()
     base = current_rss_mb()

@@ -43,6 +43,16 @@ function xAxis(ctx, lo, hi, x0, x1, y, caption) {
   ctx.fillText(caption, x1, y + 21);
 }
 
+// A y-axis caption, rotated, centred at (x, y).
+function yCaption(ctx, text, x, y) {
+  ctx.save();
+  ctx.translate(x, y);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.fillText(text, 0, 0);
+  ctx.restore();
+}
+
 // Ticks over the steps: key frames (dark), loops (warm) and a marked span below its level (cool).
 export function drawMarks(canvas, steps, { keyFrames, loops, faded, current }) {
   const { ctx, width } = sized(canvas, 34);
@@ -103,12 +113,7 @@ export function drawTrajectory(canvas, centres, positions, current) {
     ctx.beginPath(); ctx.moveTo(left - 3, y(v)); ctx.lineTo(left, y(v)); ctx.stroke();
     ctx.fillText(String(v), left - 5, y(v));
   }
-  ctx.save();
-  ctx.translate(10, (top + bottom) / 2);
-  ctx.rotate(-Math.PI / 2);
-  ctx.textAlign = "center";
-  ctx.fillText("key position", 0, 0);
-  ctx.restore();
+  yCaption(ctx, "key position", 10, (top + bottom) / 2);
   xAxis(ctx, 0, Math.max(0, steps - 1), left, right, bottom, "step");
   ctx.setLineDash([4, 3]);
   ctx.strokeStyle = PALETTE.ink.muted || INK();
@@ -171,12 +176,7 @@ export function drawMatrix(canvas, cells, { labels, current }) {
     const text = labels && pitch >= FONT ? labels[s] : String(s);
     ctx.fillText(text.length > 10 ? `${text.slice(0, 9)}…` : text, left - 4, top + (s + 0.5) * pitch);
   }
-  ctx.save();
-  ctx.translate(9, (top + bottom) / 2);
-  ctx.rotate(-Math.PI / 2);
-  ctx.textAlign = "center";
-  ctx.fillText("generated step", 0, 0);
-  ctx.restore();
+  yCaption(ctx, "generated step", 9, (top + bottom) / 2);
   ctx.strokeStyle = `rgb(${PALETTE.prediction.rgb.join(",")})`; // the step shown
   ctx.strokeRect(left, top + current * pitch, right - left, Math.max(1, pitch));
   return { left, right, top, bottom, steps, width };
