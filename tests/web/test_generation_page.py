@@ -133,3 +133,26 @@ def test_attribution_matrix_shows_each_steps_scores(page, server):
         assert float(readout.get_attribute("data-value")) == pytest.approx(expected["scores"][step][key], abs=1e-6)
     assert "Colour = score ÷ the largest score" in page.locator("[data-testid=matrix-legend]").inner_text()
     screenshot(page, "generation-attribution-matrix")
+
+
+@pytest.mark.parametrize(
+    ("mode", "control", "value", "settings"),
+    [("sample", "seed", "5", {"do_sample": True, "seed": 5}), ("beams", "beams", "3", {"num_beams": 3})],
+)
+def test_sampling_and_beam_search_from_the_page(page, server, mode, control, value, settings):
+    request = {"text": ENGLISH, "max_new_tokens": NEW_TOKENS, **settings}
+    expected = httpx.post(f"{server}/api/generate", json=request, timeout=300).json()
+    page.select_option("[data-testid=decoding]", mode)
+    page.fill(f"[data-testid={control}]", value)
+    generate_on_page(page, ENGLISH)
+    assert page.locator("[data-testid=error]").is_hidden()
+    tokens = page.locator("[data-testid=step-token]").evaluate_all("n => n.map(e => e.dataset.token)")
+    assert tokens == [s["token"]["text"] for s in expected["steps"]]
+    if mode == "beams":
+        assert "beam" in page.locator("[data-testid=step-info]").inner_text()
+        assert "best beam" in page.locator("#marks-legend").inner_text()
+    page.fill(f"[data-testid={control}]", "-1")
+    before = counter(page, "generations")
+    page.click("[data-testid=generate-button]")
+    page.wait_for_function(f"Number(document.body.dataset.generations || 0) > {before}")
+    assert control in page.locator("[data-testid=error]").inner_text()

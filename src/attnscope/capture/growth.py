@@ -28,6 +28,7 @@ class LayerGrowth:
         self.filled = [record.query.shape[1], record.key.shape[1]]  # rows of query and key so far
         self.added = 0
         self.first_rows = record.query.shape[1]
+        self.record = record
         self.buffers: list[torch.Tensor] | None = None
         room = capacity * (record.query[:, :1].nbytes + record.key[:, :1].nbytes)
         if capacity > 0 and record.query.device == device and stash.room(device, room):
@@ -48,6 +49,8 @@ class LayerGrowth:
             bigger[:, :filled].copy_(buffer[:, :filled])
             grown.append(bigger)
         self.buffers = grown
+        # the record points into the new buffers: the old ones (or the prompt's own tensors) are freed now
+        self.record.query, self.record.key = (b[:, :f] for b, f in zip(grown, self.filled, strict=True))
 
     def add(self, query: torch.Tensor, key: torch.Tensor) -> None:
         """One step's new query rows (heads, n, d) and new key rows (kv_heads, n, d)."""

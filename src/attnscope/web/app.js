@@ -158,6 +158,22 @@ async function analyze({ fresh = false } = {}) {
   }
 }
 
+// The decoding controls as /api/generate settings (greedy: none).
+function decodingSettings() {
+  const mode = $("decoding").value;
+  if (mode === "sample") {
+    const seed = Number($("seed").value);
+    if (!Number.isInteger(seed) || seed < 0) throw new Error("seed: a whole number ≥ 0");
+    return { do_sample: true, seed };
+  }
+  if (mode === "beams") {
+    const beams = Number($("beams").value);
+    if (!Number.isInteger(beams) || beams < 2 || beams > 16) throw new Error("beams: a whole number from 2 to 16");
+    return { num_beams: beams };
+  }
+  return {};
+}
+
 async function generate() {
   showError("");
   const max = Number($("max-new-tokens").value);
@@ -174,7 +190,9 @@ async function generate() {
       throw new Error(`the page generates with causal language models; ${state.model.name} is ${state.model.kind} ` +
         "(attnscope generate and POST /api/generate explain an encoder–decoder's steps)");
     }
-    const body = await generation.run({ text: $("prompt").value, maxNewTokens: max, chat: $("chat").checked });
+    const body = await generation.run({
+      text: $("prompt").value, maxNewTokens: max, chat: $("chat").checked, decoding: decodingSettings(),
+    });
     if (body) learnModel(body.model);
   } catch (error) {
     generation.clear();
@@ -338,6 +356,10 @@ async function switchModel() {
 function wire() {
   $("analyze").addEventListener("click", () => analyze({ fresh: true }));
   $("generate").addEventListener("click", generate);
+  $("decoding").addEventListener("change", () => {
+    $("seed-box").hidden = $("decoding").value !== "sample";
+    $("beams-box").hidden = $("decoding").value !== "beams";
+  });
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();

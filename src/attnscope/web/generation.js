@@ -56,7 +56,8 @@ export class Generation {
   }
 
   // ---- generating ---------------------------------------------------------------------------------
-  async run({ text, maxNewTokens, chat }) {
+  // decoding: {do_sample, seed} or {num_beams} (greedy: {})
+  async run({ text, maxNewTokens, chat, decoding = {} }) {
     this.clear();
     const serial = ++this.serial; // a clear() or another run meanwhile makes this one's answer stale
     $("generation").hidden = false;
@@ -66,7 +67,7 @@ export class Generation {
     strip.replaceChildren();
     const prompt = chat ? { messages: [{ role: "user", content: text }] } : { text };
     const body = await track("generating", (id) => postJSON("/api/generate", {
-      ...prompt, max_new_tokens: maxNewTokens, top_k: 10, progress_id: id,
+      ...prompt, ...decoding, max_new_tokens: maxNewTokens, top_k: 10, progress_id: id,
     }), { progress: true, onItems: (items) => { if (serial === this.serial) this.stream(items); } });
     if (serial !== this.serial) return null; // the page moved on (another model, another text)
     this.body = body;
@@ -214,6 +215,7 @@ export class Generation {
     const mass = marked ? S.spanMass(values, width, n, this.body.prompt.tokens, marked.start, marked.end) : null;
     this.mass = mass;
     this.marks = {
+      branches: this.steps.filter((st) => st.parent !== undefined && st.beam !== st.parent).map((st) => st.step),
       keyFrames: S.keyFrames(distances),
       loops: S.loopSteps(ids, values, width),
       faded: mass && mass.tokens ? [...mass.mass.keys()].filter((s) => mass.mass[s] < S.CONSTRAINT_LEVEL) : [],
@@ -222,7 +224,9 @@ export class Generation {
       `Marks — dark: key frames (Jensen–Shannon distance to the step before > ${S.KEY_FRAME_DISTANCE}; ` +
       `${this.marks.keyFrames.length}); red: loops (the last ${S.LOOP_NGRAM} tokens repeat while attention ` +
       `cycles; ${this.marks.loops.length}); teal: the marked span gets < ${S.CONSTRAINT_LEVEL * 100}% of ` +
-      `the attention (${marked ? this.marks.faded.length : "no span marked"}).`;
+      `the attention (${marked ? this.marks.faded.length : "no span marked"})` +
+      (this.body.settings.num_beams > 1 ? `; blue: the best beam continues another beam than at the step before ` +
+        `(${this.marks.branches.length}).` : ".");
   }
 
   constraintSpan() { // the marked text, found in the prompt

@@ -53,9 +53,10 @@ function yCaption(ctx, text, x, y) {
   ctx.restore();
 }
 
-// Ticks over the steps: key frames (dark), loops (warm) and a marked span below its level (cool).
-export function drawMarks(canvas, steps, { keyFrames, loops, faded, current }) {
-  const { ctx, width } = sized(canvas, 34);
+// Ticks over the steps: key frames (dark), loops (warm), a marked span below its level (cool) and,
+// for beam search, where the best beam continued another beam (blue).
+export function drawMarks(canvas, steps, { keyFrames, loops, faded, branches = [], current }) {
+  const { ctx, width } = sized(canvas, 41);
   const x0 = 8;
   const x1 = width - 8;
   const at = (s) => x0 + ((s + 0.5) / Math.max(1, steps)) * (x1 - x0);
@@ -66,10 +67,11 @@ export function drawMarks(canvas, steps, { keyFrames, loops, faded, current }) {
   lane(keyFrames, 0, INK());
   lane(loops, 7, css(POSITIVE));
   lane(faded, 14, css(NEGATIVE));
+  lane(branches, 21, css(PALETTE.prediction.rgb));
   ctx.fillStyle = INK();
-  ctx.fillRect(Math.round(at(current)) - 1, 0, 2, 21);
+  ctx.fillRect(Math.round(at(current)) - 1, 0, 2, 28);
   ctx.textAlign = "left";
-  ctx.fillText(`step 0 … ${steps - 1}`, x0, 28);
+  ctx.fillText(`step 0 … ${steps - 1}`, x0, 35);
 }
 
 // A diverging strip over key positions 0…n-1: red where the later step attends more, teal less,
