@@ -95,17 +95,26 @@ def generation_text(result: dict[str, Any]) -> str:
     labels = [quoted(step["token"]["text"]) for step in steps]
     width = min(20, max((display_width(label) for label in labels), default=5))
     lines.append(
-        f"{'step':>5}  {pad('token', width)}  {'prob':>7}  {'logprob':>8}  {pad('attended most', 22)}  runners-up"
+        f"{'step':>5}  {pad('token', width)}  {'prob':>7}  {'cum logp':>8}  {pad('attended most', 22)}  runners-up"
     )
     for step, label in zip(steps, labels, strict=True):
         weights = step["attention"]["weights"]
         top_key = max(range(len(weights)), key=weights.__getitem__)
         most = f"{quoted(tokens[top_key]['text'])} #{top_key} {weights[top_key]:.2f}"
         others = ", ".join(
-            f"{quoted(c['token'])} {c['prob']:.2f}" for c in step["top"][:4] if c["id"] != step["token"]["id"]
+            f"{quoted(c['token'])} {c['prob']:.3g}" for c in step["top"][:4] if c["id"] != step["token"]["id"]
         )
         lines.append(
             f"{step['step']:>5}  {pad(label, width)}  {step['prob']:7.4f}  {step['logprob_cum']:8.3f}  "
             f"{pad(most, 22)}  {others}"
         )
+    lines += ["", "cum logp: the sum of the steps' log-probabilities so far (natural log)"]
+    attribution = result.get("attribution")
+    if attribution:
+        keys = result["prompt"]["tokens"] + result["generated"]["tokens"]
+        lines += ["", f"{attribution['method']} per step: the three earlier tokens scored highest (|score|)"]
+        for step, label, scores in zip(steps, labels, attribution["scores"], strict=True):
+            order = sorted(range(len(scores)), key=lambda i: -abs(scores[i] or 0.0))[:3]
+            best = ", ".join(f"{quoted(keys[i]['text'])} #{i} {scores[i]:+.3g}" for i in order if scores[i] is not None)
+            lines.append(f"{step['step']:>5}  {pad(label, width)}  {best}")
     return "\n".join(lines)

@@ -172,7 +172,7 @@ export class Generation {
     canvas.hidden = false;
     Object.assign(canvas.dataset, { method: body.method, rows: String(body.scores.length), scale: String(top) });
     if (!this.attribution.cells) this.attribution.cells = matrixCells(body.scores, width, { signed, scale: top });
-    const labels = this.steps.map((s) => s.token.text.replace(/\n/g, "↵"));
+    const labels = this.steps.map((s) => s.token.text.replace(/ /g, "␣").replace(/\n/g, "↵"));
     this.attribution.geometry = drawMatrix(canvas, this.attribution.cells, { labels, current: this.step });
     const at = (t) => (signed ? (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1)) : fade(signed ? POSITIVE : ATTENTION, t));
     $("matrix-legend").replaceChildren(
@@ -220,13 +220,15 @@ export class Generation {
       loops: S.loopSteps(ids, values, width),
       faded: mass && mass.tokens ? [...mass.mass.keys()].filter((s) => mass.mass[s] < S.CONSTRAINT_LEVEL) : [],
     };
+    const steps = (n) => `${n} step${n === 1 ? "" : "s"}`;
     $("marks-legend").textContent =
-      `Marks — dark: key frames (Jensen–Shannon distance to the step before > ${S.KEY_FRAME_DISTANCE}; ` +
-      `${this.marks.keyFrames.length}); red: loops (the last ${S.LOOP_NGRAM} tokens repeat while attention ` +
-      `cycles; ${this.marks.loops.length}); teal: the marked span gets < ${S.CONSTRAINT_LEVEL * 100}% of ` +
-      `the attention (${marked ? this.marks.faded.length : "no span marked"})` +
-      (this.body.settings.num_beams > 1 ? `; blue: the best beam continues another beam than at the step before ` +
-        `(${this.marks.branches.length}).` : ".");
+      `Marks under the timeline — dark: key frames, where the attention row moved most (Jensen–Shannon ` +
+      `distance to the step before > ${S.KEY_FRAME_DISTANCE}: ${steps(this.marks.keyFrames.length)}; their ` +
+      `tokens are underlined above); red: loops (the last ${S.LOOP_NGRAM} tokens repeat while attention ` +
+      `cycles: ${steps(this.marks.loops.length)}); teal: the marked span gets < ${S.CONSTRAINT_LEVEL * 100}% ` +
+      `of the attention (${marked ? steps(this.marks.faded.length) : "no span marked"})` +
+      (this.body.settings.num_beams > 1 ? `; blue: the best beam continues another beam than at the step ` +
+        `before (${steps(this.marks.branches.length)}).` : ".");
   }
 
   constraintSpan() { // the marked text, found in the prompt
@@ -316,7 +318,8 @@ export class Generation {
     const p = info.position;
     const slid = window && p > window ? ` Layer ${this.matrix.layer} keeps the last ${window} keys: positions 0…${p - window - 1} have left its window.`
       : window ? ` Layer ${this.matrix.layer} has a ${window}-key window; nothing has left it yet.` : "";
-    $("cache-state").textContent = `KV cache at this step: ${p} keys (positions 0…${p - 1}).${slid}` +
+    $("cache-state").textContent = `KV cache at this step: ${p} keys (positions 0…${p - 1}); the tokens ` +
+      `after them were not generated yet (weight 0 in the views below).${slid}` +
       (this.mass ? ` Marked span: ${formatProb(this.mass.mass[info.step])} of the attention.` : "");
   }
 

@@ -4,6 +4,7 @@
 import { NEGATIVE, PALETTE, POSITIVE, css } from "./palette.js";
 
 const FONT = 11; // CSS px of axis text
+const THUMB = 16; // CSS px of a range input's thumb (Chromium): its centre runs THUMB/2 from each end
 const INK = () => PALETTE.ink.text;
 
 function sized(canvas, height) {
@@ -55,11 +56,12 @@ function yCaption(ctx, text, x, y) {
 
 // Ticks over the steps: key frames (dark), loops (warm), a marked span below its level (cool) and,
 // for beam search, where the best beam continued another beam (blue).
+// The canvas sits under the range input, as wide: step s is where the range's thumb centre is.
 export function drawMarks(canvas, steps, { keyFrames, loops, faded, branches = [], current }) {
-  const { ctx, width } = sized(canvas, 41);
-  const x0 = 8;
-  const x1 = width - 8;
-  const at = (s) => x0 + ((s + 0.5) / Math.max(1, steps)) * (x1 - x0);
+  const { ctx, width } = sized(canvas, 44);
+  const x0 = THUMB / 2;
+  const x1 = width - THUMB / 2;
+  const at = (s) => x0 + (s / Math.max(1, steps - 1)) * (x1 - x0);
   const lane = (marks, y, colour) => {
     ctx.fillStyle = colour;
     for (const s of marks) ctx.fillRect(Math.round(at(s)) - 1, y, 2, 6);
@@ -70,8 +72,9 @@ export function drawMarks(canvas, steps, { keyFrames, loops, faded, branches = [
   lane(branches, 21, css(PALETTE.prediction.rgb));
   ctx.fillStyle = INK();
   ctx.fillRect(Math.round(at(current)) - 1, 0, 2, 28);
-  ctx.textAlign = "left";
-  ctx.fillText(`step 0 … ${steps - 1}`, x0, 35);
+  ctx.textAlign = "center";
+  const every = niceStep(Math.max(1, steps - 1), (x1 - x0) / 40);
+  for (let s = 0; s < steps; s += every) ctx.fillText(String(s), at(s), 37); // step numbers
 }
 
 // A diverging strip over key positions 0…n-1: red where the later step attends more, teal less,
@@ -169,7 +172,8 @@ export function drawMatrix(canvas, cells, { labels, current }) {
   ctx.drawImage(cells, left, top, right - left, bottom - top);
   ctx.strokeStyle = INK();
   ctx.strokeRect(left, top, right - left, bottom - top);
-  xAxis(ctx, 0, Math.max(0, width - 1), left, right, bottom, "key position (prompt + answer)");
+  const cell = (right - left) / Math.max(1, width);
+  xAxis(ctx, 0, Math.max(0, width - 1), left + cell / 2, right - cell / 2, bottom, "key position (prompt + answer)");
   ctx.fillStyle = INK();
   ctx.textAlign = "right";
   const pitch = (bottom - top) / Math.max(1, steps);
