@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--new", type=int, default=2000)
     parser.add_argument("--scrubs", type=int, default=400)
-    parser.add_argument("--prompt", default="Write a long story about a city by a river, chapter by chapter.")
+    parser.add_argument(
+        "--prompt",
+        default="The history of the city begins with a small settlement on the river, where traders met each spring",
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -72,6 +75,7 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda error: print(f"page error: {error}", file=sys.stderr))
             page.goto(base)
             page.wait_for_selector("body[data-ready='1']")
             page.fill("[data-testid=prompt-input]", args.prompt)
@@ -80,6 +84,9 @@ def main() -> None:
             page.click("[data-testid=generate-button]")
             page.wait_for_function("Number(document.body.dataset.generations || 0) > 0", timeout=3_600_000)
             generated = time.perf_counter() - begin
+            error = page.locator("[data-testid=error]")
+            if error.is_visible() or page.locator("[data-testid=step-token]").count() == 0:
+                raise SystemExit(f"the page could not generate: {error.inner_text()}")
             result = page.evaluate(SCRUB, [args.scrubs])
             browser.close()
     finally:

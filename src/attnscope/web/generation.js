@@ -14,6 +14,7 @@ import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 
 const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
 const PLAY_MS = 180; // a step every PLAY_MS while playing
+const VIEWS_AFTER_MS = 60; // while the timeline is dragged, the views below follow once it pauses this long
 const EXACT_AFTER_MS = 250; // the shown row is float16 from the steps matrix; the exact analysis follows
 const VIRTUAL_MIN_STEPS = 1500;
 
@@ -29,7 +30,8 @@ export class Generation {
     this.timer = null;
     this.exact = null;
     this.marks = { keyFrames: [], loops: [], faded: [] };
-    $("timeline").addEventListener("input", () => this.setStep(Number($("timeline").value)));
+    // dragging: the panel follows every frame, the views below once the drag pauses (VIEWS_AFTER_MS)
+    $("timeline").addEventListener("input", () => this.setStep(Number($("timeline").value), { live: true }));
     $("play").addEventListener("click", () => (this.timer ? this.pause() : this.play()));
     $("diff-base").addEventListener("input", () => this.draw());
     $("constraint").addEventListener("input", () => { this.computeMarks(); this.draw(); });
@@ -45,6 +47,8 @@ export class Generation {
 
   clear() {
     this.serial = (this.serial || 0) + 1;
+    clearTimeout(this.views);
+    clearTimeout(this.exact);
     this.pause();
     this.body = null;
     this.matrix = null;
@@ -210,6 +214,7 @@ export class Generation {
     const distances = S.stepDistances(values, width, n);
     this.distances = distances;
     this.centres = [...Array(n).keys()].map((s) => S.centreOfMass(S.row(values, width, s)));
+    this.positions = this.steps.map((st) => st.position);
     const ids = this.steps.map((s) => s.token.id);
     const marked = this.constraintSpan();
     const mass = marked ? S.spanMass(values, width, n, this.body.prompt.tokens, marked.start, marked.end) : null;
@@ -241,7 +246,7 @@ export class Generation {
   // ---- choosing a step ------------------------------------------------------------------------------
   // show: draw the views for it too (now from the steps' rows, exactly after EXACT_AFTER_MS, or at
   // once with exactNow)
-  setStep(step, { show = true, exactNow = false } = {}) {
+  setStep(step, { show = true, exactNow = false, live = false } = {}) {
     if (!this.active || !this.matrix || !this.steps.length) return;
     this.step = Math.max(0, Math.min(this.steps.length - 1, step));
     $("timeline").value = String(this.step);
@@ -254,8 +259,13 @@ export class Generation {
     if (!show) return;
     const info = this.steps[this.step];
     const query = info.position - 1;
-    const weights = Array.from(S.row(this.matrix.values, this.matrix.width, this.step));
-    this.hooks.showRow(query, weights, { position: query, top: info.top });
+    const views = () => {
+      const weights = Array.from(S.row(this.matrix.values, this.matrix.width, this.step));
+      this.hooks.showRow(query, weights, { position: query, top: info.top });
+    };
+    clearTimeout(this.views);
+    if (live) this.views = setTimeout(views, VIEWS_AFTER_MS);
+    else views();
     clearTimeout(this.exact);
     const exact = () => this.hooks.analyzeAt(query);
     if (exactNow) exact();
@@ -280,7 +290,7 @@ export class Generation {
     } else {
       this.drawDiffOf(base, s, S.difference(values, width, base, s));
     }
-    drawTrajectory($("trajectory"), this.centres, this.steps.map((st) => st.position), s);
+    drawTrajectory($("trajectory"), this.centres, this.positions, s);
     if (this.attribution) this.drawAttribution();
   }
 

@@ -7,16 +7,25 @@ const FONT = 11; // CSS px of axis text
 const THUMB = 16; // CSS px of a range input's thumb (Chromium): its centre runs THUMB/2 from each end
 const INK = () => PALETTE.ink.text;
 
+const strip = document.createElement("canvas"); // the step diff's cells, one pixel each
+strip.height = 1;
+let fontFamily = null; // read once: reading computed style every frame forces a style recalculation
+
+// The canvas at its CSS width × height, cleared, with the device's pixel ratio (resized only when
+// its size changed: a resize reallocates the bitmap).
 function sized(canvas, height) {
   const width = Math.max(200, canvas.clientWidth || canvas.parentElement.clientWidth || 600);
   const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  canvas.style.height = `${height}px`;
+  const pixels = [Math.round(width * ratio), Math.round(height * ratio)];
+  if (canvas.width !== pixels[0] || canvas.height !== pixels[1]) {
+    [canvas.width, canvas.height] = pixels;
+    canvas.style.height = `${height}px`;
+  }
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
-  ctx.font = `${FONT}px ${getComputedStyle(document.documentElement).fontFamily}`;
+  fontFamily = fontFamily || getComputedStyle(document.documentElement).fontFamily;
+  ctx.font = `${FONT}px ${fontFamily}`;
   ctx.textBaseline = "middle";
   return { ctx, width, height };
 }
@@ -86,11 +95,17 @@ export function drawDiff(canvas, diff, n) {
   let top = 0;
   for (let i = 0; i < n; i++) top = Math.max(top, Math.abs(diff[i]));
   const cell = (x1 - x0) / Math.max(1, n);
+  const image = new ImageData(Math.max(1, n), 1); // one pixel per key position, scaled: one draw call
   for (let i = 0; i < n; i++) {
     const t = top > 0 ? Math.abs(diff[i]) / top : 0;
-    ctx.fillStyle = css(diff[i] >= 0 ? POSITIVE : NEGATIVE, t);
-    ctx.fillRect(x0 + i * cell, 0, Math.max(1, cell), 24);
+    const rgb = diff[i] >= 0 ? POSITIVE : NEGATIVE;
+    for (let c = 0; c < 3; c++) image.data[4 * i + c] = Math.round(255 - (255 - rgb[c]) * t);
+    image.data[4 * i + 3] = 255;
   }
+  strip.width = image.width;
+  strip.getContext("2d").putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(strip, x0, 0, x1 - x0, 24);
   ctx.strokeStyle = INK();
   ctx.strokeRect(x0, 0, x1 - x0, 24);
   xAxis(ctx, 0, Math.max(0, n - 1), x0 + cell / 2, x1 - cell / 2, 26, "key position");
