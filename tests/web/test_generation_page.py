@@ -62,6 +62,7 @@ def test_generate_timeline_and_step_diff_show_each_steps_attention(page, server,
     assert weights[:p] == pytest.approx(step["attention"]["weights"], abs=1e-5)
     assert all(w == 0 for w in weights[p:])  # later tokens: not yet generated at that step
     assert page.locator(".tok.query").get_attribute("data-token-index") == str(p - 1)
+    assert page.locator(".tok.future").count() == len(weights) - p  # generated after this step: faded
     assert page.locator("[data-testid=prediction]").get_attribute("data-token-id") == str(step["top"][0]["id"])
     candidates = page.locator("[data-testid=step-candidate]")
     assert float(candidates.first.get_attribute("data-prob")) == pytest.approx(step["top"][0]["prob"], abs=1e-6)

@@ -259,6 +259,7 @@ const viewOf = (id) => VIEWS.find((v) => v.id === id);
 async function render() {
   if (!state.result) return;
   hideTip();
+  state.generated = generation.active && state.text === generation.text; // the views show a generation
   state.attribution = currentAttribution();
   const view = viewOf(state.view);
   $("export-png").disabled = !view.exportPNG;

@@ -52,7 +52,8 @@ function legend(state, ctx, { attribution, method, excludeSpecial, scale, range 
       `${typeof head === "number" ? `head ${head}` : `${head} of heads`}` +
       ` (${excludeSpecial ? "renormalised without special tokens" : "raw softmax probabilities"}` +
       `${scale === "minmax" ? ", colour min–max scaled" : ""}).` +
-      (result.prediction ? " Blue: the predicted next token." : " This model has no next-token head.");
+      (result.prediction ? " Blue: the predicted next token." : " This model has no next-token head.") +
+      (state.generated ? " Faded: this step's token and the later ones (not generated yet when it was chosen)." : "");
     bar = scaleLegend(colourBar(attentionRGB), range[0], range[1], "attention weight");
     delete $("legend").dataset.signed;
   }
@@ -163,6 +164,7 @@ export default {
       }
       if (token.special) span.classList.add("special");
       if (index === result.attention.query) span.classList.add("query");
+      if (state.generated && index > result.attention.query) span.classList.add("future"); // not generated yet
       if (!token.special && token.start === token.end) span.classList.add("empty");
       appendText(span, token.text);
       span.addEventListener("mouseenter", (event) => tokenTip(event, token, weights[index],
