@@ -13,6 +13,8 @@ import { drawDiff, drawMarks, drawMatrix, drawTrajectory, matrixCells } from "./
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 
 const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
+// colour-bar position t in [0, 1] of a signed scale: teal (−) through white (0) to red (+)
+const divergingAt = (t) => (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1));
 const PLAY_MS = 180; // a step every PLAY_MS while playing
 const VIEWS_AFTER_MS = 60; // while the timeline is dragged, the views below follow once it pauses this long
 const EXACT_AFTER_MS = 250; // the shown row is float16 from the steps matrix; the exact analysis follows
@@ -178,7 +180,7 @@ export class Generation {
     if (!this.attribution.cells) this.attribution.cells = matrixCells(body.scores, width, { signed, scale: top });
     const labels = this.steps.map((s) => s.token.text.replace(/ /g, "␣").replace(/\n/g, "↵"));
     this.attribution.geometry = drawMatrix(canvas, this.attribution.cells, { labels, current: this.step });
-    const at = (t) => (signed ? (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1)) : fade(signed ? POSITIVE : ATTENTION, t));
+    const at = (t) => (signed ? divergingAt(t) : fade(ATTENTION, t));
     $("matrix-legend").replaceChildren(
       `${spec.title}: row s scores the tokens before step s's token (it cannot depend on later ones: blank). ` +
       (signed ? "Red positive, teal negative; colour = |score| ÷ the largest |score|. " : "Colour = score ÷ the largest score. ") +
@@ -310,7 +312,8 @@ export class Generation {
     $("diff-legend").replaceChildren(
       `Step diff, step ${s} minus step ${base} (layer ${this.matrix.layer}, ${this.hooks.view().head}): red = more ` +
       `attention at step ${s}, teal = less; colour = |difference| ÷ ${format(top)}, the largest. Gained most: `,
-      ...(gained.length ? gained : ["—"]), " Lost most: ", ...(lost.length ? lost : ["—"]),
+      ...(gained.length ? gained : ["—"]), " Lost most: ", ...(lost.length ? lost : ["—"]), " ",
+      scaleLegend(colourBar(divergingAt), -top, top, "difference"),
     );
   }
 
