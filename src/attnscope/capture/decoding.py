@@ -4,7 +4,7 @@ library, the CLI and the HTTP API refuse the same values with the same one-line 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -54,25 +54,35 @@ def check_settings(
     seed: Any,
     num_beams: Any,
     stop: Any,
+    names: Mapping[str, str] | None = None,
 ) -> Settings:
-    """The settings, or a one-line :class:`InputError` naming the first bad one."""
+    """The settings, or a one-line :class:`InputError` naming the first bad one — by its argument
+    name, or as ``names`` calls it (the CLI's flags, the API's fields)."""
+    called = dict(names or {})
+
+    def n(name: str) -> str:
+        return called.get(name, name)
+
     if not isinstance(do_sample, bool):
-        raise InputError(f"do_sample must be true or false, not {do_sample!r}")
+        raise InputError(f"{n('do_sample')} must be true or false, not {do_sample!r}")
     whole = {"max_new_tokens": (max_new_tokens, 1, MAX_NEW_TOKENS), "num_beams": (num_beams, 1, MAX_BEAMS)}
     for name, (value, low, high) in whole.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= high:
-            raise InputError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+            raise InputError(f"{n(name)} must be a whole number from {low} to {high}, not {value!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1):
-        raise InputError(f"top_k must be a whole number ≥ 1, not {top_k!r}")
+        raise InputError(f"{n('top_k')} must be a whole number ≥ 1, not {top_k!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63):
-        raise InputError(f"seed must be a whole number from 0 to 2^63 - 1, not {seed!r}")
+        raise InputError(f"{n('seed')} must be a whole number from 0 to 2^63 - 1, not {seed!r}")
     if temperature is not None and not _finite(temperature, low=0.0, low_open=True):
-        raise InputError(f"temperature must be a number > 0, not {temperature!r}")
+        raise InputError(f"{n('temperature')} must be a number > 0, not {temperature!r}")
     if top_p is not None and not (_finite(top_p, low=0.0, low_open=True) and float(top_p) <= 1.0):
-        raise InputError(f"top_p must be a number in (0, 1], not {top_p!r}")
+        raise InputError(f"{n('top_p')} must be a number in (0, 1], not {top_p!r}")
     if not do_sample and (temperature is not None or top_p is not None or top_k is not None):
-        raise InputError("temperature, top_p and top_k are for sampling: pass do_sample=True (or leave them out)")
-    stops = _check_stops(stop)
+        raise InputError(
+            f"{n('temperature')}, {n('top_p')} and {n('top_k')} are for sampling: pass {n('do_sample')} "
+            "(or leave them out)"
+        )
+    stops = _check_stops(stop, n("stop"))
     return Settings(
         int(max_new_tokens),
         do_sample,
@@ -92,16 +102,16 @@ def _finite(value: Any, *, low: float, low_open: bool) -> bool:
     return math.isfinite(number) and (number > low if low_open else number >= low)
 
 
-def _check_stops(stop: Any) -> tuple[str, ...]:
+def _check_stops(stop: Any, name: str) -> tuple[str, ...]:
     if stop is None:
         return ()
     if isinstance(stop, str) or not isinstance(stop, Sequence):
-        raise InputError("stop must be a list of strings")
+        raise InputError(f"{name} must be a list of strings")
     if len(stop) > MAX_STOPS:
-        raise InputError(f"at most {MAX_STOPS} stop strings, not {len(stop)}")
+        raise InputError(f"at most {MAX_STOPS} {name} strings, not {len(stop)}")
     for item in stop:
         if not isinstance(item, str) or not item:
-            raise InputError(f"each stop string must be a non-empty string, not {item!r}")
+            raise InputError(f"each {name} string must be a non-empty string, not {item!r}")
         if len(item) > 200:
-            raise InputError(f"a stop string is {len(item)} characters; the limit is 200")
+            raise InputError(f"a {name} string is {len(item)} characters; the limit is 200")
     return tuple(stop)

@@ -179,14 +179,10 @@ def generated_tokens(
         if len(after) > len(before) and not after.endswith("\ufffd"):
             start = offset + len(text)
             text += after[len(before) :]
-            for waiting in [*pending, len(tokens)]:
-                if waiting == len(tokens):
-                    tokens.append(Token(index, int(token_id), text[start - offset :], start, offset + len(text), False))
-                else:
-                    kept = tokens[waiting]
-                    tokens[waiting] = Token(
-                        kept.index, kept.id, text[start - offset :], start, offset + len(text), False
-                    )
+            shown, end = text[start - offset :], offset + len(text)
+            tokens.append(Token(index, int(token_id), shown, start, end, False))
+            for waiting in pending:  # the tokens holding the first bytes of this character share its span
+                tokens[waiting] = Token(tokens[waiting].index, tokens[waiting].id, shown, start, end, False)
             pending = []
             prefix, read = read, len(window)
         else:

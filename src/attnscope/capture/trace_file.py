@@ -72,7 +72,7 @@ def save_trace(trace: Trace, path: Path) -> Path:
         "strings": None if trace.predictions is None else {str(k): v for k, v in trace.predictions.strings.items()},
         "provenance": trace.provenance,
     }
-    generation = _generation_meta(trace)
+    generation = trace.generation_meta()
     if generation is not None:
         meta["generation"] = generation
     meta["checksum"] = _checksum(arrays, meta)
@@ -93,10 +93,6 @@ def save_trace(trace: Trace, path: Path) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
-
-
-def _generation_meta(trace: Trace) -> dict[str, Any] | None:
-    return trace.generation_meta()
 
 
 def _sweep_abandoned(path: Path) -> None:

@@ -10,15 +10,16 @@ from attnscope.cli import methods as methods_cli
 from attnscope.errors import InputError
 from attnscope.methods import catalogue
 
-# the library's argument names in check_settings' messages -> this command's flags
-_FLAGS = {
+# the library's argument names -> this command's flags, for check_settings' messages
+FLAGS = {
     "max_new_tokens": "--max-new-tokens",
+    "do_sample": "--sample",
     "num_beams": "--beams",
     "temperature": "--temperature",
     "top_p": "--top-p",
     "top_k": "--sample-top-k",
     "seed": "--seed",
-    "each stop string": "each --stop",
+    "stop": "--stop",
 }
 
 
@@ -86,22 +87,17 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--head: a generation shows one row per step: a head, a list, mean or max (not all)")
     from attnscope.capture.decoding import check_settings
 
-    try:  # refused before the model loads, in the flags' names
-        check_settings(
-            args.max_new_tokens,
-            args.sample,
-            args.temperature,
-            args.top_p,
-            args.sample_top_k,
-            args.seed,
-            args.beams,
-            args.stop,
-        )
-    except InputError as error:
-        message = str(error)
-        for name, flag in _FLAGS.items():
-            message = message.replace(name, flag, 1) if message.startswith(name) else message
-        raise InputError(message) from None
+    check_settings(  # refused before the model loads, in the flags' names
+        args.max_new_tokens,
+        args.sample,
+        args.temperature,
+        args.top_p,
+        args.sample_top_k,
+        args.seed,
+        args.beams,
+        args.stop,
+        names=FLAGS,
+    )
     if args.save:
         from pathlib import Path
 

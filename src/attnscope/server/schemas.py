@@ -280,20 +280,17 @@ class GenerateRequest(HasJob):
             _options(self.attribute, self.options)
         elif self.options:
             raise ValueError("options are for attribute (a per-step attribution method)")
-        try:
-            check_settings(
-                self.max_new_tokens,
-                self.do_sample,
-                self.temperature,
-                self.top_p,
-                self.sample_top_k,
-                self.seed,
-                self.num_beams,
-                self.stop,
-            )
-        except InputError as error:
-            message = str(error)
-            raise ValueError("sample_" + message if message.startswith("top_k") else message) from None
+        check_settings(
+            self.max_new_tokens,
+            self.do_sample,
+            self.temperature,
+            self.top_p,
+            self.sample_top_k,
+            self.seed,
+            self.num_beams,
+            self.stop,
+            names={"top_k": "sample_top_k"},
+        )
         return self
 
 
