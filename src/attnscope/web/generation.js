@@ -36,7 +36,7 @@ export class Generation {
     $("timeline").addEventListener("input", () => this.setStep(Number($("timeline").value), { live: true }));
     $("play").addEventListener("click", () => (this.timer ? this.pause() : this.play()));
     $("diff-base").addEventListener("input", () => this.draw());
-    $("constraint").addEventListener("input", () => { this.computeMarks(); this.draw(); });
+    $("constraint").addEventListener("input", () => { if (this.matrix) { this.markSpan(); this.draw(); } });
     $("step-method").addEventListener("change", () => this.attribute($("step-method").value));
     $("attribution-matrix").addEventListener("mousemove", (event) => this.readout(event));
     this.attribution = null; // {method, spec, body, geometry}: the per-step attribution shown
@@ -209,24 +209,30 @@ export class Generation {
       `(${JSON.stringify(tokens[k] ? tokens[k].text : "")}): ${value === null ? "— (after the step's query)" : format(value)}`;
   }
 
+  // What the steps' rows say, once per matrix (a layer/head change); the marked span's share follows
+  // the span field alone (markSpan), without going over every row pair again.
   computeMarks() {
     if (!this.matrix) return;
     const { values, width } = this.matrix;
     const n = this.steps.length;
-    const distances = S.stepDistances(values, width, n);
-    this.distances = distances;
     this.centres = [...Array(n).keys()].map((s) => S.centreOfMass(S.row(values, width, s)));
     this.positions = this.steps.map((st) => st.position);
-    const ids = this.steps.map((s) => s.token.id);
+    this.marks = {
+      branches: this.steps.filter((st) => st.parent !== undefined && st.beam !== st.parent).map((st) => st.step),
+      keyFrames: S.keyFrames(S.stepDistances(values, width, n)),
+      loops: S.loopSteps(this.steps.map((s) => s.token.id), values, width),
+      faded: [],
+    };
+    this.markSpan();
+  }
+
+  markSpan() {
+    const { values, width } = this.matrix;
+    const n = this.steps.length;
     const marked = this.constraintSpan();
     const mass = marked ? S.spanMass(values, width, n, this.body.prompt.tokens, marked.start, marked.end) : null;
     this.mass = mass;
-    this.marks = {
-      branches: this.steps.filter((st) => st.parent !== undefined && st.beam !== st.parent).map((st) => st.step),
-      keyFrames: S.keyFrames(distances),
-      loops: S.loopSteps(ids, values, width),
-      faded: mass && mass.tokens ? [...mass.mass.keys()].filter((s) => mass.mass[s] < S.CONSTRAINT_LEVEL) : [],
-    };
+    this.marks.faded = mass && mass.tokens ? [...mass.mass.keys()].filter((s) => mass.mass[s] < S.CONSTRAINT_LEVEL) : [];
     const steps = (n) => `${n} step${n === 1 ? "" : "s"}`;
     $("marks-legend").textContent =
       `Marks under the timeline — dark: key frames, where the attention row moved most (Jensen–Shannon ` +
