@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+import attnscope
 from attnscope.capture import GenerationTrace, Trace
 from attnscope.capture.generation import generate
 from attnscope.errors import InputError, UnsupportedError
+from attnscope.render.json import generation_json
+from attnscope.render.text import generation_text, quoted
 from tests.conftest import CAUSAL_FAMILIES, ENGLISH, tiny
 
 ATTENTION_TOLERANCE = 1e-4  # fp32: recorded rows vs eager attention
@@ -140,6 +143,142 @@ def test_beam_search_records_the_best_beam():
     expected = [float(logprobs[s.position - 1, s.token_id]) for s in trace.steps]
     np.testing.assert_allclose([math.log(s.prob) for s in trace.steps], expected, atol=1e-4)
     assert trace.steps[-1].logprob_cum == pytest.approx(sum(expected), abs=1e-3)
+
+
+def written_beam_search(model, prompt: list[int], beams: int, steps: int, eos: set[int], at_limit: bool):
+    """Beam search written out over plain forwards (float64 ``log_softmax`` of each prefix's logits):
+    per step the running beams and the hypotheses that ended, each ``(token, parent, logprob, cum)``.
+
+    As transformers does it with the default ``length_penalty`` (1.0) and ``early_stopping`` (False):
+    the 2K best continuations of all beams by cumulative log-prob, best first; the running beams are
+    the K best of them that are not EOS, and an EOS among the first K ends a hypothesis. One corner:
+    at the length limit every continuation hits a stopping criterion, and transformers then keeps
+    the first K whatever their token (its running rows are the top K of ``score - 1e9 x stopped``),
+    so the last step's running beams there are the first K (``at_limit``).
+    """
+    running = [(list(prompt), 0.0)]
+    levels = []
+    for step in range(steps):
+        with torch.no_grad():
+            logits = model.model(torch.tensor([ids for ids, _ in running])).logits[:, -1]
+        logprobs = torch.log_softmax(logits.double(), dim=-1)  # (beams, vocab)
+        vocab = logprobs.shape[1]
+        totals = torch.tensor([total for _, total in running], dtype=torch.float64)[:, None] + logprobs
+        values, flat = torch.topk(totals.flatten(), 2 * beams)
+        continuations = [
+            (index % vocab, index // vocab, float(logprobs[index // vocab, index % vocab]), value)
+            for value, index in zip(values.tolist(), flat.tolist(), strict=True)
+        ]
+        last = at_limit and step == steps - 1
+        kept = continuations[:beams] if last else [c for c in continuations if c[0] not in eos][:beams]
+        ended = [c for c in continuations[:beams] if c not in kept]
+        levels.append((kept, ended))
+        running = [(running[parent][0] + [token], total) for token, parent, _, total in kept]
+    return levels
+
+
+@pytest.mark.parametrize("eos", ["own", "likely"])
+def test_beam_tree_is_beam_search_written_out(eos):
+    """Every step's beams equal :func:`written_beam_search` (3 beams, 8 tokens). ``likely``: the EOS
+    id is the prompt's second most likely next token, so a hypothesis ends at step 0."""
+    model = attnscope.load_model("tiny:qwen2", device="cpu")  # its own copy: the test changes its EOS id
+    prompt = attnscope.capture(model, ENGLISH).token_ids
+    if eos == "likely":
+        with torch.no_grad():
+            first = model.model(torch.tensor([prompt])).logits[0, -1]
+        model.model.generation_config.eos_token_id = int(torch.topk(first, 2).indices[1])
+    eos_ids = {model.model.generation_config.eos_token_id}
+    trace = generate(model, ENGLISH, max_new_tokens=8, num_beams=3)
+    tree = trace.beam_tree
+    assert [t.id for t in trace.prompt_tokens] == prompt and len(tree) >= len(trace.steps)
+    written = written_beam_search(model, prompt, 3, len(tree), eos_ids, at_limit=len(tree) == 8)
+    for step, (level, (kept, ended)) in enumerate(zip(tree, written, strict=True)):
+        assert [n.step for n in level] == [step] * len(level) and [n.rank for n in level] == list(range(len(level)))
+        for nodes, expected in ((level[:3], kept), (level[3:], ended)):
+            assert [(n.token_id, n.parent) for n in nodes] == [(t, None if step == 0 else p) for t, p, _, _ in expected]
+            np.testing.assert_allclose(
+                [(n.logprob, n.logprob_cum) for n in nodes], [(lp, c) for _, _, lp, c in expected], atol=1e-4
+            )
+        assert all(n.finished for n in level[3:])
+        assert [n.finished for n in level[:3]] == [step == len(tree) - 1 and n.token_id in eos_ids for n in level[:3]]
+    if eos == "likely":
+        assert tree[0][3].token_id in eos_ids and tree[0][3].finished
+
+
+def test_beam_tree_marks_the_returned_sequence_once_per_step():
+    model = tiny("qwen2", device="cpu")
+    trace = generate(model, ENGLISH, max_new_tokens=8, num_beams=3)
+    best = [[n for n in level if n.best] for level in trace.beam_tree]
+    assert all(len(nodes) == 1 for nodes in best[: len(trace.steps)]) and not any(best[len(trace.steps) :])
+    path = [nodes[0] for nodes in best[: len(trace.steps)]]
+    ids = [n.token_id for n in path]
+    assert ids == [s.token_id for s in trace.steps] == plain_generate(model, trace, max_new_tokens=8, num_beams=3)
+    assert [n.parent for n in path[1:]] == [n.rank for n in path[:-1]]  # one branch
+    assert [n.parent for n in path[1:]] == [s.beam for s in trace.steps[1:]]  # transformers' beam_indices
+    np.testing.assert_allclose([n.logprob for n in path], [math.log(s.prob) for s in trace.steps], atol=1e-4)
+    assert path[-1].logprob_cum == pytest.approx(trace.steps[-1].logprob_cum, abs=1e-3)
+    texts = model.tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False)
+    assert [n.text for n in path] == texts
+
+
+def test_beam_tree_is_saved_and_shown(tmp_path):
+    model = tiny("qwen2", device="cpu")
+    trace = generate(model, ENGLISH, max_new_tokens=10, num_beams=3)
+    loaded = Trace.load(trace.save(tmp_path / "beams.safetensors"))
+    assert isinstance(loaded, GenerationTrace) and loaded.beam_tree == trace.beam_tree and len(loaded.beam_tree) == 10
+    result = generation_json(loaded)
+    assert result == generation_json(trace) and len(result["beam_tree"]) == 10
+    node = trace.beam_tree[4][1]
+    assert result["beam_tree"][4][1] == {
+        "rank": 1,
+        "token": {"id": node.token_id, "text": node.text},
+        "parent": node.parent,
+        "logprob": node.logprob,
+        "logprob_cum": node.logprob_cum,
+        "best": node.best,
+        "finished": node.finished,
+    }
+    shown = generation_text(result).splitlines()
+    first = shown.index(next(line for line in shown if line.startswith("beams after each step")))
+    assert [line[:5] for line in shown[first + 1 : first + 9]] == [f"{step:>5}" for step in range(8)]
+    assert shown[first + 9].strip() == "… 2 more steps (--json has every beam)"
+    best = next(n for n in trace.beam_tree[0] if n.best)
+    assert f"{quoted(best.text)}* {best.logprob_cum:.3f}" in shown[first + 1]
+    # a trace without a tree (greedy; files written before trees): no key in the file, an empty tree loaded
+    greedy = generate(model, ENGLISH, max_new_tokens=3)
+    assert "beam_tree" not in greedy.generation_meta()
+    assert Trace.load(greedy.save(tmp_path / "greedy.safetensors")).beam_tree == []
+    assert "beam_tree" not in generation_json(greedy)
+
+
+def test_greedy_and_sampling_have_no_beam_tree():
+    assert generate(tiny("qwen2", device="cpu"), ENGLISH, max_new_tokens=3).beam_tree == []
+    sampled = generate(tiny("llama", device="cpu"), ENGLISH, max_new_tokens=3, do_sample=True, seed=3)
+    assert sampled.beam_tree == []
+    assert generate(tiny("t5", device="cpu"), ENGLISH, max_new_tokens=3).beam_tree == []
+
+
+@pytest.mark.parametrize("eos", ["own", "likely"])
+def test_encoder_decoder_beam_tree_follows_generate(eos):
+    """``likely``: the EOS id is the decoder's most likely first token: the returned sequence is that
+    one token, a hypothesis finished at step 0 (not a running beam), and later steps have no best."""
+    model = attnscope.load_model("tiny:t5", device="cpu")  # its own copy: the test changes its EOS id
+    prompt = torch.tensor([attnscope.capture(model, ENGLISH).token_ids])
+    start = model.model.generation_config.decoder_start_token_id
+    if eos == "likely":
+        with torch.no_grad():
+            first = model.model(input_ids=prompt, decoder_input_ids=torch.tensor([[start]])).logits[0, -1]
+        model.model.generation_config.eos_token_id = int(first.argmax())
+    trace = generate(model, ENGLISH, max_new_tokens=6, num_beams=3)
+    with torch.no_grad():
+        expected = model.model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6, num_beams=3)
+    assert [t.id for t in trace.predicted_tokens] == expected[0].tolist()
+    path = [n for level in trace.beam_tree for n in level if n.best]
+    assert [n.token_id for n in path] == expected[0, 1:].tolist() == [s.token_id for s in trace.steps]
+    assert [n.step for n in path] == list(range(len(path)))
+    if eos == "likely":
+        assert len(path) == 1 and path[0].finished and path[0].rank >= 3 and trace.stop_reason == "eos"
+        assert len(trace.beam_tree) > 1 and not any(n.best for level in trace.beam_tree[1:] for n in level)
 
 
 def test_stash_policies_and_offload_read_the_same_rows(device):

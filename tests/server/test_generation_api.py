@@ -127,3 +127,23 @@ def test_generate_refuses_an_encoder_and_unknown_steps(client):
     answer = client.post("/api/generate", json={"text": "hello"})
     assert answer.status_code in (400, 422) and "is an encoder" in answer.json()["detail"]
     assert client.get("/api/traces/nope/steps").status_code == 404
+
+
+def test_beam_search_answers_its_tree_and_greedy_none(client):
+    answer = client.post("/api/generate", json={"text": ENGLISH, "max_new_tokens": 5, "num_beams": 3})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    trace = generate(tiny("qwen2"), ENGLISH, max_new_tokens=5, num_beams=3)
+    assert len(body["beam_tree"]) == len(trace.beam_tree) >= len(body["steps"])
+    keys = {"rank", "token", "parent", "logprob", "logprob_cum", "best", "finished"}
+    for level, nodes in zip(body["beam_tree"], trace.beam_tree, strict=True):
+        assert all(set(node) == keys and set(node["token"]) == {"id", "text"} for node in level)
+        assert [(n["rank"], n["token"]["id"], n["parent"], n["best"], n["finished"]) for n in level] == [
+            (n.rank, n.token_id, n.parent, n.best, n.finished) for n in nodes
+        ]
+        assert [n["token"]["text"] for n in level] == [n.text for n in nodes]
+        np.testing.assert_allclose([n["logprob_cum"] for n in level], [n.logprob_cum for n in nodes], atol=1e-6)
+    best = [n["token"]["id"] for level in body["beam_tree"] for n in level if n["best"]]
+    assert best == [s["token"]["id"] for s in body["steps"]]
+    greedy = client.post("/api/generate", json={"text": ENGLISH, "max_new_tokens": 3}).json()
+    assert "beam_tree" not in greedy and len(greedy["steps"]) == 3

@@ -11,10 +11,11 @@ from typing import Any
 
 from attnscope.capture.predictions import Candidate, Predictions
 from attnscope.capture.tokens import Part, Token
-from attnscope.capture.trace import GenerationTrace, Step, Trace
+from attnscope.capture.trace import BeamNode, GenerationTrace, Step, Trace
 
 __all__ = [
     "AUTO_QK_MIN_TOKENS",
+    "BeamNode",
     "Candidate",
     "GenerationTrace",
     "Part",

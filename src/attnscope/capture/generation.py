@@ -10,9 +10,10 @@ and, when sampling, the processed scores to the probability the sampler used; no
 array is kept. After the last step the last token goes through the model too, so every position
 of prompt + generation has its attention row and its prediction.
 
-Beam search runs ``model.generate`` as it is, then records the best beam in one teacher-forced
-forward (:func:`.engine.capture_tokens`): for a causal model every attention row and prediction
-of a sequence is the same whether its tokens were fed one by one or at once.
+Beam search runs ``model.generate`` as it is, with every running beam per step recorded as a tree
+(:mod:`.beams`), then records the best beam in one teacher-forced forward (:func:`.engine.capture_tokens`):
+for a causal model every attention row and prediction of a sequence is the same whether its tokens
+were fed one by one or at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 
 from attnscope.capture import qk
+from attnscope.capture.beams import BeamRecorder
 from attnscope.capture.decoding import Settings, check_settings
 from attnscope.capture.engine import capture_tokens, check_complete, predictions_of, prompt_tokens, target_start
 from attnscope.capture.predictions import Predictions, decode_ids
@@ -68,7 +70,7 @@ def generate(
         do_sample, temperature, top_p, top_k: sampling as ``model.generate`` does it (the model's
             generation config supplies what is not given); greedy by default.
         seed: seeds torch's generator before sampling: the same seed gives the same tokens.
-        num_beams: beam search when > 1 (the best beam is recorded).
+        num_beams: beam search when > 1 (the best beam is recorded, every beam in ``beam_tree``).
         stop: strings that end the generation once generated (the string stays in the text).
         candidates: how many top candidates to keep per position (1 … 1000).
         stash, stash_budget: where the recorded queries/keys live (as for :func:`capture`).
@@ -267,15 +269,20 @@ def _replayed(
     seq2seq = model.kind == "seq2seq"
     if report is not None and probe is None:
         report(0, settings.max_new_tokens, f"beam search ({settings.num_beams} beams)")
-    extra: dict[str, Any] = {"stopping_criteria": StoppingCriteriaList([probe])} if probe is not None else {}
-    hooks = [hf.register_forward_hook(probe.keep_logits)] if probe is not None else []
+    tree = None
+    if probe is not None:
+        extra: dict[str, Any] = {"stopping_criteria": StoppingCriteriaList([probe])}
+        hooks = [hf.register_forward_hook(probe.keep_logits)]
+    else:  # beam search: every running beam per step (see .beams)
+        tree = BeamRecorder(settings, _eos_ids(model), model.tokenizer)
+        extra, hooks = tree.generate_kwargs(), [hf.register_forward_hook(tree.keep_logprobs)]
     try:
         with torch.inference_mode():
             out = hf.generate(
                 prompt,
                 attention_mask=torch.ones_like(prompt),
                 return_dict_in_generate=True,
-                output_scores=probe is None or settings.do_sample,
+                output_scores=probe is not None and settings.do_sample,
                 **extra,
                 **_stop_kwargs(model, settings),
                 **settings.generate_kwargs(),
@@ -289,6 +296,7 @@ def _replayed(
     beams = getattr(out, "beam_indices", None) if probe is None else None
     beam_row = [int(b) for b in beams[0, : len(new_ids)]] if beams is not None else [None] * len(new_ids)
     del out
+    beam_tree = tree.finish(new_ids) if tree is not None else []
     if seq2seq:
         answer, answer_tokens = generated_tokens(model.tokenizer, [], new_ids, first_index=1, offset=0)
         target_tokens = [*target_start(model, start_id), *answer_tokens]
@@ -326,6 +334,7 @@ def _replayed(
         stop_reason=_stop_reason(model, settings, new_ids, answer),
         settings=settings.to_dict(),
         windows=_windows(trace.source),
+        beam_tree=beam_tree,
     )
 
 

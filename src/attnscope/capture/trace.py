@@ -186,7 +186,9 @@ class Trace:
         if generation is None:
             return cls(**data)
         steps = [Step.from_dict(step) for step in generation.pop("steps")]
-        return GenerationTrace(**data, **generation, steps=steps)  # a generation loads as one, whichever class is asked
+        tree = [[BeamNode.from_dict(node) for node in level] for level in generation.pop("beam_tree", [])]
+        # a generation loads as one, whichever class is asked
+        return GenerationTrace(**data, **generation, steps=steps, beam_tree=tree)
 
 
 STOP_REASONS = ("eos", "stop", "length")
@@ -211,6 +213,28 @@ class Step:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class BeamNode:
+    """One beam of beam search after one step (see :mod:`attnscope.capture.beams`)."""
+
+    step: int
+    rank: int  # its row among the running beams kept after this step (0: HF's first); finished: after them
+    token_id: int
+    parent: int | None  # the rank at step - 1 of the beam it continued (None at step 0)
+    logprob: float  # log_softmax of the raw logits given the parent's prefix (no processor, no length penalty)
+    logprob_cum: float  # sum of ``logprob`` along the branch from step 0
+    best: bool = False  # on the path of the returned sequence
+    finished: bool = False  # its token ended the hypothesis (EOS or a stop string)
+    text: str = ""  # the token's text (decoded alone, special tokens kept)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BeamNode:
+        return cls(**data)
+
+
 @dataclass
 class GenerationTrace(Trace):
     """A :class:`Trace` of prompt + generated tokens, plus the generation's steps.
@@ -226,6 +250,7 @@ class GenerationTrace(Trace):
     stop_reason: str = "length"  # eos | stop (a stop string) | length (max_new_tokens)
     settings: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, do_sample, ... as used
     windows: list[int | None] = field(default_factory=list)  # per layer: its sliding window, None if full
+    beam_tree: list[list[BeamNode]] = field(default_factory=list)  # beam search: per step, its beams
 
     def cache_state(self, step: int) -> dict[str, Any]:
         """The KV cache when ``step`` was produced: its length, and per sliding-window layer the
@@ -275,7 +300,7 @@ class GenerationTrace(Trace):
         ]
 
     def generation_meta(self) -> dict[str, Any] | None:
-        return {
+        meta: dict[str, Any] = {
             "prompt_length": self.prompt_length,
             "prompt_chars": self.prompt_chars,
             "steps": [step.to_dict() for step in self.steps],
@@ -283,6 +308,9 @@ class GenerationTrace(Trace):
             "settings": self.settings,
             "windows": self.windows,
         }
+        if self.beam_tree:  # absent: no tree (greedy, sampling, files written before trees)
+            meta["beam_tree"] = [[node.to_dict() for node in level] for level in self.beam_tree]
+        return meta
 
     def step(self, step: int) -> Step:
         if not -len(self.steps) <= step < len(self.steps):

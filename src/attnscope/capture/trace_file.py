@@ -198,4 +198,5 @@ def _read_generation(data: dict[str, Any]) -> dict[str, Any]:
         "stop_reason": str(data["stop_reason"]),
         "settings": dict(data["settings"]),
         "windows": [None if w is None else int(w) for w in data.get("windows", [])],
+        "beam_tree": [[dict(node) for node in level] for level in data.get("beam_tree", [])],  # older files: none
     }

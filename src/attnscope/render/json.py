@@ -314,6 +314,24 @@ def generation_json(
         "parts": [p.to_dict() for p in trace.parts],
         "provenance": trace.provenance,
     }
+    if trace.beam_tree:  # beam search: per step, the running beams in HF's order, then hypotheses that ended
+        result["beam_tree"] = [
+            [
+                plain(
+                    {
+                        "rank": node.rank,
+                        "token": {"id": node.token_id, "text": node.text},
+                        "parent": node.parent,
+                        "logprob": node.logprob,
+                        "logprob_cum": node.logprob_cum,
+                        "best": node.best,
+                        "finished": node.finished,
+                    }
+                )
+                for node in level
+            ]
+            for level in trace.beam_tree
+        ]
     if trace.target_tokens is not None:  # encoder-decoders: the decoder's start token + the answer
         result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
     return result

@@ -109,6 +109,7 @@ def generation_text(result: dict[str, Any]) -> str:
             f"{pad(most, 22)}  {others}"
         )
     lines += ["", "cum logp: the sum of the steps' log-probabilities so far (natural log)"]
+    lines += _beam_lines(result.get("beam_tree", []))
     attribution = result.get("attribution")
     if attribution:
         keys = result["prompt"]["tokens"] + result["generated"]["tokens"]
@@ -118,3 +119,27 @@ def generation_text(result: dict[str, Any]) -> str:
             best = ", ".join(f"{quoted(keys[i]['text'])} #{i} {scores[i]:+.3g}" for i in order if scores[i] is not None)
             lines.append(f"{step['step']:>5}  {pad(label, width)}  {best}")
     return "\n".join(lines)
+
+
+BEAM_STEPS_SHOWN = 8
+
+
+def _beam_lines(tree: list[list[dict[str, Any]]]) -> list[str]:
+    """Per step, the beams (token, cum logp; * on the returned sequence's path; "ended": a finished hypothesis)."""
+    if not tree:
+        return []
+    lines = ["", "beams after each step (token, cum logp; * the returned sequence, ended: a finished hypothesis)"]
+    for step, level in enumerate(tree[:BEAM_STEPS_SHOWN]):
+        beams = [
+            f"{quoted(node['token']['text'])}{'*' if node['best'] else ''} {_logp(node['logprob_cum'])}"
+            + (" ended" if node["finished"] else "")
+            for node in level
+        ]
+        lines.append(f"{step:>5}  " + ", ".join(beams))
+    if len(tree) > BEAM_STEPS_SHOWN:
+        lines.append(f"       … {len(tree) - BEAM_STEPS_SHOWN} more steps (--json has every beam)")
+    return lines
+
+
+def _logp(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:.3f}"  # plain() writes -inf as null

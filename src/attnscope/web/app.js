@@ -5,6 +5,7 @@ import { getJSON, postJSON } from "./api.js";
 import { Cache, cacheKey, sameKey } from "./cache.js";
 import { $, count, download, el, fillSelect, hideTip } from "./dom.js";
 import { renderPanels } from "./info.js";
+import { decodingSettings, wireDecoding } from "./decoding.js";
 import { Generation } from "./generation.js";
 import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
@@ -17,7 +18,7 @@ const state = {
   catalogue: null, // GET /api/methods
   text: null, // the analysed text
   result: null, // the last /api/analyze answer for it
-  layer: -1, head: "mean", query: -1,
+  layer: -1, head: "mean", query: -1, stack: null, // stack: an encoder-decoder's encoder, decoder or cross (null: the default)
   view: VIEWS[0].id,
   display: { scale: "raw", excludeSpecial: false, hideSpecial: false },
   attribution: null, // {key, body, spec}: the chosen method's answer, or null (the attention row)
@@ -45,7 +46,7 @@ function fail(error, prefix = "") {
 function learnModel(model) {
   if (!model || !model.fingerprint || model.fingerprint === fingerprint()) return;
   state.model = model;
-  state.layer = -1; state.head = "mean"; // the previous model's layer and head may not exist in this one
+  state.layer = -1; state.head = "mean"; state.stack = null; // the previous model's may not exist in this one
   refreshModels().catch((error) => showError(error.message));
 }
 
@@ -55,15 +56,19 @@ const methods = new MethodControls({
 
 // A generation owns the analysed text (prompt + answer) until the next Analyze or Generate.
 const generation = new Generation({
-  view: () => ({ layer: state.layer, head: state.head }),
-  showRow(query, weights, prediction) { // a timeline step, drawn at once from the steps' rows
-    if (!state.result || state.text !== generation.text) return;
+  view: () => ({ layer: state.layer, head: state.head, stack: state.stack }),
+  showRow(query, weights, prediction, stack) { // a timeline step, drawn at once from the steps' rows
+    if (!state.result || state.text !== generation.text || state.result.attention.stack !== stack) return;
     if (state.result.model.fingerprint !== generation.body.model.fingerprint) return; // never another model's rows
     state.query = query;
     state.result = { ...state.result, attention: { ...state.result.attention, query, weights }, prediction };
     render();
   },
-  analyzeAt(query) { state.query = query; return analyze(); },
+  analyzeAt(query) { // the views follow the step, unless they show an encoder (its queries are not steps)
+    if (state.stack === "encoder") return null;
+    state.query = query;
+    return analyze();
+  },
   methods: () => (state.catalogue ? state.catalogue.methods.filter((m) => m.explains_steps) : []),
   fail: (error) => fail(error),
 });
@@ -71,8 +76,9 @@ const generation = new Generation({
 const ctx = {
   state,
   render: () => render(),
-  setQuery(index) {
-    if (!generation.followQuery(index)) { state.query = index; analyze(); }
+  setQuery(index) { // a token of the views clicked: the step it produced, when the views show the steps' queries
+    const keysAreQueries = !["encoder", "cross"].includes(state.stack);
+    if (!(keysAreQueries && generation.followQuery(index))) { state.query = index; analyze(); }
   },
   selectHead(layer, head) {
     state.layer = layer;
@@ -98,7 +104,10 @@ const ctx = {
 
 // ---- analysis ------------------------------------------------------------------------------------
 function syncControls(result) {
-  const { layers, heads } = result.view;
+  const { layers, heads, stacks } = result.view;
+  $("stack-box").hidden = stacks.length < 2; // an encoder-decoder's encoder, decoder and cross stacks
+  fillSelect($("stack"), stacks.map((s) => [s, s === "cross" ? "cross (decoder → encoder)" : s]), result.attention.stack);
+  state.stack = result.attention.stack;
   fillSelect($("layer"), [...Array(layers).keys()].map((l) => [l, `layer ${l}`]), result.attention.layer);
   const headOptions = [["mean", "mean of heads"], ["max", "max over heads"],
     ...[...Array(heads).keys()].map((h) => [h, `head ${h}`])];
@@ -111,7 +120,7 @@ function syncControls(result) {
 // Same model and text as an earlier answer: the tokens are known, the server leaves them out.
 async function requestAnalysis(text) {
   const send = (includeTokens) => track("running the model", (id) => postJSON("/api/analyze", {
-    text, layer: state.layer, head: state.head, query: state.query, top_k: 10, progress_id: id,
+    text, layer: state.layer, head: state.head, query: state.query, stack: state.stack ?? undefined, top_k: 10, progress_id: id,
     include_tokens: includeTokens, trace_id: generation.active ? generation.body.trace_id : undefined,
   }), { progress: text.length > PROGRESS_MIN_CHARS });
   const asked = keyFor({}, text);
@@ -158,22 +167,6 @@ async function analyze({ fresh = false } = {}) {
   }
 }
 
-// The decoding controls as /api/generate settings (greedy: none).
-function decodingSettings() {
-  const mode = $("decoding").value;
-  if (mode === "sample") {
-    const seed = Number($("seed").value);
-    if (!Number.isInteger(seed) || seed < 0) throw new Error("seed: a whole number ≥ 0");
-    return { do_sample: true, seed };
-  }
-  if (mode === "beams") {
-    const beams = Number($("beams").value);
-    if (!Number.isInteger(beams) || beams < 2 || beams > 16) throw new Error("beams: a whole number from 2 to 16");
-    return { num_beams: beams };
-  }
-  return {};
-}
-
 async function generate() {
   showError("");
   const max = Number($("max-new-tokens").value);
@@ -186,9 +179,8 @@ async function generate() {
   $("model-select").disabled = true; // the generation is this model's: no switch while it runs
   try {
     learnModel((await getJSON("/api/model")).model);
-    if (state.model && state.model.kind !== "causal") {
-      throw new Error(`the page generates with causal language models; ${state.model.name} is ${state.model.kind} ` +
-        "(attnscope generate and POST /api/generate explain an encoder–decoder's steps)");
+    if (state.model && state.model.kind === "masked") {
+      throw new Error(`${state.model.name} is an encoder (masked language model): it does not generate text`);
     }
     const body = await generation.run({
       text: $("prompt").value, maxNewTokens: max, chat: $("chat").checked, decoding: decodingSettings(),
@@ -342,7 +334,7 @@ async function switchModel() {
     state.model = info.model;
     state.result = null;
     state.attribution = null;
-    state.layer = -1; state.head = "mean"; state.query = -1;
+    state.layer = -1; state.head = "mean"; state.query = -1; state.stack = null;
     await refreshModels();
   } catch (error) {
     fail(error);
@@ -357,10 +349,7 @@ async function switchModel() {
 function wire() {
   $("analyze").addEventListener("click", () => analyze({ fresh: true }));
   $("generate").addEventListener("click", generate);
-  $("decoding").addEventListener("change", () => {
-    $("seed-box").hidden = $("decoding").value !== "sample";
-    $("beams-box").hidden = $("decoding").value !== "beams";
-  });
+  wireDecoding();
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
@@ -368,6 +357,13 @@ function wire() {
     }
   });
   $("layer").addEventListener("change", () => { state.layer = Number($("layer").value); analyze(); });
+  $("stack").addEventListener("change", () => { // the encoder's layers and queries are not the decoder's
+    const encoder = (stack) => stack === "encoder";
+    if (encoder(state.stack) !== encoder($("stack").value)) { state.layer = -1; state.query = -1; }
+    state.stack = $("stack").value;
+    if (generation.active && !encoder(state.stack)) state.query = generation.steps[generation.step].position - 1;
+    analyze();
+  });
   $("head").addEventListener("change", () => {
     const v = $("head").value;
     state.head = v === "mean" || v === "max" ? v : Number(v);

@@ -4,17 +4,18 @@
 // key frames, loops, a marked span's attention and the centre-of-mass trajectory are computed here
 // from the steps' rows (GET /api/traces/{id}/steps: one float16 matrix per layer and head).
 import { getArray, postJSON } from "./api.js";
-import { $, count, el, fillSelect, scaleLegend, tokenChip } from "./dom.js";
+import { $, count, el, scaleLegend, tokenChip } from "./dom.js";
 import { format, formatProb } from "./format.js";
 import { track } from "./jobs.js";
-import { ATTENTION, NEGATIVE, POSITIVE, PREDICTION, colourBar, css } from "./palette.js";
+import { PREDICTION, colourBar, css } from "./palette.js";
 import * as S from "./steps.js";
-import { drawDiff, drawMarks, drawMatrix, drawTrajectory, matrixCells } from "./timeline.js";
+import { BeamTree } from "./beams.js";
+import { StepMatrix, divergingAt } from "./step-matrix.js";
+import { drawDiff, drawMarks, drawTrajectory } from "./timeline.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 
-const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
-// colour-bar position t in [0, 1] of a signed scale: teal (−) through white (0) to red (+)
-const divergingAt = (t) => (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1));
+let diffBar = null; // the step diff's colour bar, drawn once
+const DIFF_BAR = () => (diffBar = diffBar || colourBar(divergingAt));
 const PLAY_MS = 180; // a step every PLAY_MS while playing
 const VIEWS_AFTER_MS = 60; // while the timeline is dragged, the views below follow once it pauses this long
 const EXACT_AFTER_MS = 250; // the shown row is float16 from the steps matrix; the exact analysis follows
@@ -37,15 +38,27 @@ export class Generation {
     $("play").addEventListener("click", () => (this.timer ? this.pause() : this.play()));
     $("diff-base").addEventListener("input", () => this.draw());
     $("constraint").addEventListener("input", () => { if (this.matrix) { this.markSpan(); this.draw(); } });
-    $("step-method").addEventListener("change", () => this.attribute($("step-method").value));
-    $("attribution-matrix").addEventListener("mousemove", (event) => this.readout(event));
-    this.attribution = null; // {method, spec, body, geometry}: the per-step attribution shown
+    this.matrixView = new StepMatrix(this, hooks);
+    this.beams = new BeamTree(this);
     document.addEventListener("keydown", (event) => this.key(event));
   }
 
   get active() { return this.body !== null; }
-  get text() { return this.body.prompt.text + this.body.generated.text; }
+  // the analysed text: prompt + answer (an encoder-decoder's: the encoder's input; its trace has the answer)
+  get text() { return this.seq2seq ? this.body.prompt.text : this.body.prompt.text + this.body.generated.text; }
   get steps() { return this.body.steps; }
+  get seq2seq() { return Boolean(this.body && this.body.target_tokens); } // an encoder-decoder's generation
+  // the key tokens of the panel's rows: the decoder's (prompt + answer, or an encoder-decoder's
+  // start token + answer) or, for cross-attention, the encoder's
+  get tokens() {
+    if (!this.seq2seq) return [...this.body.prompt.tokens, ...this.body.generated.tokens];
+    return this.stack === "cross" ? this.body.prompt.tokens : this.body.target_tokens;
+  }
+  // the stack the panel's rows come from: the views' stack, cross-attention while they show the encoder
+  get stack() {
+    const stack = this.hooks.view().stack;
+    return stack === "encoder" ? "cross" : stack;
+  }
 
   clear() {
     this.serial = (this.serial || 0) + 1;
@@ -54,10 +67,8 @@ export class Generation {
     this.pause();
     this.body = null;
     this.matrix = null;
-    this.attribution = null;
-    $("attribution-matrix").hidden = true;
-    $("matrix-legend").textContent = "";
-    $("matrix-readout").textContent = "";
+    this.matrixView.clear();
+    this.beams.show(null);
     $("generation").hidden = true;
   }
 
@@ -77,6 +88,7 @@ export class Generation {
     }), { progress: true, onItems: (items) => { if (serial === this.serial) this.stream(items); } });
     if (serial !== this.serial) return null; // the page moved on (another model, another text)
     this.body = body;
+    this.beams.show(body.beam_tree);
     this.step = body.steps.length - 1;
     await this.sync();
     this.setStep(this.step, { show: false });
@@ -117,13 +129,14 @@ export class Generation {
   async sync() { // after a generation, and after each analysis (the views' layer or head may have changed)
     if (!this.active) return;
     const { layer, head } = this.hooks.view();
+    const stack = this.stack;
     const key = `${this.body.trace_id}|${layer}|${head}`;
-    if (this.matrix && this.matrix.key === key) return;
-    const params = new URLSearchParams({ layer: String(layer), head: String(head) });
+    if (this.matrix && this.matrix.key === key && (!stack || stack === this.matrix.stack)) return;
+    const params = new URLSearchParams({ layer: String(layer), head: String(head), ...(stack ? { stack } : {}) });
     const traceId = this.body.trace_id;
     const { header, values } = await getArray(`/api/traces/${traceId}/steps?${params}`);
     if (!this.active || this.body.trace_id !== traceId) return; // cleared meanwhile
-    this.matrix = { key, values, width: header.shape[1], layer: header.layer };
+    this.matrix = { key, values, width: header.shape[1], layer: header.layer, stack: header.stack };
     const { steps } = this;
     const last = steps[steps.length - 1];
     $("gen-summary").textContent = `${steps.length} tokens, stopped by ${this.body.stop_reason} ` +
@@ -132,81 +145,8 @@ export class Generation {
     $("timeline").max = String(Math.max(0, steps.length - 1));
     this.computeMarks();
     this.renderTokens();
-    this.fillMethods();
+    this.matrixView.fillMethods();
     this.draw();
-  }
-
-  // ---- per-step attribution: steps × key positions ---------------------------------------------------
-  async attribute(method) {
-    if (!method) {
-      this.attribution = null;
-      $("attribution-matrix").hidden = true;
-      $("matrix-legend").textContent = "";
-      return;
-    }
-    const spec = this.hooks.methods().find((m) => m.name === method);
-    const traceId = this.body.trace_id;
-    try {
-      const body = await track(`${spec.title} for every step`, (id) => postJSON(`/api/traces/${traceId}/attribute`,
-        { method, progress_id: id }), { progress: true });
-      if (!this.active || this.body.trace_id !== traceId) return;
-      this.attribution = { method, spec, body };
-      this.drawAttribution();
-    } catch (error) {
-      this.fillMethods(); // back to what the matrix shows
-      this.hooks.fail(error);
-    } finally {
-      count("stepAttributions");
-    }
-  }
-
-  fillMethods() {
-    const options = [["", "— (none)"], ...this.hooks.methods().map((m) => [m.name, m.title])];
-    fillSelect($("step-method"), options, this.attribution ? this.attribution.method : "");
-  }
-
-  get tokens() { return [...this.body.prompt.tokens, ...this.body.generated.tokens]; } // prompt + answer
-
-  drawAttribution() {
-    const canvas = $("attribution-matrix");
-    if (!this.attribution) return;
-    const { spec, body } = this.attribution;
-    const width = this.tokens.length;
-    let top = 0;
-    for (const row of body.scores) for (const v of row) if (v !== null) top = Math.max(top, Math.abs(v));
-    const signed = spec.signed || body.scores.some((row) => row.some((v) => v !== null && v < 0));
-    canvas.hidden = false;
-    Object.assign(canvas.dataset, { method: body.method, rows: String(body.scores.length), scale: String(top) });
-    if (!this.attribution.cells) this.attribution.cells = matrixCells(body.scores, width, { signed, scale: top });
-    const labels = this.steps.map((s) => s.token.text.replace(/ /g, "␣").replace(/\n/g, "↵"));
-    this.attribution.geometry = drawMatrix(canvas, this.attribution.cells, { labels, current: this.step });
-    const at = (t) => (signed ? divergingAt(t) : fade(ATTENTION, t));
-    $("matrix-legend").replaceChildren(
-      `${spec.title}: row s scores the tokens before step s's token (it cannot depend on later ones: blank). ` +
-      (signed ? "Red positive, teal negative; colour = |score| ÷ the largest |score|. " : "Colour = score ÷ the largest score. ") +
-      "The blue outline is the step shown; hover a cell for its raw score. ",
-      scaleLegend(colourBar(at), signed ? -top : 0, top, "score"),
-    );
-  }
-
-  readout(event) {
-    if (!this.attribution || !this.attribution.geometry) return;
-    const g = this.attribution.geometry;
-    const box = event.target.getBoundingClientRect();
-    const x = event.clientX - box.left;
-    const y = event.clientY - box.top;
-    if (x < g.left || x >= g.right || y < g.top || y >= g.bottom) return;
-    const s = Math.floor(((y - g.top) / (g.bottom - g.top)) * g.steps);
-    const k = Math.floor(((x - g.left) / (g.right - g.left)) * g.width);
-    const row = this.attribution.body.scores[s] || [];
-    const value = k < row.length ? row[k] : null;
-    const tokens = this.tokens;
-    const out = $("matrix-readout");
-    out.dataset.step = String(s);
-    out.dataset.position = String(k);
-    out.dataset.value = value === null ? "" : String(value);
-    out.textContent = `step ${s} (${JSON.stringify(this.steps[s].token.text)}) ← position ${k} ` +
-      `(${JSON.stringify(tokens[k] ? tokens[k].text : "")}): ${value === null ? "— (after the step's query)" : format(value)}`;
   }
 
   // What the steps' rows say, once per matrix (a layer/head change); the marked span's share follows
@@ -216,7 +156,11 @@ export class Generation {
     const { values, width } = this.matrix;
     const n = this.steps.length;
     this.centres = [...Array(n).keys()].map((s) => S.centreOfMass(S.row(values, width, s)));
-    this.positions = this.steps.map((st) => st.position);
+    const cross = this.matrix.stack === "cross"; // keys: the encoder's tokens, not the steps' prefixes
+    this.positions = cross ? null : this.steps.map((st) => st.position);
+    $("trajectory-legend").textContent = "Trajectory: the attention-weighted mean key position of each step's row (red)" +
+      (cross ? " over the encoder's tokens (cross-attention)" : ", and the position of its query (dashed)") +
+      "; the dot is the step shown.";
     this.marks = {
       branches: this.steps.filter((st) => st.parent !== undefined && st.beam !== st.parent).map((st) => st.step),
       keyFrames: S.keyFrames(S.stepDistances(values, width, n)),
@@ -239,14 +183,15 @@ export class Generation {
       `distance to the step before > ${S.KEY_FRAME_DISTANCE}: ${steps(this.marks.keyFrames.length)}; their ` +
       `tokens are underlined above); red: loops (the last ${S.LOOP_NGRAM} tokens repeat while attention ` +
       `cycles: ${steps(this.marks.loops.length)}); teal: the marked span gets < ${S.CONSTRAINT_LEVEL * 100}% ` +
-      `of the attention (${marked ? steps(this.marks.faded.length) : "no span marked"})` +
+      `of the attention (${marked ? steps(this.marks.faded.length) : this.seq2seq && this.stack !== "cross"
+        ? "spans of the prompt are marked on cross-attention: choose the cross stack" : "no span marked"})` +
       (this.body.settings.num_beams > 1 ? `; blue: the best beam continues another beam than at the step ` +
         `before (${steps(this.marks.branches.length)}).` : ".");
   }
 
-  constraintSpan() { // the marked text, found in the prompt
+  constraintSpan() { // the marked text, found in the prompt (when the rows' keys are the prompt's tokens)
     const wanted = $("constraint").value;
-    if (!wanted || !this.body) return null;
+    if (!wanted || !this.body || (this.seq2seq && this.stack !== "cross")) return null;
     const start = this.body.prompt.text.indexOf(wanted);
     return start < 0 ? null : { start, end: start + wanted.length };
   }
@@ -269,7 +214,7 @@ export class Generation {
     const query = info.position - 1;
     const views = () => {
       const weights = Array.from(S.row(this.matrix.values, this.matrix.width, this.step));
-      this.hooks.showRow(query, weights, { position: query, top: info.top });
+      this.hooks.showRow(query, weights, { position: query, top: info.top }, this.matrix.stack);
     };
     clearTimeout(this.views);
     if (live) this.views = setTimeout(views, VIEWS_AFTER_MS);
@@ -286,6 +231,7 @@ export class Generation {
     const info = this.steps[s];
     $("step-label").textContent = `step ${s} of ${this.steps.length - 1}`;
     drawMarks($("timeline-marks"), this.steps.length, { ...this.marks, current: s });
+    this.beams.draw(s);
     this.drawInfo(info);
     const typed = Number($("diff-base").value);
     const base = $("diff-base").value === "" || !Number.isInteger(typed) ? s - 1
@@ -293,33 +239,37 @@ export class Generation {
     const canvas = $("step-diff");
     Object.assign(canvas.dataset, { from: String(base), to: String(s) });
     if (base < 0 || base === s) {
-      drawDiff(canvas, new Float32Array(info.position), info.position);
+      drawDiff(canvas, new Float32Array(this.keys(s)), this.keys(s));
       $("diff-legend").replaceChildren(`Step diff: step ${s} has no ${base < 0 ? "step before it" : "other step chosen"}.`);
     } else {
       this.drawDiffOf(base, s, S.difference(values, width, base, s));
     }
-    drawTrajectory($("trajectory"), this.centres, this.positions, s);
-    if (this.attribution) this.drawAttribution();
+    drawTrajectory($("trajectory"), this.centres, this.positions, s, width);
+    this.matrixView.draw();
+  }
+
+  keys(s) { // how many key positions step s's row has: its prefix, or every encoder token (cross)
+    return this.matrix.stack === "cross" ? this.matrix.width : this.steps[s].position;
   }
 
   drawDiffOf(base, s, diff) {
-    const n = Math.max(this.steps[s].position, this.steps[base].position);
+    const n = Math.max(this.keys(s), this.keys(base));
     const top = drawDiff($("step-diff"), diff, n);
     const tokens = this.tokens;
-    const order = [...Array(n).keys()].sort((a, b) => diff[b] - diff[a]);
+    const [most, least] = S.extremes(diff, n, 3);
     const chip = (i, kind) => {
       const item = el("span", { className: `diff-item ${kind}`, testid: `diff-${kind}` }, tokenChip(tokens[i].text),
         ` #${i} ${diff[i] > 0 ? "+" : ""}${format(diff[i])}`);
       Object.assign(item.dataset, { position: String(i), delta: String(diff[i]) });
       return item;
     };
-    const gained = order.slice(0, 3).filter((i) => diff[i] > 0).map((i) => chip(i, "gain"));
-    const lost = order.slice(-3).reverse().filter((i) => diff[i] < 0).map((i) => chip(i, "loss"));
+    const gained = most.filter((i) => diff[i] > 0).map((i) => chip(i, "gain"));
+    const lost = least.filter((i) => diff[i] < 0).map((i) => chip(i, "loss"));
     $("diff-legend").replaceChildren(
       `Step diff, step ${s} minus step ${base} (layer ${this.matrix.layer}, ${this.hooks.view().head}): red = more ` +
       `attention at step ${s}, teal = less; colour = |difference| ÷ ${format(top)}, the largest. Gained most: `,
       ...(gained.length ? gained : ["—"]), " Lost most: ", ...(lost.length ? lost : ["—"]), " ",
-      scaleLegend(colourBar(divergingAt), -top, top, "difference"),
+      scaleLegend(DIFF_BAR(), -top, top, "difference"),
     );
   }
 
@@ -337,8 +287,13 @@ export class Generation {
     const p = info.position;
     const slid = window && p > window ? ` Layer ${this.matrix.layer} keeps the last ${window} keys: positions 0…${p - window - 1} have left its window.`
       : window ? ` Layer ${this.matrix.layer} has a ${window}-key window; nothing has left it yet.` : "";
-    $("cache-state").textContent = `KV cache at this step: ${p} keys (positions 0…${p - 1}); the tokens ` +
-      `after them were not generated yet (weight 0 in the views below).${slid}` +
+    const cache = this.seq2seq
+      ? `Decoder KV cache at this step: ${p} keys (the start token and the answer's positions 1…${p - 1}); ` +
+        `cross-attention reads all ${this.body.prompt.tokens.length} encoder tokens, computed once.` +
+        (this.stack === "cross" ? " The rows below are cross-attention: from the step's query to the encoder's tokens." : "")
+      : `KV cache at this step: ${p} keys (positions 0…${p - 1}); the tokens after them were not generated yet ` +
+        `(weight 0 in the views below).${slid}`;
+    $("cache-state").textContent = cache +
       (this.mass ? ` Marked span: ${formatProb(this.mass.mass[info.step])} of the attention.` : "");
   }
 

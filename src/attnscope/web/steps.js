@@ -95,3 +95,24 @@ export function difference(matrix, width, from, to) {
   for (let i = 0; i < width; i++) out[i] = b[i] - a[i];
   return out;
 }
+
+// The k positions of 0…n-1 with the largest values and the k with the smallest (one pass, no sort
+// of all n): [largest first], [smallest first].
+export function extremes(values, n, k = 3) {
+  const high = [];
+  const low = [];
+  const keep = (list, i, better) => {
+    if (list.length === k && !better(values[i], values[list[k - 1]])) return;
+    let at = list.length < k ? list.length : k - 1;
+    list[at] = i;
+    while (at > 0 && better(values[list[at]], values[list[at - 1]])) {
+      [list[at], list[at - 1]] = [list[at - 1], list[at]];
+      at -= 1;
+    }
+  };
+  for (let i = 0; i < n; i++) {
+    keep(high, i, (a, b) => a > b);
+    keep(low, i, (a, b) => a < b);
+  }
+  return [high, low];
+}

@@ -4,7 +4,7 @@
 import { NEGATIVE, PALETTE, POSITIVE, css } from "./palette.js";
 
 const FONT = 11; // CSS px of axis text
-const THUMB = 16; // CSS px of a range input's thumb (Chromium): its centre runs THUMB/2 from each end
+export const THUMB = 16; // CSS px of a range input's thumb (Chromium): its centre runs THUMB/2 from each end
 const INK = () => PALETTE.ink.text;
 
 const strip = document.createElement("canvas"); // the step diff's cells, one pixel each
@@ -63,33 +63,61 @@ function yCaption(ctx, text, x, y) {
   ctx.restore();
 }
 
+// A chart's parts that do not change with the step shown, drawn once into an offscreen canvas and
+// copied onto the chart each frame: scrubbing redraws only the current step's marker. `inputs` are
+// the arrays and numbers the parts are drawn from (compared by identity).
+export function backdrop(canvas, height, inputs, paint) {
+  const { ctx, width } = sized(canvas, height);
+  const kept = backdrops.get(canvas);
+  const same = kept && kept.width === canvas.width && kept.height === canvas.height &&
+    kept.inputs.length === inputs.length && kept.inputs.every((v, i) => v === inputs[i]);
+  if (!same) {
+    const image = document.createElement("canvas");
+    [image.width, image.height] = [canvas.width, canvas.height];
+    const off = image.getContext("2d");
+    off.setTransform(ctx.getTransform());
+    off.font = ctx.font;
+    off.textBaseline = ctx.textBaseline;
+    paint(off, width, height);
+    backdrops.set(canvas, { width: canvas.width, height: canvas.height, inputs, image });
+  }
+  ctx.save();
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.drawImage(backdrops.get(canvas).image, 0, 0);
+  ctx.restore();
+  return { ctx, width, height };
+}
+const backdrops = new WeakMap(); // canvas -> {width, height, inputs, image}
+
 // Ticks over the steps: key frames (dark), loops (warm), a marked span below its level (cool) and,
 // for beam search, where the best beam continued another beam (blue).
 // The canvas sits under the range input, as wide: step s is where the range's thumb centre is.
 export function drawMarks(canvas, steps, { keyFrames, loops, faded, branches = [], current }) {
-  const { ctx, width } = sized(canvas, 44);
-  const x0 = THUMB / 2;
-  const x1 = width - THUMB / 2;
-  const at = (s) => x0 + (s / Math.max(1, steps - 1)) * (x1 - x0);
-  const lane = (marks, y, colour) => {
-    ctx.fillStyle = colour;
-    for (const s of marks) ctx.fillRect(Math.round(at(s)) - 1, y, 2, 6);
-  };
-  lane(keyFrames, 0, INK());
-  lane(loops, 7, css(POSITIVE));
-  lane(faded, 14, css(NEGATIVE));
-  lane(branches, 21, css(PALETTE.prediction.rgb));
+  const along = (width) => (s) => THUMB / 2 + (s / Math.max(1, steps - 1)) * (width - THUMB);
+  const { ctx, width } = backdrop(canvas, 44, [steps, keyFrames, loops, faded, branches], (ctx, width) => {
+    const at = along(width);
+    const lane = (marks, y, colour) => {
+      ctx.fillStyle = colour;
+      for (const s of marks) ctx.fillRect(Math.round(at(s)) - 1, y, 2, 6);
+    };
+    lane(keyFrames, 0, INK());
+    lane(loops, 7, css(POSITIVE));
+    lane(faded, 14, css(NEGATIVE));
+    lane(branches, 21, css(PALETTE.prediction.rgb));
+    ctx.fillStyle = INK();
+    ctx.textAlign = "center";
+    const every = niceStep(Math.max(1, steps - 1), (width - THUMB) / 40);
+    for (let s = 0; s < steps; s += every) ctx.fillText(String(s), at(s), 37); // step numbers
+  });
   ctx.fillStyle = INK();
-  ctx.fillRect(Math.round(at(current)) - 1, 0, 2, 28);
-  ctx.textAlign = "center";
-  const every = niceStep(Math.max(1, steps - 1), (x1 - x0) / 40);
-  for (let s = 0; s < steps; s += every) ctx.fillText(String(s), at(s), 37); // step numbers
+  ctx.fillRect(Math.round(along(width)(current)) - 1, 0, 2, 28);
 }
 
 // A diverging strip over key positions 0…n-1: red where the later step attends more, teal less,
 // colour = |difference| ÷ the largest |difference| (the colour bar says the raw range).
 export function drawDiff(canvas, diff, n) {
   const { ctx, width } = sized(canvas, 64);
+  canvas.dataset.keys = String(n);
   const x0 = 8;
   const x1 = width - 8;
   let top = 0;
@@ -113,42 +141,47 @@ export function drawDiff(canvas, diff, n) {
 }
 
 // Centre of mass of each step's row (y: key position) against the step (x), with the query
-// position p - 1 as a dashed reference and the current step marked.
-export function drawTrajectory(canvas, centres, positions, current) {
-  const { ctx, width, height } = sized(canvas, 150);
-  const left = 44;
-  const right = width - 10;
-  const top = 8;
-  const bottom = height - 34;
+// position p - 1 as a dashed reference (positions: null for cross-attention rows over `keys` encoder
+// tokens) and the current step marked.
+export function drawTrajectory(canvas, centres, positions, current, keys) {
   const steps = centres.length;
-  const maxY = Math.max(1, ...positions);
-  const x = (s) => left + (s / Math.max(1, steps - 1)) * (right - left);
-  const y = (v) => bottom - (v / maxY) * (bottom - top);
-  ctx.strokeStyle = INK();
-  ctx.fillStyle = INK();
-  ctx.beginPath(); ctx.moveTo(left, top); ctx.lineTo(left, bottom); ctx.stroke();
-  ctx.textAlign = "right";
-  const stepY = niceStep(maxY, (bottom - top) / 22);
-  for (let v = 0; v <= maxY; v += stepY) {
-    ctx.beginPath(); ctx.moveTo(left - 3, y(v)); ctx.lineTo(left, y(v)); ctx.stroke();
-    ctx.fillText(String(v), left - 5, y(v));
-  }
-  yCaption(ctx, "key position", 10, (top + bottom) / 2);
-  xAxis(ctx, 0, Math.max(0, steps - 1), left, right, bottom, "step");
-  ctx.setLineDash([4, 3]);
-  ctx.strokeStyle = PALETTE.ink.muted || INK();
-  ctx.beginPath();
-  positions.forEach((p, s) => (s ? ctx.lineTo(x(s), y(p - 1)) : ctx.moveTo(x(s), y(p - 1))));
-  ctx.stroke();
-  ctx.setLineDash([]);
-  ctx.strokeStyle = css(POSITIVE);
-  ctx.lineWidth = 1.5;
-  ctx.beginPath();
-  centres.forEach((c, s) => (s ? ctx.lineTo(x(s), y(c)) : ctx.moveTo(x(s), y(c))));
-  ctx.stroke();
-  ctx.lineWidth = 1;
+  const maxY = Math.max(1, ...(positions || [keys - 1]));
+  const [left, top] = [44, 8];
+  const { ctx, width, height } = backdrop(canvas, 150, [centres, positions, keys], (ctx, width, height) => {
+    const [right, bottom] = [width - 10, height - 34];
+    const x = (s) => left + (s / Math.max(1, steps - 1)) * (right - left);
+    const y = (v) => bottom - (v / maxY) * (bottom - top);
+    ctx.strokeStyle = INK();
+    ctx.fillStyle = INK();
+    ctx.beginPath(); ctx.moveTo(left, top); ctx.lineTo(left, bottom); ctx.stroke();
+    ctx.textAlign = "right";
+    const stepY = niceStep(maxY, (bottom - top) / 22);
+    for (let v = 0; v <= maxY; v += stepY) {
+      ctx.beginPath(); ctx.moveTo(left - 3, y(v)); ctx.lineTo(left, y(v)); ctx.stroke();
+      ctx.fillText(String(v), left - 5, y(v));
+    }
+    yCaption(ctx, "key position", 10, (top + bottom) / 2);
+    xAxis(ctx, 0, Math.max(0, steps - 1), left, right, bottom, "step");
+    if (positions) {
+      ctx.setLineDash([4, 3]);
+      ctx.strokeStyle = PALETTE.ink.muted || INK();
+      ctx.beginPath();
+      positions.forEach((p, s) => (s ? ctx.lineTo(x(s), y(p - 1)) : ctx.moveTo(x(s), y(p - 1))));
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    ctx.strokeStyle = css(POSITIVE);
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    centres.forEach((c, s) => (s ? ctx.lineTo(x(s), y(c)) : ctx.moveTo(x(s), y(c))));
+    ctx.stroke();
+  });
+  const [right, bottom] = [width - 10, height - 34];
   ctx.fillStyle = css(POSITIVE);
-  ctx.beginPath(); ctx.arc(x(current), y(centres[current] || 0), 3.5, 0, 2 * Math.PI); ctx.fill();
+  ctx.beginPath();
+  ctx.arc(left + (current / Math.max(1, steps - 1)) * (right - left),
+    bottom - ((centres[current] || 0) / maxY) * (bottom - top), 3.5, 0, 2 * Math.PI);
+  ctx.fill();
 }
 
 // The per-step attribution matrix: generated steps (rows) × key positions (columns), one cell per

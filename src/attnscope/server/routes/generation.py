@@ -83,7 +83,13 @@ def router(host: ModelHost) -> APIRouter:
             raise InputError(f"trace {trace_id} is an analysis, not a generation: it has no steps")
         view, weights = step_rows(trace, layer=params.layer, head=params.head, stack=params.stack)
         return Response(
-            binary.encode(weights, "float16", layer=view.layers[0], positions=[step.position for step in trace.steps]),
+            binary.encode(
+                weights,
+                "float16",
+                layer=view.layers[0],
+                stack=view.stack,
+                positions=[step.position for step in trace.steps],
+            ),
             media_type="application/octet-stream",
         )
 

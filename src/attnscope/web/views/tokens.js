@@ -4,9 +4,9 @@
 import { $, el, hideTip, scaleLegend, showTip, table, tokenChip } from "../dom.js";
 import { tokensToCanvas } from "../draw.js";
 import { format, formatProb } from "../format.js";
-import { ATTENTION, NEGATIVE, POSITIVE, attentionRGB, colourBar, css, scoreColour } from "../palette.js";
+import { ATTENTION, NEGATIVE, POSITIVE, PALETTE, attentionRGB, colourBar, css, scoreColour } from "../palette.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "../virtual.js";
-import { displayWeights, keyTokens } from "../weights.js";
+import { displayWeights, keyTokens, queryTokens } from "../weights.js";
 
 const VIRTUAL_MIN_TOKENS = 1500;
 let shown = null; // {tokens, fills, prediction}: what the strip shows, for the PNG export
@@ -53,11 +53,32 @@ function legend(state, ctx, { attribution, method, excludeSpecial, scale, range 
       ` (${excludeSpecial ? "renormalised without special tokens" : "raw softmax probabilities"}` +
       `${scale === "minmax" ? ", colour min–max scaled" : ""}).` +
       (result.prediction ? " Blue: the predicted next token." : " This model has no next-token head.") +
-      (state.generated ? " Faded: this step's token and the later ones (not generated yet when it was chosen)." : "");
+      (state.generated && !(result.target_tokens && keyTokens(result) === result.tokens) ? " Faded: this step's token and the later ones (not generated yet when it was chosen)." : "");
     bar = scaleLegend(colourBar(attentionRGB), range[0], range[1], "attention weight");
     delete $("legend").dataset.signed;
   }
-  $("legend").replaceChildren(el("span", {}, ...[text].flat()), " ", bar);
+  const parts = result.parts && keyTokens(result) === result.tokens ? result.parts : [];
+  $("legend").replaceChildren(el("span", {}, ...[text].flat()), " ", bar, ...(parts.length ? [partsLegend(parts)] : []));
+}
+
+// The part (a chat message's role, a generation's prompt or answer) each token belongs to, by
+// character overlap with the parts' spans (null: none, e.g. a chat template's own markup).
+function partOf(tokens, parts) {
+  return tokens.map((token) => {
+    if (token.start === null) return null;
+    const part = parts.find((p) => token.start < p.end && Math.max(token.end, token.start + 1) > p.start);
+    return part ? part.name : null;
+  });
+}
+
+const partColour = (name) => css(PALETTE.parts[name] || PALETTE.parts.other);
+
+function partsLegend(parts) {
+  const names = [...new Set(parts.map((p) => p.name))];
+  return el("span", { className: "parts-legend", testid: "parts-legend" }, " Underline: the text's parts — ",
+    ...names.flatMap((name, i) => [i ? ", " : "", el("span", { className: "part-swatch", dataset: { part: name },
+      style: { background: partColour(name) } }), ` ${name}`]),
+    " (tokens the template adds between them have none).");
 }
 
 function appendText(span, text) {
@@ -136,6 +157,8 @@ export default {
     // gaps between token spans are text no token covers (e.g. spaces a WordPiece tokenizer drops);
     // decoder-side target tokens of an encoder-decoder have spans into the target, so no gaps there
     const text = tokens === result.tokens ? result.text : "";
+    const parts = text && result.parts ? partOf(tokens, result.parts) : null;
+    const fadeFuture = state.generated && !(result.target_tokens && tokens === result.tokens); // keys are the steps' tokens
     const cursorBefore = new Int32Array(tokens.length); // end of the text covered before each token
     let cursor = 0;
     tokens.forEach((token, index) => {
@@ -163,8 +186,12 @@ export default {
         span.classList.add(method.colours[index].negative ? "neg" : "pos");
       }
       if (token.special) span.classList.add("special");
-      if (index === result.attention.query) span.classList.add("query");
-      if (state.generated && index > result.attention.query) span.classList.add("future"); // not generated yet
+      if (parts && parts[index]) {
+        span.dataset.part = parts[index];
+        span.style.setProperty("--part", partColour(parts[index]));
+      }
+      if (index === result.attention.query && tokens === queryTokens(result)) span.classList.add("query"); // not in cross
+      if (fadeFuture && index > result.attention.query) span.classList.add("future"); // not generated yet
       if (!token.special && token.start === token.end) span.classList.add("empty");
       appendText(span, token.text);
       span.addEventListener("mouseenter", (event) => tokenTip(event, token, weights[index],
