@@ -13,6 +13,9 @@ Methods:
   inseq:attention        inseq.load_model(model, "attention").attribute(prompt, generation_args)
   inseq:saliency         ... "saliency"
   inseq:input_x_gradient ... "input_x_gradient"
+  floor                  NEW × one forward pass over prompt + answer (timed once, no graph): the least
+                         any exact per-step gradient can cost — each step's ∂f_s/∂e needs its own
+                         backward pass, and a backward to the inputs costs at least one forward
 
 inseq is imported from PYTHONPATH when present; its pins (CUDA 11 wheels on Linux) do not install
 beside this project's, so install it apart without dependencies:
@@ -45,6 +48,7 @@ METHODS = (
     "inseq:attention",
     "inseq:saliency",
     "inseq:input_x_gradient",
+    "floor",
 )
 
 
@@ -74,6 +78,13 @@ def child(spec: str, method: str, n_tokens: int, new: int, threads: int) -> dict
     begin = time.perf_counter()
     if method == "plain":
         plain()
+    elif method == "floor":
+        whole = torch.randint(100, 20_000, (1, ids.shape[1] + new - 1))  # prompt + answer, the last token not fed
+        with torch.inference_mode():
+            model.model(whole)  # warm-up at this length
+            begin = time.perf_counter()
+            model.model(whole)
+            return {"tokens": int(ids.shape[1]), "seconds": new * (time.perf_counter() - begin), "peak_extra_mb": 0.0}
     elif method.startswith("attnscope:"):
         trace = attnscope.generate(model, text, max_new_tokens=new)
         name = method.split(":")[1]
