@@ -7,6 +7,7 @@ Packaged models are skipped when not installed, unless ``ATTNSCOPE_REQUIRE_MODEL
 from __future__ import annotations
 
 import os
+import tempfile
 from functools import cache
 
 import pytest
@@ -15,6 +16,10 @@ import torch
 import attnscope
 from attnscope.models import LoadedModel
 from attnscope.models.catalog import require_entry
+
+# the user's data folder (runs store, keys): a fresh one per test session, inherited by the servers and
+# CLI processes the tests start, so no test reads or writes the real one
+os.environ["ATTNSCOPE_HOME"] = tempfile.mkdtemp(prefix="attnscope-home-")
 
 # the devices the engine tests run on: the CPU always, a CUDA GPU where this machine has one
 DEVICES = ("cpu", *(("cuda",) if torch.cuda.is_available() else ()))

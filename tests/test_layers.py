@@ -14,11 +14,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "attnscope"
 # Lowest first; a module may import its own package and the packages before it, never one after it.
 LAYERS = [
     {"version", "errors", "progress", "contracts"},
+    {"home"},
     {"models"},
     {"capture"},
     {"analysis"},
     {"attribution"},
     {"methods"},
+    {"governance"},
+    {"store"},
     {"render"},
     {"server", "cli"},
 ]

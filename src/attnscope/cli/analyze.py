@@ -25,6 +25,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     analyze.add_argument("--save", metavar="PATH", help="also save the whole trace (.safetensors) to PATH")
     common.add_model_options(analyze, stash=True)
     common.add_output_options(analyze)
+    common.add_store_option(analyze)
     analyze.set_defaults(run=run)
 
 
@@ -72,4 +73,4 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         path = trace.save(args.save)
         common.say(args)(f"saved trace to {path}")
-    return common.output(args, result, analysis_text)
+    return common.output(args, common.store_run(args, "analysis", text, result), analysis_text)

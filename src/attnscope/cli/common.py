@@ -115,6 +115,29 @@ def add_output_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
 
 
+def add_store_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--store", action="store_true", help="keep the answer as a run in the runs store (attnscope runs list)"
+    )
+
+
+def store_run(
+    args: argparse.Namespace, kind: str, text: str, body: dict[str, Any], method: str | None = None
+) -> dict[str, Any]:
+    """``body`` kept as a run of ``kind`` with ``--store`` (its id added as ``run_id``, and said on stderr)."""
+    if not getattr(args, "store", False):
+        return body
+    from attnscope.store.runs import RunsStore, summary_of
+
+    with RunsStore() as store:
+        run = store.put(
+            kind=kind, text=text, model=body.get("model") or {}, result=body, origin="cli", method=method,
+            summary=summary_of(kind, body),
+        )  # fmt: skip
+    say(args)(f"stored as run {run.id} in {store.folder}")
+    return {**body, "run_id": run.id}
+
+
 def read_text(value: str) -> str:
     from attnscope.capture.tokens import check_text
 

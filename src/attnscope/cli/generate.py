@@ -66,6 +66,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--save", metavar="PATH", help="also save the whole generation (.safetensors) to PATH")
     common.add_model_options(generate, backend=False, stash=True)
     common.add_output_options(generate)
+    common.add_store_option(generate)
     generate.set_defaults(run=run)
 
 
@@ -157,4 +158,5 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         path = trace.save(args.save)
         common.say(args)(f"saved generation to {path}")
+    result = common.store_run(args, "generation", result["prompt"]["text"], result)
     return common.output(args, result, generation_text)

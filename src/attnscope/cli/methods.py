@@ -57,6 +57,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     )
     common.add_model_options(attribute)
     common.add_output_options(attribute)
+    common.add_store_option(attribute)
     attribute.set_defaults(run=run_attribute)
 
     agreement = commands.add_parser(
@@ -163,7 +164,7 @@ def run_attribute(args: argparse.Namespace) -> int:
             **options,
         ),
     )
-    body = attribution_json(result)
+    body = common.store_run(args, "attribution", text, attribution_json(result), args.method)
     return common.output(args, body, attribution_text)
 
 

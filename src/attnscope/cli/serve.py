@@ -27,6 +27,12 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="require 'Authorization: Bearer KEY' on /v1 endpoints, KEY read from this environment variable",
     )
     serve.add_argument("--quiet", "-q", action="store_true", help="no loading lines on stderr")
+    serve.add_argument(
+        "--no-store",
+        action="store_true",
+        help="keep no runs (by default every analysis, attribution and generation answered is stored in the runs "
+        "store of the data folder, ATTNSCOPE_HOME: attnscope runs list)",
+    )
     common.add_model_options(serve, backend=False)
     serve.set_defaults(run=run)
 
@@ -83,12 +89,17 @@ def run(args: argparse.Namespace) -> int:
         )
 
     host = ModelHost(loader=loader)  # type: ignore[arg-type]
+    if not args.no_store:  # opened before the model loads: a store that cannot open stops the server at once
+        from attnscope.store.runs import RunsStore
+
+        host.store = RunsStore()
     host.load(spec)
     allowed = allowed_hosts(args.host)
     if allowed is None:
         print(f"warning: binding {args.host}: anyone who can reach this address can use the app", file=sys.stderr)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
-    print(f"attnscope is serving {spec} at {url} (Ctrl+C stops it)", flush=True)
+    kept = f"; runs kept in {host.store.folder}" if host.store is not None else "; no runs kept"
+    print(f"attnscope is serving {spec} at {url} (Ctrl+C stops it){kept}", flush=True)
     if args.open:
         import webbrowser
 

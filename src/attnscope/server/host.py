@@ -26,6 +26,7 @@ from attnscope.capture.trace import Trace
 from attnscope.errors import AttnscopeError, InputError, ModelLoadError, NotFoundError
 from attnscope.models.loaded import LoadedModel
 from attnscope.progress import Job
+from attnscope.store.runs import RunsStore
 
 MAX_JOBS = 256  # job states kept (finished ones for late readers, cancels ahead of their request)
 
@@ -46,6 +47,7 @@ class ModelHost:
     tiles: TileCache = field(default_factory=TileCache)  # heatmap tiles of every trace, LRU in bytes
     _jobs: dict[str, Job] = field(default_factory=dict)  # oldest first
     _active: dict[str, int] = field(default_factory=dict)  # job id -> requests running under it
+    store: RunsStore | None = None  # where answers are kept as runs (None: not kept)
 
     def load(self, spec: str) -> LoadedModel:
         """Load ``spec`` and make it current; the previous model serves until the new one is ready.

@@ -346,3 +346,18 @@ class TileParams(MapParams):
 
 class StepsParams(MapParams):
     pass
+
+
+RunId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+_WHEN = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?)?$"  # a UTC date or time, ISO 8601
+
+
+class RunsParams(Params):
+    text: str | None = Field(None, max_length=1000, description="runs whose text contains this (any case)")
+    model: str | None = Field(None, max_length=500, description="runs whose model name or spec contains this")
+    method: str | None = Field(None, max_length=100)
+    kind: Literal["analysis", "attribution", "generation"] | None = None
+    since: Annotated[str, StringConstraints(pattern=_WHEN)] | None = Field(None, description="UTC date or time, from")
+    until: Annotated[str, StringConstraints(pattern=_WHEN)] | None = Field(None, description="UTC date or time, before")
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)

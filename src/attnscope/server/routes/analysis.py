@@ -24,6 +24,7 @@ from attnscope.progress import Job
 from attnscope.render import json as contracts
 from attnscope.server.host import ModelHost
 from attnscope.server.routes.analyze import TRACE_TOP_K
+from attnscope.server.routes.runs import keep
 from attnscope.server.schemas import AgreementRequest, AttributeRequest, CompareRequest, HeadsRequest, PartsRequest
 
 # Methods that run the model again are limited to this many tokens in the web app (1024 tokens of
@@ -78,7 +79,7 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 **options,
             )
-        return contracts.attribution_json(result)
+        return keep(host, "attribution", request.text, contracts.attribution_json(result), request.method)
 
     @api.post(
         "/agreement", summary="Every attribution method on one text and their rank agreement (`agreement --json`)"

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from attnscope.capture.engine import Backend, capture
 from attnscope.render.json import analysis_json, job_json
 from attnscope.server.host import ModelHost
+from attnscope.server.routes.runs import keep
 from attnscope.server.schemas import AnalyzeRequest, JobId
 
 PROGRESS_STREAM_SECONDS = 900
@@ -44,8 +45,12 @@ def router(host: ModelHost) -> APIRouter:
             query=request.query,
             top_k=request.top_k,
             stack=request.stack,
-            include_tokens=request.include_tokens,
+            include_tokens=request.include_tokens or host.store is not None,  # a run is kept whole
         )
+        result = keep(host, "analysis", request.text, result)
+        if not request.include_tokens:  # a layer/head/query change on the same text: the client has these
+            for key in ("tokens", "target_tokens", "provenance"):
+                result.pop(key, None)
         return {**result, "trace_id": trace_id}
 
     @api.get("/progress/{job_id}", summary="Server-sent events: the progress of the job a request named")

@@ -17,6 +17,7 @@ from attnscope.render.json import check_view, generation_json, step_attribution_
 from attnscope.server import binary
 from attnscope.server.host import ModelHost
 from attnscope.server.routes.analyze import TRACE_TOP_K
+from attnscope.server.routes.runs import keep
 from attnscope.server.schemas import GenerateRequest, StepAttributeRequest, StepsParams
 
 
@@ -58,7 +59,8 @@ def router(host: ModelHost) -> APIRouter:
             if request.attribute is not None:
                 scored = step_attribution(model, trace, request.attribute, progress=job, **request.options)
                 result["attribution"] = step_attribution_json(scored)
-        return {**result, "trace_id": trace_id}
+        # the prompt as the model read it (a chat: its rendered template)
+        return {**keep(host, "generation", result["prompt"]["text"], result), "trace_id": trace_id}
 
     @api.post(
         "/traces/{trace_id}/attribute",
