@@ -25,6 +25,10 @@ export async function getJSON(url) {
   return (await checked(await fetch(url))).json();
 }
 
+export async function deleteJSON(url) {
+  return (await checked(await fetch(url, { method: "DELETE" }))).json();
+}
+
 export async function postJSON(url, body) {
   const response = await fetch(url, {
     method: "POST",

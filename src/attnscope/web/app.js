@@ -7,6 +7,7 @@ import { $, count, download, el, fillSelect, hideTip } from "./dom.js";
 import { renderPanels } from "./info.js";
 import { decodingSettings, wireDecoding } from "./decoding.js";
 import { Generation } from "./generation.js";
+import { History } from "./history.js";
 import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
 import { VIEWS } from "./views/index.js";
@@ -72,6 +73,8 @@ const generation = new Generation({
   methods: () => (state.catalogue ? state.catalogue.methods.filter((m) => m.explains_steps) : []),
   fail: (error) => fail(error),
 });
+
+const history = new History({ fail: (error) => fail(error) }); // stored runs, shown from their answers
 
 const ctx = {
   state,
@@ -385,6 +388,7 @@ async function start() {
   wire();
   try {
     state.catalogue = await getJSON("/api/methods");
+    history.fillMethods(state.catalogue);
     await refreshModels();
   } catch (error) {
     showError(error.message);

@@ -1,0 +1,182 @@
+// The History panel: the runs the server stored (GET /api/runs), searched by text, model, method,
+// kind and date; a run opens from its stored answer alone (GET /api/runs/{id}: no model runs, so it
+// shows exactly the numbers it was answered with, whatever model is loaded now); delete; export.
+import { ApiError, deleteJSON, getJSON } from "./api.js";
+import { $, count, el, scaleLegend, tokenChip } from "./dom.js";
+import { format, formatProb } from "./format.js";
+import { NEGATIVE, POSITIVE, attentionRGB, colourBar, css, scoreColour } from "./palette.js";
+
+const PAGE = 50; // runs per page of the list
+const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
+const signedAt = (t) => (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1));
+
+export class History {
+  // hooks: fail(error)
+  constructor(hooks) {
+    this.hooks = hooks;
+    this.shown = 0;
+    $("history-button").addEventListener("click", () => this.toggle());
+    $("history-search").addEventListener("click", () => this.search());
+    $("history-more").addEventListener("click", () => this.search({ more: true }));
+    for (const id of ["history-text", "history-model"]) {
+      $(id).addEventListener("keydown", (event) => { if (event.key === "Enter") this.search(); });
+    }
+  }
+
+  toggle() {
+    const open = $("history").hidden;
+    $("history").hidden = !open;
+    $("history-button").setAttribute("aria-pressed", String(open));
+    if (open) this.search();
+  }
+
+  fillMethods(catalogue) {
+    const names = catalogue ? catalogue.methods.map((m) => [m.name, m.title]) : [];
+    $("history-method").replaceChildren(new Option("any method", ""), ...names.map(([v, t]) => new Option(t, v)));
+  }
+
+  query(offset) {
+    const params = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
+    const pairs = [["text", "history-text"], ["model", "history-model"], ["method", "history-method"],
+      ["kind", "history-kind"], ["since", "history-since"], ["until", "history-until"]];
+    for (const [name, id] of pairs) if ($(id).value) params.set(name, $(id).value);
+    if (params.get("until")) params.set("until", nextDay(params.get("until"))); // "until" a day: that day included
+    return params;
+  }
+
+  async search({ more = false } = {}) {
+    const list = $("history-list");
+    const offset = more ? this.shown : 0;
+    try {
+      const body = await getJSON(`/api/runs?${this.query(offset)}`);
+      if (!more) list.replaceChildren();
+      list.append(...body.runs.map((run) => this.item(run)));
+      this.shown = offset + body.runs.length;
+      $("history-count").textContent = body.total ? `${this.shown} of ${body.total} runs` : "no stored runs match";
+      $("history-more").hidden = this.shown >= body.total;
+    } catch (error) {
+      $("history-count").textContent = error instanceof ApiError && error.status === 400 ? error.message : "";
+      if (!(error instanceof ApiError && error.status === 400)) this.hooks.fail(error);
+    } finally {
+      count("historySearches");
+    }
+  }
+
+  item(run) {
+    const text = run.text.length > 90 ? `${run.text.slice(0, 89)}…` : run.text;
+    const open = el("button", { type: "button", testid: "run-open" }, "Open");
+    const remove = el("button", { type: "button", testid: "run-delete" }, "Delete");
+    const row = el("li", { className: "run-item", testid: "run-item", dataset: { runId: run.id, kind: run.kind } },
+      el("span", { className: "muted" }, `${run.created.slice(0, 19).replace("T", " ")} UTC · ${run.kind} · ${run.model_name}` +
+        (run.method ? ` · ${run.method}` : "")), " ", el("span", { className: "run-text" }, text), " ",
+      el("span", { className: "muted" }, run.summary), " ", open, " ", remove);
+    open.addEventListener("click", () => this.open(run.id));
+    remove.addEventListener("click", () => this.remove(run.id, row));
+    return row;
+  }
+
+  async remove(id, row) {
+    try {
+      await deleteJSON(`/api/runs/${id}`);
+      row.remove();
+      this.shown -= 1;
+      if ($("stored-run").dataset.runId === id) $("stored-run").replaceChildren();
+    } catch (error) {
+      this.hooks.fail(error);
+    } finally {
+      count("runDeletes");
+    }
+  }
+
+  async open(id) {
+    try {
+      const { run, answer } = await getJSON(`/api/runs/${id}`);
+      const box = $("stored-run");
+      box.dataset.runId = run.id;
+      box.dataset.kind = run.kind;
+      const head = el("p", { className: "stored-head" },
+        el("strong", {}, `Stored run ${run.id}`), ` — ${run.kind} of ${run.created.replace("T", " ")} by ${run.origin}, ` +
+        `model ${run.model_name} (${run.model_fingerprint.slice(0, 12)}…). Shown from the stored answer: no model runs, ` +
+        "the numbers are those it was answered with. ",
+        el("a", { href: `/api/runs/${run.id}/export`, download: `attnscope-run-${run.id}.zip`, testid: "run-export" }, "Export"));
+      const body = run.kind === "generation" ? generationOf(answer)
+        : run.kind === "attribution" ? attributionOf(run.text, answer) : analysisOf(answer);
+      box.replaceChildren(head, ...body);
+    } catch (error) {
+      this.hooks.fail(error);
+    } finally {
+      count("runOpens");
+    }
+  }
+}
+
+function nextDay(date) {
+  if (date.includes("T")) return date;
+  const day = new Date(`${date}T00:00:00Z`);
+  day.setUTCDate(day.getUTCDate() + 1);
+  return day.toISOString().slice(0, 10);
+}
+
+// A strip of tokens coloured by attention weights (the stored row), with the query outlined.
+function weightStrip(tokens, weights, query) {
+  const strip = el("div", { className: "strip stored-strip", testid: "stored-strip" }, ...tokens.map((token, i) => {
+    const w = weights[i] || 0;
+    const chip = el("span", { className: "tok", testid: "stored-token", title: `${format(w)}`,
+      dataset: { weight: String(w), tokenIndex: String(i) } }, token.text);
+    chip.style.background = css(attentionRGB(w), 1);
+    if (i === query) chip.classList.add("query");
+    if (token.special) chip.classList.add("special");
+    return chip;
+  }));
+  return [strip, el("p", { className: "legend" }, "Red: the stored attention weights (raw probabilities). ",
+    scaleLegend(colourBar(attentionRGB), 0, 1, "attention weight"))];
+}
+
+function candidates(top) {
+  return el("ol", { className: "step-top", testid: "stored-candidates" },
+    ...top.slice(0, 10).map((c) => el("li", { dataset: { prob: String(c.prob) } }, tokenChip(c.token), ` ${formatProb(c.prob)}`)));
+}
+
+function analysisOf(answer) {
+  const tokens = answer.attention.stack === "decoder" && answer.target_tokens ? answer.target_tokens : answer.tokens;
+  return [el("p", {}, `${answer.attention.label}. `), ...weightStrip(tokens, answer.attention.weights, answer.attention.query),
+    ...(answer.prediction ? [el("p", {}, "Next-token candidates:"), candidates(answer.prediction.top)] : [])];
+}
+
+function attributionOf(text, answer) {
+  const scores = answer.scores;
+  const top = Math.max(0, ...scores.filter((s) => s !== null).map(Math.abs));
+  const signed = scores.some((s) => s !== null && s < 0);
+  const strip = el("div", { className: "strip stored-strip", testid: "stored-strip" }, ...answer.units.map((unit, i) => {
+    const chip = el("span", { className: "tok", testid: "stored-unit", dataset: { score: String(scores[i]) },
+      title: scores[i] === null ? "—" : format(scores[i]) }, unit.start === null ? unit.text : text.slice(unit.start, unit.end));
+    chip.style.background = scoreColour(scores[i], top);
+    return chip;
+  }));
+  return [el("p", {}, `${answer.method} per ${answer.granularity}` +
+    (answer.target && answer.target.text ? ` for the target ${JSON.stringify(answer.target.text)}` : " for the prediction") + ". "),
+  strip, el("p", { className: "legend" }, signed ? "Red positive, teal negative; colour = |score| ÷ the largest |score|. "
+    : "Colour = score ÷ the largest score. ", scaleLegend(colourBar(signed ? signedAt : (t) => fade(POSITIVE, t)),
+    signed ? -top : 0, top, "score"))];
+}
+
+function generationOf(answer) {
+  const tokens = answer.target_tokens || [...answer.prompt.tokens, ...answer.generated.tokens];
+  const range = el("input", { type: "range", min: "0", max: String(Math.max(0, answer.steps.length - 1)),
+    value: String(Math.max(0, answer.steps.length - 1)), testid: "stored-timeline", ariaLabel: "step" });
+  const view = el("div", {});
+  const show = () => {
+    const step = answer.steps[Number(range.value)];
+    const { weights, label } = step.attention;
+    const keys = step.attention.stack === "cross" ? answer.prompt.tokens : tokens;
+    view.replaceChildren(el("p", {}, `Step ${step.step}: `, tokenChip(step.token.text), ` p = ${formatProb(step.prob)}, ` +
+      `cumulative log-probability ${format(step.logprob_cum)}; ${label}.`),
+    ...weightStrip(keys, [...weights, ...Array(Math.max(0, keys.length - weights.length)).fill(0)], step.position - 1),
+    el("p", {}, "Candidates at this step:"), candidates(step.top));
+  };
+  range.addEventListener("input", show);
+  show();
+  const steps = el("div", { className: "step-tokens strip" }, ...answer.steps.map((s) =>
+    el("span", { className: "step-token", dataset: { step: String(s.step), prob: String(s.prob) } }, tokenChip(s.token.text))));
+  return [el("p", {}, `Prompt: ${answer.prompt.text}`), steps, range, view];
+}
