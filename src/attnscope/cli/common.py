@@ -119,6 +119,17 @@ def add_store_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--store", action="store_true", help="keep the answer as a run in the runs store (attnscope runs list)"
     )
+    add_pii_option(command)
+
+
+def add_pii_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--pii-policy",
+        choices=("mask", "hash", "drop", "off"),
+        default="mask",
+        help="personal data (ID, phone and card numbers, e-mail and IP addresses, passports) in a stored run: "
+        "mask it with its kind's label (default), hash it (salted), drop the run, or off (keep it)",
+    )
 
 
 def store_run(
@@ -127,13 +138,18 @@ def store_run(
     """``body`` kept as a run of ``kind`` with ``--store`` (its id added as ``run_id``, and said on stderr)."""
     if not getattr(args, "store", False):
         return body
-    from attnscope.store.runs import RunsStore, summary_of
+    from attnscope.governance.privacy import PiiFoundError
+    from attnscope.store.runs import RunsStore
 
     with RunsStore() as store:
-        run = store.put(
-            kind=kind, text=text, model=body.get("model") or {}, result=body, origin="cli", method=method,
-            summary=summary_of(kind, body),
-        )  # fmt: skip
+        try:
+            run = store.put(
+                kind=kind, text=text, model=body.get("model") or {}, result=body, origin="cli", method=method,
+                pii_policy=args.pii_policy,
+            )  # fmt: skip
+        except PiiFoundError as error:
+            say(args)(f"not stored (--pii-policy drop): {error}")
+            return body
     say(args)(f"stored as run {run.id} in {store.folder}")
     return {**body, "run_id": run.id}
 

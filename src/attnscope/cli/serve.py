@@ -8,6 +8,7 @@ import socket
 import sys
 
 from attnscope.cli import common
+from attnscope.cli.common import add_pii_option
 from attnscope.errors import InputError
 
 
@@ -33,6 +34,7 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="keep no runs (by default every analysis, attribution and generation answered is stored in the runs "
         "store of the data folder, ATTNSCOPE_HOME: attnscope runs list)",
     )
+    add_pii_option(serve)
     common.add_model_options(serve, backend=False)
     serve.set_defaults(run=run)
 
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         from attnscope.store.runs import RunsStore
 
         host.store = RunsStore()
+        host.pii_policy = args.pii_policy
     host.load(spec)
     allowed = allowed_hosts(args.host)
     if allowed is None:

@@ -149,7 +149,9 @@ def mask_tokens(
         copy = dict(token)
         start, end = token["start"], token["end"]
         if start is not None and end is not None:
-            hits = _overlapping(ordered, starts, start, max(end, start + 1))
+            # a zero-width byte piece continues the character before its position (tokens.py)
+            lo, hi = (start - 1, start) if start == end and start > 0 else (start, max(end, start + 1))
+            hits = _overlapping(ordered, starts, lo, hi)
             if hits:
                 copy["text"] = "".join(replacements[i] for i in hits)
                 if "id" in copy:

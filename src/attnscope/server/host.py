@@ -48,6 +48,7 @@ class ModelHost:
     _jobs: dict[str, Job] = field(default_factory=dict)  # oldest first
     _active: dict[str, int] = field(default_factory=dict)  # job id -> requests running under it
     store: RunsStore | None = None  # where answers are kept as runs (None: not kept)
+    pii_policy: str = "mask"  # personal data in a kept run: mask | hash | drop | off
 
     def load(self, spec: str) -> LoadedModel:
         """Load ``spec`` and make it current; the previous model serves until the new one is ready.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attnscope.errors import InputError, NotFoundError
+from attnscope.governance.masking import mask_answer
 from attnscope.home import home
 from attnscope.store.database import connect
 
@@ -142,18 +143,28 @@ class RunsStore:
         result: Mapping[str, Any],
         origin: str,
         method: str | None = None,
-        summary: str = "",
+        summary: str = "",  # one line (default: made from the answer)
         extra: Mapping[str, bytes] | None = None,
         run_id: str | None = None,
         created: str | None = None,
         text_sha256: str | None = None,
+        pii_policy: str = "mask",
     ) -> Run:
         """Store one run: ``result`` (the JSON answer) as ``result.json`` plus ``extra`` named objects;
-        ``model`` is the answer's model block (``spec``, ``name``, ``fingerprint``). Returns the run."""
+        ``model`` is the answer's model block (``spec``, ``name``, ``fingerprint``). Returns the run.
+
+        Personal data in the text and the answer is masked first by ``pii_policy``
+        (:mod:`attnscope.governance.masking`: ``mask``, ``hash``, ``drop`` — nothing is stored and
+        :class:`~attnscope.governance.privacy.PiiFoundError` is raised when there is any — or
+        ``off``); the stored text hash is then the masked text's."""
         if kind not in KINDS:
             raise InputError(f"unknown run kind {kind!r}; kinds: {', '.join(KINDS)}")
         if origin not in ORIGINS:
             raise InputError(f"unknown run origin {origin!r}")
+        masked_text, result, masked = mask_answer(kind, text, dict(result), pii_policy)
+        if masked:
+            text, text_sha256 = masked_text, None
+        summary = summary or summary_of(kind, result)  # from the masked answer
         payloads = {RESULT: json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8")}
         payloads.update(extra or {})
         staged = {name: self._stage(data) for name, data in payloads.items()}  # (sha256, temp path)

@@ -11,19 +11,23 @@ from fastapi.responses import Response
 
 from attnscope.contracts import SCHEMA_VERSION
 from attnscope.errors import InputError
+from attnscope.governance.privacy import PiiFoundError
 from attnscope.server.host import ModelHost
 from attnscope.server.schemas import RunId, RunsParams
-from attnscope.store.runs import Run, RunsStore, summary_of
+from attnscope.store.runs import Run, RunsStore
 
 
 def keep(host: ModelHost, kind: str, text: str, result: dict[str, Any], method: str | None = None) -> dict[str, Any]:
     """``result`` stored as a run of ``kind`` when the server keeps runs; the answer gains its ``run_id``."""
     if host.store is None:
         return result
-    summary = summary_of(kind, result)
-    run = host.store.put(
-        kind=kind, text=text, model=result["model"], result=result, origin="server", method=method, summary=summary
-    )
+    try:
+        run = host.store.put(
+            kind=kind, text=text, model=result["model"], result=result, origin="server", method=method,
+            pii_policy=host.pii_policy,
+        )  # fmt: skip
+    except PiiFoundError:  # --pii-policy drop: a run with personal data is not kept; the answer is given
+        return result
     return {**result, "run_id": run.id}
 
 

@@ -1,0 +1,153 @@
+"""Personal data out of a JSON answer before it leaves the process (a stored run, its export):
+every text the answer carries, and every token whose characters overlap a detected value, masked
+by one policy (:mod:`attnscope.governance.privacy`).
+
+What is masked, per kind of answer:
+
+- ``analysis``: ``text``, ``tokens`` (by their character spans in ``text``), ``target_tokens``
+  (tokens whose text contains a detected value).
+- ``attribution``: its ``units`` (by their spans in the run's text) and ``target.text``.
+- ``generation``: ``prompt.text`` + ``generated.text`` read as one text (a value the model
+  completes across the two is found whole), their ``tokens``, each step's ``token.text`` (the
+  generated token of that step), ``beam_tree`` token texts and ``target_tokens`` (tokens whose text
+  contains a detected value).
+
+Not masked: the next-token candidates (``prediction.top``, a step's ``top``): single tokens with no
+place in the text. A candidate may be one or two digits of a number that follows; it is never a
+whole value. The record of what was done goes into the answer's ``provenance``: ``masking_policy``
+and ``masked_spans``; its ``text_sha256`` becomes the hash of the masked text when anything was
+masked (the hash of a text with a phone number in it would let anyone holding the rest of the text
+confirm a guessed number).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any, cast
+
+from attnscope.errors import InputError
+from attnscope.governance.privacy import (
+    MASKED_TOKEN_ID,
+    POLICIES,
+    MaskPolicy,
+    PiiSpan,
+    find_pii,
+    mask_text,
+    mask_tokens,
+)
+
+OFF = "off"  # no masking (the user chose to keep personal data)
+CHOICES = (*POLICIES, OFF)
+
+
+def check_policy(policy: str) -> str:
+    if policy not in CHOICES:
+        raise InputError(f"unknown personal-data policy {policy!r}; policies: {', '.join(CHOICES)}")
+    return policy
+
+
+def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tuple[str, dict[str, Any], int]:
+    """The run's text and ``answer`` with personal data masked by ``policy`` (``drop`` raises
+    :class:`~attnscope.governance.privacy.PiiFoundError` when there is any), and how many values
+    were masked. ``answer`` is not changed."""
+    check_policy(policy)
+    answer = copy.deepcopy(answer)
+    chosen = cast(MaskPolicy, policy)
+    if policy == OFF:
+        count = 0
+    elif kind == "generation":
+        count, text = _generation(answer, chosen)
+    else:
+        spans = find_pii(text)
+        if kind == "analysis":
+            _analysis(answer, text, spans, chosen)
+        elif kind == "attribution":
+            _attribution(answer, text, spans, chosen)
+        extra = _values_in(answer, chosen)
+        count = len(spans) + extra
+        text = mask_text(text, spans, chosen) if spans else text
+    provenance = answer.get("provenance")
+    if isinstance(provenance, dict):
+        provenance["masking_policy"] = policy
+        provenance["masked_spans"] = count
+        if count:
+            provenance["text_sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text, answer, count
+
+
+def _analysis(answer: dict[str, Any], text: str, spans: list[PiiSpan], policy: MaskPolicy) -> None:
+    if spans:
+        answer["text"] = mask_text(text, spans, policy)
+        answer["tokens"] = mask_tokens(answer.get("tokens", []), spans, policy, text=text)
+
+
+def _attribution(answer: dict[str, Any], text: str, spans: list[PiiSpan], policy: MaskPolicy) -> None:
+    if spans and answer.get("units"):
+        answer["units"] = mask_tokens(answer["units"], spans, policy, text=text)
+        for unit in answer["units"]:
+            unit.pop("id", None)  # units have no ids: mask_tokens marks masked ones with one
+    target = answer.get("target") or {}
+    if isinstance(target.get("text"), str):
+        found = find_pii(target["text"])
+        if found:
+            target["text"] = mask_text(target["text"], found, policy)
+            target["ids"] = []
+
+
+def _generation(answer: dict[str, Any], policy: MaskPolicy) -> tuple[int, str]:
+    """Masks a generation answer in place; the count and its masked prompt text."""
+    prompt, generated = answer["prompt"], answer["generated"]
+    whole = prompt["text"] + generated["text"]
+    spans = find_pii(whole)
+    if spans:
+        offset = len(prompt["text"])
+        prompt["tokens"] = mask_tokens(prompt["tokens"], spans, policy, text=whole)
+        shifted = [
+            {**t, "start": _shift(t.get("start"), offset), "end": _shift(t.get("end"), offset)}
+            for t in generated["tokens"]
+        ]
+        masked = mask_tokens(shifted, spans, policy, text=whole)
+        generated["tokens"] = [
+            {**m, "start": t.get("start"), "end": t.get("end")}
+            for m, t in zip(masked, generated["tokens"], strict=True)
+        ]
+        generated["text"] = mask_text(generated["text"], _within(spans, offset, len(whole)), policy)
+        prompt["text"] = mask_text(prompt["text"], _within(spans, 0, offset), policy)
+        for step, token in zip(answer.get("steps", []), generated["tokens"], strict=False):
+            if token.get("id") == MASKED_TOKEN_ID:
+                step["token"] = {"id": MASKED_TOKEN_ID, "text": token["text"]}
+    extra = _values_in(answer, policy)
+    return len(spans) + extra, prompt["text"]
+
+
+def _shift(value: int | None, offset: int) -> int | None:
+    return None if value is None else value + offset
+
+
+def _within(spans: list[PiiSpan], start: int, end: int) -> list[PiiSpan]:
+    """The spans cut to [start, end), offsets relative to ``start`` (a value across the prompt's end
+    is masked on both sides)."""
+    out = []
+    for span in spans:
+        lo, hi = max(span.start, start), min(span.end, end)
+        if lo < hi:
+            out.append(PiiSpan(lo - start, hi - start, span.kind, span.label))
+    return out
+
+
+def _values_in(answer: dict[str, Any], policy: MaskPolicy) -> int:
+    """Token texts of ``target_tokens`` and a beam tree that contain a whole detected value (no
+    character spans place them in a text): masked by their text alone. The count of values."""
+    count = 0
+    lists = [answer.get("target_tokens") or []]
+    lists += [[node["token"] for node in level] for level in answer.get("beam_tree") or []]
+    for tokens in lists:
+        for token in tokens:
+            text = token.get("text")
+            found = find_pii(text) if isinstance(text, str) else []
+            if found:
+                token["text"] = mask_text(text, found, policy)
+                token["id"] = MASKED_TOKEN_ID
+                count += len(found)
+    return count

@@ -1,0 +1,115 @@
+"""Personal data never leaves the process in a stored run: the runs store masks the text, the tokens
+over a value (their text becomes the label, their id -1) and every text of the answer, by the chosen
+policy, and records it in the answer's provenance.
+
+The values' places are found here with ``str.find`` on values written in the test (not with the
+detector under test); "never leaves" is checked as: the raw digits appear nowhere in the stored
+bytes, the database file, or the exported file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zipfile
+
+import pytest
+from fastapi.testclient import TestClient
+
+from attnscope.capture import capture, generate
+from attnscope.governance.privacy import PiiFoundError
+from attnscope.render.json import analysis_json, generation_json
+from attnscope.server.app import create_app
+from attnscope.server.host import ModelHost
+from attnscope.store.runs import RESULT, RunsStore
+from attnscope.store.transfer import export_run
+from tests.conftest import tiny
+from tests.server.conftest import loader
+
+PHONE = "13812345678"
+RESIDENT_ID = "110101199003074573"  # check digit 3 (ISO 7064 MOD 11-2)
+TEXT = f"我的电话是{PHONE}，身份证号{RESIDENT_ID}。The capital of France is"
+
+
+def places(text: str) -> list[tuple[int, int]]:
+    return [(text.find(v), text.find(v) + len(v)) for v in (PHONE, RESIDENT_ID)]
+
+
+def no_raw_value(data: bytes) -> bool:
+    return PHONE.encode() not in data and RESIDENT_ID.encode() not in data
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny("qwen2")
+
+
+def test_a_stored_analysis_is_masked_and_says_so(tmp_path, model):
+    answer = analysis_json(capture(model, TEXT))
+    with RunsStore(tmp_path) as store:
+        run = store.put(kind="analysis", text=TEXT, model=answer["model"], result=answer, origin="library")
+        stored = store.read(run)
+        kept = store.result(run)
+    assert run.text == "我的电话是[PHONE]，身份证号[CN_ID]。The capital of France is"
+    assert no_raw_value(stored) and no_raw_value((tmp_path / "runs.sqlite3").read_bytes())
+    assert kept["text"] == run.text
+    inside = places(TEXT)
+    for token, original in zip(kept["tokens"], answer["tokens"], strict=True):
+        start, end = original["start"], original["end"]
+        if start is not None and start == end:  # a byte piece: part of the character before it
+            start -= 1
+        over = start is not None and any(start < e and end > s for s, e in inside)
+        if over:
+            assert token["text"] in ("[PHONE]", "[CN_ID]") and token["id"] == -1
+        else:
+            assert token == original
+    assert kept["attention"] == answer["attention"]  # the numbers are untouched
+    assert kept["provenance"]["masking_policy"] == "mask" and kept["provenance"]["masked_spans"] == 2
+    assert answer["text"] == TEXT  # the caller's answer is not changed
+
+
+def test_hash_drop_and_off_policies(tmp_path, model):
+    answer = analysis_json(capture(model, TEXT))
+    with RunsStore(tmp_path) as store:
+        hashed = store.put(kind="analysis", text=TEXT, model=answer["model"], result=answer, origin="library",
+                           pii_policy="hash")  # fmt: skip
+        assert "[PHONE:" in hashed.text and no_raw_value(store.read(hashed))
+        with pytest.raises(PiiFoundError):
+            store.put(kind="analysis", text=TEXT, model=answer["model"], result=answer, origin="library",
+                      pii_policy="drop")  # fmt: skip
+        assert store.list()[1] == 1  # the dropped run left nothing
+        kept = store.put(kind="analysis", text=TEXT, model=answer["model"], result=answer, origin="library",
+                         pii_policy="off")  # fmt: skip
+        assert kept.text == TEXT and store.result(kept)["provenance"]["masked_spans"] == 0
+
+
+def test_a_generation_is_masked_in_its_prompt_answer_and_steps(tmp_path, model):
+    trace = generate(model, TEXT, max_new_tokens=4)
+    answer = generation_json(trace)
+    with RunsStore(tmp_path) as store:
+        run = store.put(kind="generation", text=TEXT, model=answer["model"], result=answer, origin="library")
+        stored = store.read(run)
+        out = export_run(store, run.id, tmp_path / "run.zip")
+    assert no_raw_value(stored)
+    with zipfile.ZipFile(out) as archive:
+        assert all(no_raw_value(archive.read(name)) for name in archive.namelist())
+    kept = json.loads(stored)
+    assert "[PHONE]" in kept["prompt"]["text"] and kept["steps"] and len(kept["steps"]) == len(answer["steps"])
+
+
+def test_the_server_masks_what_it_keeps(tmp_path):
+    host = ModelHost(loader=loader)
+    host.store = RunsStore(tmp_path)
+    host.load("tiny:qwen2")
+    client = TestClient(create_app(host), raise_server_exceptions=False)
+    shown = client.post("/api/analyze", json={"text": TEXT}).json()
+    assert shown["text"] == TEXT  # the answer to the local page is the text the user gave
+    kept = client.get(f"/api/runs/{shown['run_id']}").json()
+    assert no_raw_value(json.dumps(kept, ensure_ascii=False).encode())
+    host.pii_policy = "drop"
+    dropped = client.post("/api/analyze", json={"text": TEXT, "layer": 0}).json()
+    assert "run_id" not in dropped and dropped["text"] == TEXT
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    host.store.close()
+    assert RESULT == "result.json"
