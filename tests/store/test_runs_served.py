@@ -229,6 +229,16 @@ def test_runs_commands_end_to_end_and_bad_input(tmp_path):
     assert "no stored runs" in attnscope("runs", "list").stdout
     assert attnscope("runs", "import", str(tmp_path / "r.zip")).returncode == 0
     assert json.loads(attnscope("runs", "show", run_id).stdout)["answer"] == shown["answer"]
+    # a signed export verifies on its own, and not once a byte of it changes
+    assert attnscope("keys", "generate").returncode == 0
+    signed = attnscope("runs", "export", run_id, "--out", str(tmp_path / "s.zip"), "--sign")
+    assert signed.returncode == 0 and (tmp_path / "s.intoto.json").exists(), signed.stderr
+    assert attnscope("verify", str(tmp_path / "s.intoto.json")).returncode == 0
+    data = bytearray((tmp_path / "s.zip").read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp_path / "s.zip").write_bytes(bytes(data))
+    failed = attnscope("verify", str(tmp_path / "s.intoto.json"))
+    assert failed.returncode == 1 and "s.zip" in failed.stderr
     (tmp_path / "junk.zip").write_bytes(b"\x00" * 64)
     for args, message in (
         (("runs", "show", "nope"), "16 hexadecimal"),

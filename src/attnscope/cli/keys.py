@@ -6,8 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from attnscope.errors import InputError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PASSPHRASE_ENV = "ATTNSCOPE_KEY_PASSPHRASE"
 EXIT_VERIFIED, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -60,7 +64,37 @@ def add(commands: argparse._SubParsersAction) -> None:
     verify.set_defaults(run=run_verify)
 
 
-def add_passphrase_option(command: argparse.ArgumentParser) -> None:
+def add_signing_options(command: argparse.ArgumentParser, sign_help: str) -> None:
+    """``--sign``, ``--key`` and ``--passphrase-file`` (read with :func:`signing_key_of`)."""
+    signing = command.add_argument_group("signing")
+    signing.add_argument("--sign", action="store_true", help=sign_help)
+    signing.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        metavar="PRIV.pem",
+        help="with --sign: the private key (default $ATTNSCOPE_HOME/keys/attnscope-signing.key)",
+    )
+    add_passphrase_option(signing)
+
+
+def signing_key_of(args: argparse.Namespace) -> Ed25519PrivateKey | None:
+    """The private key ``--sign`` signs with, loaded (and its passphrase checked) before any slow work."""
+    if not args.sign:
+        if args.key is not None or args.passphrase_file is not None:
+            raise InputError("--key and --passphrase-file go with --sign")
+        return None
+    from attnscope.governance.signing import PRIVATE_KEY_NAME, default_key_folder, load_private_key
+
+    path = args.key
+    if path is None:
+        path = default_key_folder(create=False) / PRIVATE_KEY_NAME
+        if not path.exists():
+            raise InputError(f"--sign: no signing key at {path}: run 'attnscope keys generate' first, or pass --key")
+    return load_private_key(path, read_passphrase(args))
+
+
+def add_passphrase_option(command: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     command.add_argument(
         "--passphrase-file",
         type=Path,

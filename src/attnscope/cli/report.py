@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from attnscope.cli import common
-from attnscope.cli.keys import add_passphrase_option, read_passphrase
+from attnscope.cli.keys import add_signing_options, signing_key_of
 from attnscope.cli.methods import method_options
 from attnscope.errors import InputError
 from attnscope.methods import catalogue
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -32,16 +28,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--methods", nargs="+", default=None, choices=catalogue.attribution_names())
     report.add_argument("--target", default=None)
     report.add_argument("--steps", default=None, help="integrated-gradients steps (default auto)")
-    signing = report.add_argument_group("signing")
-    signing.add_argument("--sign", action="store_true", help="also write PATH.intoto.json, signed (attnscope verify)")
-    signing.add_argument(
-        "--key",
-        type=Path,
-        default=None,
-        metavar="PRIV.pem",
-        help="with --sign: the private key (default $ATTNSCOPE_HOME/keys/attnscope-signing.key)",
-    )
-    add_passphrase_option(signing)
+    add_signing_options(report, "also write PATH.intoto.json, signed (attnscope verify)")
     common.add_model_options(report)
     common.add_output_options(report)
     report.set_defaults(run=run)
@@ -57,22 +44,6 @@ def _write(path: Path, content: str) -> None:
         raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _signing_key(args: argparse.Namespace) -> Ed25519PrivateKey | None:
-    """The private key ``--sign`` signs with, loaded (and its passphrase checked) before the report runs."""
-    if not args.sign:
-        if args.key is not None or args.passphrase_file is not None:
-            raise InputError("--key and --passphrase-file go with --sign")
-        return None
-    from attnscope.governance.signing import PRIVATE_KEY_NAME, default_key_folder, load_private_key
-
-    path = args.key
-    if path is None:
-        path = default_key_folder(create=False) / PRIVATE_KEY_NAME
-        if not path.exists():
-            raise InputError(f"--sign: no signing key at {path}: run 'attnscope keys generate' first, or pass --key")
-    return load_private_key(path, read_passphrase(args))
-
-
 def run(args: argparse.Namespace) -> int:
     text = common.read_text(args.text)
     out = Path(args.out)
@@ -83,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise InputError(f"--out: {out} is a folder")
     options = catalogue.shared_options(args.methods, method_options(args, None))  # refused before loading
-    signing_key = _signing_key(args)  # a missing key or a wrong passphrase is refused before the slow part
+    signing_key = signing_key_of(args)  # a missing key or a wrong passphrase is refused before the slow part
     model = common.load(args)
     from attnscope.methods.report import explain
     from attnscope.render.html import report_html

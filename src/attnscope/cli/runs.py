@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from attnscope.cli import common
+from attnscope.cli.keys import add_signing_options, signing_key_of
 from attnscope.contracts import SCHEMA_VERSION
 from attnscope.errors import InputError
 
@@ -38,6 +39,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     export = actions.add_parser("export", help="one run as one file (zip) that imports on another machine")
     export.add_argument("id")
     export.add_argument("--out", required=True, metavar="FILE.zip")
+    add_signing_options(export, "also write FILE.intoto.json: the export signed, its provenance as predicate")
     export.set_defaults(run=run_export)
     imported = actions.add_parser("import", help="store a run exported on this or another machine (hashes checked)")
     imported.add_argument("file", metavar="FILE.zip")
@@ -102,9 +104,17 @@ def run_show(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from attnscope.store.transfer import export_run
 
+    signing_key = signing_key_of(args)  # refused before anything is written
     with _store() as store:
         path = export_run(store, args.id, Path(args.out))
-    print(f"exported run {args.id} to {path}")
+        predicate = store.result(store.get(args.id)).get("provenance") or {}
+    if signing_key is None:
+        print(f"exported run {args.id} to {path}")
+        return 0
+    from attnscope.governance.signing import sign_files
+
+    envelope = sign_files([path], predicate, signing_key, path.with_suffix(".intoto.json"))
+    print(f"exported run {args.id} to {path}, signed in {envelope} (attnscope verify {envelope})")
     return 0
 
 
