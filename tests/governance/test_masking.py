@@ -113,3 +113,25 @@ def test_the_server_masks_what_it_keeps(tmp_path):
         assert db.execute("SELECT count(*) FROM runs").fetchone() == (1,)
     host.store.close()
     assert RESULT == "result.json"
+
+
+def test_a_report_file_never_holds_the_raw_values(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ATTNSCOPE_HOME": str(tmp_path / "home")}
+
+    def report(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = ["report", TEXT, "--model", "tiny:gpt2", "--methods", "attention", "grad-x-input", "-q", *extra]
+        return subprocess.run([sys.executable, "-m", "attnscope", *argv], env=env, capture_output=True, text=True)
+
+    made = report("--out", str(tmp_path / "r.html"))
+    assert made.returncode == 0, made.stderr
+    for name in ("r.html", "r.json"):
+        assert no_raw_value((tmp_path / name).read_bytes()), name
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert "[PHONE]" in data["text"] and data["provenance"]["masked_spans"] >= 2
+    refused = report("--out", str(tmp_path / "d.html"), "--pii-policy", "drop")
+    assert refused.returncode == 2 and "no report written" in refused.stderr
+    assert not (tmp_path / "d.html").exists() and not (tmp_path / "d.json").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from attnscope.cli import common
 from attnscope.cli.keys import add_signing_options, signing_key_of
@@ -29,6 +30,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--target", default=None)
     report.add_argument("--steps", default=None, help="integrated-gradients steps (default auto)")
     add_signing_options(report, "also write PATH.intoto.json, signed (attnscope verify)")
+    common.add_pii_option(report)
     common.add_model_options(report)
     common.add_output_options(report)
     report.set_defaults(run=run)
@@ -44,6 +46,20 @@ def _write(path: Path, content: str) -> None:
         raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+def _masked(args: argparse.Namespace, text: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The report with personal data masked by --pii-policy (files leave the process); drop: none written."""
+    from attnscope.governance.masking import mask_answer
+    from attnscope.governance.privacy import PiiFoundError
+
+    try:
+        _, masked, count = mask_answer("report", text, data, args.pii_policy)
+    except PiiFoundError as error:
+        raise InputError(f"no report written (--pii-policy drop): {error}") from None
+    if count:
+        common.say(args)(f"masked {count} personal-data value(s) in the report (--pii-policy {args.pii_policy})")
+    return masked
+
+
 def run(args: argparse.Namespace) -> int:
     text = common.read_text(args.text)
     out = Path(args.out)
@@ -55,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out: {out} is a folder")
     options = catalogue.shared_options(args.methods, method_options(args, None))  # refused before loading
     signing_key = signing_key_of(args)  # a missing key or a wrong passphrase is refused before the slow part
+    if args.pii_policy == "drop":  # refused before the slow part too
+        _masked(args, text, {"text": text})
     model = common.load(args)
     from attnscope.methods.report import explain
     from attnscope.render.html import report_html
@@ -74,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             **options,
         ),
     )
-    data = report_json(report)
+    data = _masked(args, text, report_json(report))
     json_path = out.with_suffix(".json")
     _write(out, report_html(data))
     _write(json_path, json.dumps(data, ensure_ascii=False, indent=1))

@@ -7,6 +7,8 @@ What is masked, per kind of answer:
 - ``analysis``: ``text``, ``tokens`` (by their character spans in ``text``), ``target_tokens``
   (tokens whose text contains a detected value).
 - ``attribution``: its ``units`` (by their spans in the run's text) and ``target.text``.
+- ``report``: its ``text``, ``units`` and ``target.text`` as for an attribution, each method's
+  attribution answer (``methods``) the same way, and every observation sentence (they quote units).
 - ``generation``: ``prompt.text`` + ``generated.text`` read as one text (a value the model
   completes across the two is found whole), their ``tokens``, each step's ``token.text`` (the
   generated token of that step), ``beam_tree`` token texts and ``target_tokens`` (tokens whose text
@@ -62,8 +64,15 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
         spans = find_pii(text)
         if kind == "analysis":
             _analysis(answer, text, spans, chosen)
-        elif kind == "attribution":
+        elif kind in ("attribution", "report"):
             _attribution(answer, text, spans, chosen)
+        if kind == "report":  # its text, and each method's attribution answer
+            if spans:
+                answer["text"] = mask_text(text, spans, chosen)
+            for method in (answer.get("methods") or {}).values():
+                if isinstance(method, dict):
+                    _attribution(method, text, spans, chosen)
+            answer["observations"] = [_masked_string(o, chosen) for o in answer.get("observations", [])]
         extra = _values_in(answer, chosen)
         count = len(spans) + extra
         text = mask_text(text, spans, chosen) if spans else text
@@ -119,6 +128,12 @@ def _generation(answer: dict[str, Any], policy: MaskPolicy) -> tuple[int, str]:
                 step["token"] = {"id": MASKED_TOKEN_ID, "text": token["text"]}
     extra = _values_in(answer, policy)
     return len(spans) + extra, prompt["text"]
+
+
+def _masked_string(text: str, policy: MaskPolicy) -> str:
+    """A sentence with whatever personal data it quotes masked (a report's observations quote units)."""
+    found = find_pii(text)
+    return mask_text(text, found, policy) if found else text
 
 
 def _shift(value: int | None, offset: int) -> int | None:
