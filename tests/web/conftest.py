@@ -84,15 +84,24 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, server):
+@contextlib.contextmanager
+def opened(browser, base: str) -> Iterator:
+    """A fresh browser context's page on the app at ``base``, ready (its model picker filled)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(server)
+    page.goto(base)
     page.wait_for_selector("body[data-ready='1']")
     page.wait_for_function("document.querySelectorAll('#model-select option').length > 0")
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    with opened(browser, server) as page:
+        yield page
 
 
 def screenshot(page, name: str) -> Path:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import CHINESE, ENGLISH
 from tests.server.test_load import free_port
-from tests.web.conftest import screenshot, serving
+from tests.web.conftest import opened, screenshot, serving
 from tests.web.test_generation_page import counter, generate_on_page, token_weights
 
 NEW_TOKENS = 8
@@ -65,13 +65,8 @@ def seq2seq_server():
 
 @pytest.fixture
 def seq2seq_page(browser, seq2seq_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(seq2seq_server)
-    page.wait_for_selector("body[data-ready='1']")
-    page.wait_for_function("document.querySelectorAll('#model-select option').length > 0")
-    yield page
-    context.close()
+    with opened(browser, seq2seq_server) as page:
+        yield page
 
 
 def wait_analysis(page, before: int) -> None:
