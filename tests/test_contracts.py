@@ -13,7 +13,8 @@ from attnscope.server.host import ModelHost
 from tests.server.conftest import loader
 
 TEXT = "The capital of France is"
-VOLATILE = {"captured_at", "computed_at", "loaded_at", "seconds"}  # clock readings differ between two runs
+# clock readings differ between two runs, and so do provenance records' random ids
+VOLATILE = {"captured_at", "computed_at", "loaded_at", "started_at", "finished_at", "seconds", "record_id"}
 # how much a capture computed: the CLI computes what it shows, the server keeps whole traces for reuse
 CAPTURE_SETTINGS = {"predict", "top_k", "layers_captured", "budget_bytes"}
 

@@ -39,10 +39,10 @@ def test_a_run_is_stored_found_and_read_back_exactly(tmp_path, results):
         english = put(store, results[ENGLISH], ENGLISH, summary="last layer")
         chinese = put(store, results[CHINESE], CHINESE)
         expected = json.loads(json.dumps(results[ENGLISH]))  # no personal data: only the record of the check
-        expected["provenance"].update(masking_policy="mask", masked_spans=0)
+        expected["provenance"].update(masking_policy="mask", masked_spans=0, run_id=english.id)
         assert store.result(store.get(english.id)) == expected
         kept = json.loads(json.dumps(results[CHINESE]))
-        kept["provenance"].update(masking_policy="mask", masked_spans=0)
+        kept["provenance"].update(masking_policy="mask", masked_spans=0)  # the bytes: no run id
         data = json.dumps(kept, ensure_ascii=False, allow_nan=False).encode()
         assert chinese.objects[RESULT] == hashlib.sha256(data).hexdigest()
         assert (tmp_path / "objects" / chinese.objects[RESULT][:2] / chinese.objects[RESULT]).read_bytes() == data

@@ -45,7 +45,8 @@ def without_handles(answer: dict) -> dict:
     """The answer as the store keeps it: no handles, and the record of the personal-data check (none
     found in these texts) in its provenance."""
     kept = {k: v for k, v in answer.items() if k not in ("run_id", "trace_id")}
-    return {**kept, "provenance": {**kept["provenance"], "masking_policy": "mask", "masked_spans": 0}}
+    record = {**kept["provenance"], "masking_policy": "mask", "masked_spans": 0, "run_id": answer["run_id"]}
+    return {**kept, "provenance": record}
 
 
 def test_the_server_keeps_what_it_answers_and_shows_it_back_exactly(stored, tmp_path):

@@ -21,7 +21,7 @@ from attnscope.capture.trace import Trace
 from attnscope.errors import InputError, TooLongError, UnsupportedError
 from attnscope.models.disk import human_bytes
 from attnscope.models.loaded import LoadedModel
-from attnscope.models.provenance import text_sha256, utc_now
+from attnscope.models.provenance import new_record, stash_fields, text_fields, utc_now
 from attnscope.progress import Progress, adapt
 
 Backend = Literal["auto", "full", "qk"]
@@ -127,6 +127,7 @@ def capture_tokens(
     """:func:`capture` of ``tokens`` (already checked), which cover ``text``; ``target``: the decoder
     tokens and text of an encoder-decoder, else (None, None)."""
     target_tokens, target_text = target
+    started_at = utc_now()
 
     maps_bytes = full_attention_bytes(model, len(tokens), None if target_tokens is None else len(target_tokens))
     chosen = backend
@@ -149,17 +150,17 @@ def capture_tokens(
             None if predict == "none" else predictions_of(model, logits_fn, tokens, target_tokens, top_k, now=predict)
         )
 
-    provenance = {
-        **model.provenance,
-        "backend": chosen,
-        "captured_at": utc_now(),
-        "text_sha256": text_sha256(text),
-        "n_tokens": len(tokens),
-        "top_k": int(top_k),
-        "predict": predict,
-        "layers_captured": sorted(wanted) if wanted is not None else "all",
-        **({"stash": keeper.describe()} if chosen == "qk" else {}),
-    }
+    provenance = new_record(
+        model.provenance,
+        started_at=started_at,
+        captured_at=utc_now(),
+        **text_fields(text, len(tokens), chat=bool(parts)),
+        backend=chosen,
+        **stash_fields(keeper.describe() if chosen == "qk" else None),  # the full source keeps no stash
+        top_k=int(top_k),
+        predict=predict,
+        layers_captured=sorted(wanted) if wanted is not None else "all",
+    )
     return Trace(
         text=text,
         tokens=tokens,

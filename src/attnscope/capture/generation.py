@@ -37,7 +37,7 @@ from attnscope.capture.tokens import Part, Token, generated_tokens
 from attnscope.capture.trace import GenerationTrace, Step
 from attnscope.errors import InputError, UnsupportedError
 from attnscope.models.loaded import LoadedModel
-from attnscope.models.provenance import text_sha256, utc_now
+from attnscope.models.provenance import new_record, stash_fields, text_fields, utc_now
 from attnscope.progress import Progress, adapt
 
 
@@ -78,6 +78,7 @@ def generate(
         on_token: ``on_token(step, token_id, prob)`` as each token is chosen (greedy and sampling;
             beam search knows its best beam only at the end), for streaming.
     """
+    started_at = utc_now()
     settings = check_settings(max_new_tokens, do_sample, temperature, top_p, top_k, seed, num_beams, stop)
     if model.kind == "masked":
         raise UnsupportedError(f"generate needs a causal or encoder-decoder language model; {model.name} is an encoder")
@@ -96,11 +97,15 @@ def generate(
         if settings.num_beams == 1:
             probe = _StepProbe(candidates, settings.do_sample, settings.max_new_tokens, report, on_token)
         if probe is not None and model.kind == "causal":
-            return _recorded(model, text, tokens, parts, settings, probe, keeper)
-        return _replayed(model, text, tokens, parts, settings, candidates, keeper, report, probe)
+            trace = _recorded(model, text, tokens, parts, settings, probe, keeper)
+        else:
+            trace = _replayed(model, text, tokens, parts, settings, candidates, keeper, report, probe)
+    trace.provenance = _provenance(model, trace, bool(parts), keeper, settings, candidates, started_at)
+    return trace
 
 
 _TINY = float(torch.finfo(torch.float32).tiny)
+_RECORDED = {"backend": "qk", "predict": "last", "layers_captured": "all"}  # how every generation is captured
 
 
 class _StepProbe:
@@ -212,7 +217,7 @@ def _recorded(
         source=source,
         backend="qk",
         predictions=predictions,
-        provenance=_provenance(model, full_text, all_tokens, k, keeper, settings),
+        provenance={},  # made by generate() once the trace is complete
         parts=_parts(parts, len(text), len(full_text)),
         prompt_length=len(tokens),
         prompt_chars=len(text),
@@ -325,7 +330,7 @@ def _replayed(
         if report is not None:
             report(len(new_ids), settings.max_new_tokens, "beam search")
     base = {f.name: getattr(trace, f.name) for f in fields(trace)}
-    base["provenance"] = _provenance(model, full_text, trace.tokens, k, keeper, settings)
+    base["provenance"] = {}  # made by generate() once the trace is complete
     return GenerationTrace(
         **base,
         prompt_length=first,
@@ -378,17 +383,18 @@ def _stop_reason(model: LoadedModel, settings: Settings, new_ids: list[int], gen
 
 
 def _provenance(
-    model: LoadedModel, text: str, tokens: list[Token], k: int, keeper: Stash, settings: Settings
+    model: LoadedModel, trace: GenerationTrace, chat: bool, keeper: Stash, settings: Settings, k: int, started_at: str
 ) -> dict[str, Any]:
-    return {
-        **model.provenance,
-        "backend": "qk",
-        "captured_at": utc_now(),
-        "text_sha256": text_sha256(text),
-        "n_tokens": len(tokens),
-        "top_k": k,
-        "predict": "last",
-        "layers_captured": "all",
-        "stash": keeper.describe(),
-        "generation": settings.to_dict(),
-    }
+    """The generation's record: its text is prompt + generated text, its tokens all of them."""
+    return new_record(
+        model.provenance,
+        started_at=started_at,
+        captured_at=utc_now(),
+        seed=settings.seed if settings.do_sample else None,
+        **text_fields(trace.text, len(trace.tokens), chat=chat),
+        **stash_fields(keeper.describe()),
+        top_k=k,
+        **_RECORDED,
+        generation=settings.to_dict(),
+        stop_reason=trace.stop_reason,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from attnscope.capture.selection import STACKS
 from attnscope.cli import common
@@ -26,7 +27,44 @@ def add(commands: argparse._SubParsersAction) -> None:
     common.add_model_options(analyze, stash=True)
     common.add_output_options(analyze)
     common.add_store_option(analyze)
+    add_dp_options(analyze)
     analyze.set_defaults(run=run)
+
+
+def add_dp_options(command: argparse.ArgumentParser) -> None:
+    """--dp-epsilon, --dp-mechanism, --dp-delta: differential privacy on the released numbers."""
+    group = command.add_argument_group("differential privacy (OpenDP; README: Differential privacy)")
+    group.add_argument(
+        "--dp-epsilon",
+        type=float,
+        default=None,
+        metavar="E",
+        help="noise the released weights or scores with ε = E (0 < E <= 100) before they are printed or stored",
+    )
+    group.add_argument("--dp-mechanism", choices=("laplace", "gaussian"), default="laplace", help="default laplace")
+    group.add_argument("--dp-delta", type=float, default=None, metavar="D", help="δ of the Gaussian mechanism (0-1)")
+
+
+def check_dp(args: argparse.Namespace) -> None:
+    """The DP options refused before any model loads (one-line errors)."""
+    from attnscope.errors import InputError
+
+    if args.dp_epsilon is None:
+        if args.dp_delta is not None or args.dp_mechanism != "laplace":
+            raise InputError("--dp-mechanism and --dp-delta need --dp-epsilon")
+        return
+    from attnscope.governance.dp import check_parameters
+
+    check_parameters(args.dp_epsilon, args.dp_mechanism, args.dp_delta)
+
+
+def privatized(args: argparse.Namespace, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` released with differential privacy when ``--dp-epsilon`` asks for it."""
+    if args.dp_epsilon is None:
+        return body
+    from attnscope.governance.dp import privatize_answer
+
+    return privatize_answer(kind, body, args.dp_epsilon, mechanism=args.dp_mechanism, delta=args.dp_delta)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     text = common.read_text(args.text)
     if not 1 <= args.top_k <= 100:
         raise InputError("--top-k must be between 1 and 100")
+    check_dp(args)
+    if args.save and args.dp_epsilon is not None:
+        raise InputError("--save writes the exact trace: it cannot be combined with --dp-epsilon")
     layer, head = parse_layers(args.layer), parse_head(args.head)
     if args.save:  # a folder or a path under a file is refused before the model loads
         from pathlib import Path
@@ -70,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     result = analysis_json(trace, layer=layer, head=head, query=args.query, top_k=args.top_k, stack=stack)
+    result = privatized(args, "analysis", result)  # before anything prints or stores it
     if args.save:
         path = trace.save(args.save)
         common.say(args)(f"saved trace to {path}")

@@ -20,7 +20,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from attnscope.cli import analyze, compare, doctor, generate, heads, keys, methods, models, report, runs, serve
+    from attnscope.cli import (
+        analyze,
+        compare,
+        doctor,
+        generate,
+        heads,
+        keys,
+        methods,
+        models,
+        provenance,
+        report,
+        runs,
+        serve,
+    )
 
     parser = Parser(
         prog="attnscope",
@@ -28,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"attnscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (analyze, generate, models, serve, methods, heads, compare, report, runs, keys, doctor):
+    for module in (analyze, generate, models, serve, methods, heads, compare, report, runs, keys, provenance, doctor):
         module.add(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(run=lambda _: print(f"attnscope {__version__}") or 0)

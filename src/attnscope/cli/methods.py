@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from attnscope.cli import common
+from attnscope.cli.analyze import add_dp_options, check_dp, privatized
 from attnscope.errors import InputError
 from attnscope.methods import catalogue
 from attnscope.methods.spec import OBJECTIVES
@@ -58,6 +59,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     common.add_model_options(attribute)
     common.add_output_options(attribute)
     common.add_store_option(attribute)
+    add_dp_options(attribute)
     attribute.set_defaults(run=run_attribute)
 
     agreement = commands.add_parser(
@@ -140,6 +142,7 @@ def _scorer(args: argparse.Namespace) -> Any:
 def run_attribute(args: argparse.Namespace) -> int:
     text = common.read_text(args.text)
     options = method_options(args, args.method)
+    check_dp(args)
     scorer = _scorer(args)
     # a black-box scorer alone explains a remote model: no local model unless --model names one
     model = None if scorer is not None and args.model is None else common.load(args)
@@ -164,7 +167,8 @@ def run_attribute(args: argparse.Namespace) -> int:
             **options,
         ),
     )
-    body = common.store_run(args, "attribution", text, attribution_json(result), args.method)
+    body = privatized(args, "attribution", attribution_json(result))  # before anything prints or stores it
+    body = common.store_run(args, "attribution", text, body, args.method)
     return common.output(args, body, attribution_text)
 
 

@@ -93,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     data = _masked(args, text, report_json(report))
+    if signing_key is not None:  # the record names the key that signs it
+        from attnscope.governance.provenance import with_signing_key
+        from attnscope.governance.signing import key_id
+
+        data["provenance"] = with_signing_key(data["provenance"], key_id(signing_key.public_key()))
     json_path = out.with_suffix(".json")
     _write(out, report_html(data))
     _write(json_path, json.dumps(data, ensure_ascii=False, indent=1))

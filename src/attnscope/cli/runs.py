@@ -111,8 +111,10 @@ def run_export(args: argparse.Namespace) -> int:
     if signing_key is None:
         print(f"exported run {args.id} to {path}")
         return 0
-    from attnscope.governance.signing import sign_files
+    from attnscope.governance.provenance import with_signing_key
+    from attnscope.governance.signing import key_id, sign_files
 
+    predicate = with_signing_key(predicate, key_id(signing_key.public_key()))
     envelope = sign_files([path], predicate, signing_key, path.with_suffix(".intoto.json"))
     print(f"exported run {args.id} to {path}, signed in {envelope} (attnscope verify {envelope})")
     return 0

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from attnscope.analysis.faithfulness import Agreement, rank_agreement
 from attnscope.analysis.units import Unit
+from attnscope.contracts import plain
 from attnscope.errors import InputError, UnsupportedError
 from attnscope.methods import catalogue
 from attnscope.methods.run import Attribution, attribute
@@ -38,6 +39,7 @@ class MethodComparison:
     skipped: dict[str, str]  # method -> why it did not run
     seconds: dict[str, float]
     agreement: Agreement
+    provenance: dict[str, Any] = field(default_factory=dict)  # the comparison's record (from the trace's)
 
     @property
     def units(self) -> list[Unit]:
@@ -66,6 +68,9 @@ def compare_methods(
     """Every method in ``methods`` (default: all token attribution methods) on ``text``, explaining the
     prediction after token ``query``; ``options`` go to the methods that have them (``steps`` to
     integrated gradients, ...); ``backend`` is the capture's when no ``trace`` is given."""
+    from attnscope.models.provenance import derive, utc_now
+
+    started_at = utc_now()
     names = list(methods) if methods else catalogue.attribution_names()
     specs = [catalogue.get(name) for name in names]
     not_scoring = [spec.name for spec in specs if not spec.scores_tokens]
@@ -115,4 +120,12 @@ def compare_methods(
     end = last_token.end if last_token.end is not None else len(text)
     include = np.array([u.start is not None and u.start < end for u in first.units])
     agreement = rank_agreement({name: result.scores for name, result in results.items()}, include)
-    return MethodComparison(trace, granularity, results, skipped, timings, agreement)
+    comparison = MethodComparison(trace, granularity, results, skipped, timings, agreement)
+    comparison.provenance = derive(
+        trace.provenance,
+        started_at=started_at,
+        method="agreement",
+        method_options=plain({"methods": list(results), "granularity": granularity, "query": query, **options}),
+        target=plain(comparison.target),
+    )
+    return comparison

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +24,7 @@ class HeadReport:
     metrics: dict[str, np.ndarray]  # {metric: (layers, heads)}; NaN for layers not captured
     labels: list[list[str]]  # (layers, heads)
     note: str | None  # why induction was not measured, if it was not
+    provenance: dict[str, Any] = field(default_factory=dict)  # the measurement's record (from the trace's)
 
 
 def measure_heads(
@@ -36,6 +37,9 @@ def measure_heads(
     progress: Any = None,
 ) -> HeadReport:
     """Head metrics of ``trace`` and, with a causal ``model``, induction scores from its probe."""
+    from attnscope.models.provenance import derive, utc_now
+
+    started_at = utc_now()
     threshold = catalogue.get("head-metrics").option("threshold").parse(threshold, "head-metrics")
     report: Progress | None = adapt(progress)
     name = trace.stack_name(stack)
@@ -54,4 +58,10 @@ def measure_heads(
     if report is not None:
         report(100, 100, "head metrics")
     labels = head_labels(metrics, len(trace.key_tokens(name)))
-    return HeadReport(trace, name, float(threshold), metrics, labels, note)
+    record = derive(
+        trace.provenance,
+        started_at=started_at,
+        method="head-metrics",
+        method_options={"threshold": float(threshold), "stack": name, "induction": "induction" in metrics},
+    )
+    return HeadReport(trace, name, float(threshold), metrics, labels, note, record)

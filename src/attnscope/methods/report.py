@@ -17,7 +17,7 @@ fixed rules whose thresholds are in ``THRESHOLDS`` and are printed in the report
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from attnscope.attribution import schedule
@@ -45,6 +45,7 @@ class Report:
     comparison: MethodComparison
     heads: HeadReport
     thresholds: dict[str, float]
+    provenance: dict[str, Any] = field(default_factory=dict)  # the report's record (from the trace's)
 
 
 def explain(
@@ -60,6 +61,10 @@ def explain(
 ) -> Report:
     """Run ``methods`` (default: every token attribution method) on ``text``, compare them and
     measure every head (see the module docstring)."""
+    from attnscope.contracts import plain
+    from attnscope.models.provenance import derive, utc_now
+
+    started_at = utc_now()
     report = adapt(progress)
     comparison = compare_methods(
         model,
@@ -74,4 +79,13 @@ def explain(
     heads = measure_heads(
         model, comparison.trace, backend=backend, progress=scaled(report, 80, 20, 100, "head metrics")
     )
-    return Report(text, comparison, heads, dict(THRESHOLDS))
+    record = derive(
+        comparison.trace.provenance,
+        started_at=started_at,
+        method="report",
+        method_options=plain(
+            {"methods": list(comparison.results), "granularity": granularity, "thresholds": THRESHOLDS, **options}
+        ),
+        target=plain(comparison.target),
+    )
+    return Report(text, comparison, heads, dict(THRESHOLDS), record)

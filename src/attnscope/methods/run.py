@@ -84,6 +84,9 @@ def attribute(
         progress: ``progress(done, total[, stage])``; may raise ``CancelledError``.
         options: the method's options (``attnscope methods --json`` lists them).
     """
+    from attnscope.models.provenance import utc_now
+
+    started_at = utc_now()
     spec = catalogue.get(method)
     if not spec.scores_tokens:
         raise InputError(
@@ -129,7 +132,7 @@ def attribute(
     info = _target_info(request, resolved)
     source_trace = request.given_trace
     model_info = model.info() if model is not None else (source_trace.model if source_trace is not None else None)
-    base = model.provenance if model is not None else (source_trace.provenance if source_trace is not None else {})
+    used_trace = source_trace if "trace" in spec.needs else None
     return Attribution(
         method=spec.name,
         target=info,
@@ -140,7 +143,7 @@ def attribute(
         details=output.details,
         options=values,
         model=model_info,
-        provenance=_provenance(base, spec, values, text, scorer),
+        provenance=_provenance(model, used_trace, request, info, output.details, scorer, started_at),
         n_tokens=n_tokens,
     )
 
@@ -229,19 +232,41 @@ def _target_info(request: MethodInput, resolved: Target | None) -> dict[str, Any
 
 
 def _provenance(
-    base: dict[str, Any], spec: MethodSpec, options: dict[str, Any], text: str, scorer: Scorer | None
+    model: LoadedModel | None,
+    trace: Trace | None,
+    request: MethodInput,
+    target: dict[str, Any],
+    details: dict[str, Any],
+    scorer: Scorer | None,
+    started_at: str,
 ) -> dict[str, Any]:
-    from attnscope.models.provenance import text_sha256, utc_now
+    """The attribution's record: the model's facts (or the trace's, without a model), the capture's
+    fields when the method read a trace, and the method's own: options, target, baseline, steps and
+    completeness delta (integrated gradients' details), the black-box scorer."""
+    from attnscope.contracts import plain
+    from attnscope.models.provenance import capture_fields, new_record, text_sha256, tokenizer_options
 
-    record = {
-        **base,
-        "method": spec.name,
-        "options": options,
-        "text_sha256": text_sha256(text),
-        "computed_at": utc_now(),
-    }
+    facts = model.provenance if model is not None else (trace.provenance if trace is not None else None)
+    fields: dict[str, Any] = capture_fields(trace.provenance) if trace is not None else {}
+    if request.tokens is not None:
+        fields["text_tokens"] = len(request.tokens)
+        given = request.given_trace.provenance.get("tokenizer_options") if request.given_trace is not None else None
+        fields["tokenizer_options"] = given or tokenizer_options(chat=False)
     if scorer is not None:
         from attnscope.attribution.scorers.http import public_url  # no userinfo or query: no secrets recorded
 
-        record["scorer"] = {"type": type(scorer).__name__, "url": public_url(getattr(scorer, "url", None))}
-    return record
+        fields["scorer"] = {"type": type(scorer).__name__, "url": public_url(getattr(scorer, "url", None))}
+    delta = details.get("delta")
+    return new_record(
+        facts,
+        started_at=started_at,
+        text_sha256=text_sha256(request.text),
+        text_chars=len(request.text),
+        method=request.spec.name,
+        method_options=plain(request.options),
+        target=plain(target),
+        baseline=details.get("baseline"),
+        steps=details.get("steps"),
+        completeness_delta=None if delta is None else float(delta),
+        **fields,
+    )

@@ -14,7 +14,7 @@ from attnscope.models.catalog import CatalogEntry, get_entry, resolve_default
 from attnscope.models.devices import resolve_device, resolve_dtype
 from attnscope.models.info import read_architecture
 from attnscope.models.loaded import LoadedModel
-from attnscope.models.provenance import library_versions, state_dict_sha256, tokenizer_sha256, utc_now
+from attnscope.models.provenance import model_facts, state_dict_sha256, utc_now, weight_files
 from attnscope.models.tiny import build_tiny
 from attnscope.models.verify import inspect
 
@@ -240,6 +240,8 @@ def load_model(
         raise ModelLoadError(str(error)) from None
     torch_dtype = getattr(torch, dtype_name)
     weights_sha: str | None
+    files: list[Path] | None = None  # the weight files, hashed one by one for the provenance
+    remote_code = False  # whether the model's own code ran (folders and hub ids, when asked for)
     entry = get_entry(spec)
     path = Path(spec).expanduser()
 
@@ -251,7 +253,7 @@ def load_model(
     elif entry is not None:
         home.sweep_abandoned()
         paths = _verified(entry, say)
-        weights_sha = entry.sha256
+        weights_sha, files = entry.sha256, entry.weight_files(paths)
         name, source, kind = entry.title, f"catalog:{entry.alias}", entry.kind
         if entry.weight_format == "folder":
             model, tokenizer, kind = _load_hf(str(paths[0]), torch_dtype, False)
@@ -260,7 +262,7 @@ def load_model(
     elif path.is_file() and path.suffix == ".gguf":
         home.sweep_abandoned()
         say(f"hashing {path}")
-        weights_sha = cache.files_sha256([path])
+        weights_sha, files = cache.files_sha256([path]), [path]
         model, tokenizer = _load_gguf([path], weights_sha, dtype_name, say)
         name, source, kind = path.stem, str(path.resolve()), "causal"
     elif path.is_dir():
@@ -269,7 +271,7 @@ def load_model(
             raise ModelLoadError(f"{path} holds no .safetensors weights (pickle checkpoints are not loaded)")
         weights_sha = cache.files_sha256(files)
         model, tokenizer, kind = _load_hf(str(path), torch_dtype, trust_remote_code)
-        name, source = path.resolve().name, str(path.resolve())
+        name, source, remote_code = path.resolve().name, str(path.resolve()), trust_remote_code
     elif path.exists():
         raise ModelNotFoundError(f"{path} is neither a .gguf file nor a model folder")
     elif "/" in spec and not spec.startswith((".", "/", "~")):
@@ -278,7 +280,7 @@ def load_model(
             model, tokenizer, kind = _load_hf(spec, torch_dtype, trust_remote_code)
         except ModelLoadError as error:
             raise ModelNotFoundError(f"could not load hub model {spec!r} (no network access?): {error}") from None
-        weights_sha, name, source = None, spec, f"hub:{spec}"
+        weights_sha, name, source, remote_code = None, spec, f"hub:{spec}", trust_remote_code
     else:
         raise ModelNotFoundError(
             f"unknown model {spec!r}: not a catalog alias (see `attnscope models`), not an existing path, "
@@ -290,17 +292,18 @@ def load_model(
     model = model.to(device=device_name, dtype=torch_dtype)
     model.eval()
     arch = read_architecture(model.config, kind)
-    provenance = {
-        "model_spec": spec,
-        "model_name": name,
-        "source": source,
-        "weights_sha256": weights_sha,
-        "tokenizer_sha256": tokenizer_sha256(tokenizer),
-        "dtype": dtype_name,
-        "device": device_name,
-        "loaded_at": utc_now(),
-        "versions": library_versions(),
-    }
+    provenance = model_facts(
+        spec=spec,
+        name=name,
+        source=source,
+        weights_sha=weights_sha,
+        files=None if files is None else weight_files(files),
+        model=model,
+        tokenizer=tokenizer,
+        dtype=dtype_name,
+        device=device_name,
+        trust_remote_code=remote_code,
+    )
     return LoadedModel(
         spec=spec,
         name=name,

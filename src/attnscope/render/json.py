@@ -17,6 +17,7 @@ from attnscope.analysis.heads import metric_titles
 from attnscope.analysis.stats import row_stats, without_special
 from attnscope.contracts import SCHEMA_VERSION, plain
 from attnscope.errors import InputError
+from attnscope.governance.provenance import seal
 
 if TYPE_CHECKING:
     from attnscope.analysis.compare import TraceDifference
@@ -34,6 +35,12 @@ if TYPE_CHECKING:
 
 def _head(result: str, model: ModelInfo | None) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "result": result, "model": None if model is None else model.to_dict()}
+
+
+def _sealed(result: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """``result`` with its provenance record completed: the SHA-256 of each result array it is about to
+    return (:func:`attnscope.governance.provenance.seal`), a record id of its own, and ``fields``."""
+    return seal(result, **fields)
 
 
 def analysis_json(
@@ -74,6 +81,7 @@ def analysis_json(
         result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
     if trace.parts:
         result["parts"] = [p.to_dict() for p in trace.parts]
+    result = _sealed(result)
     if not include_tokens:  # a layer/head/query change on the same text: the client has these
         for key in ("tokens", "target_tokens", "provenance"):
             result.pop(key, None)
@@ -98,7 +106,7 @@ def units_json(units: list[Any]) -> list[dict[str, Any]]:
 
 def attribution_json(result: Attribution) -> dict[str, Any]:
     """``attnscope attribute --json`` and ``POST /api/attribute``."""
-    return {
+    answer = {
         **_head("attribution", result.model),
         "method": result.method,
         "target": {"text": result.target.get("text"), "ids": result.target.get("ids", [])},
@@ -112,12 +120,13 @@ def attribution_json(result: Attribution) -> dict[str, Any]:
         "details": plain(result.details),
         "provenance": plain(result.provenance),
     }
+    return _sealed(answer)
 
 
 def heads_json(report: HeadReport) -> dict[str, Any]:
     """``attnscope heads --json`` and ``POST /api/heads``: ``metrics[name]`` is (layers, heads)."""
     trace = report.trace
-    return {
+    answer = {
         **_head("heads", trace.model),
         "text": trace.text,
         "n_tokens": len(trace.tokens),
@@ -127,8 +136,9 @@ def heads_json(report: HeadReport) -> dict[str, Any]:
         "titles": {name: title for name, title in metric_titles(report.threshold).items() if name in report.metrics},
         "labels": report.labels,
         "note": report.note,
-        "provenance": trace.provenance,
+        "provenance": report.provenance or trace.provenance,
     }
+    return _sealed(answer)
 
 
 def parts_json(trace: Trace, parts: list[Part], names: list[str], mass: np.ndarray, query: Any) -> dict[str, Any]:
@@ -139,7 +149,7 @@ def parts_json(trace: Trace, parts: list[Part], names: list[str], mass: np.ndarr
     else:
         query = int(trace.resolve_rows([query])[0])
         label = f"token {query} {json.dumps(trace.query_tokens()[query].text, ensure_ascii=False)}"
-    return {
+    result = {
         **_head("parts", trace.model),
         "text": trace.text,
         "query": query,
@@ -150,11 +160,12 @@ def parts_json(trace: Trace, parts: list[Part], names: list[str], mass: np.ndarr
         "mean_over_heads": plain(np.round(np.nanmean(mass, axis=1), 6)) if mass.size else [],
         "provenance": trace.provenance,
     }
+    return _sealed(result, method="parts", method_options={"query": query, "parts": list(names)})
 
 
 def agreement_json(comparison: MethodComparison) -> dict[str, Any]:
     """``attnscope agreement --json`` and ``POST /api/agreement``."""
-    return {
+    answer = {
         **_head("agreement", comparison.trace.model),
         "text": comparison.trace.text,
         "granularity": comparison.granularity,
@@ -164,8 +175,9 @@ def agreement_json(comparison: MethodComparison) -> dict[str, Any]:
         "skipped": comparison.skipped,
         "seconds": comparison.seconds,
         "agreement": comparison.agreement.to_json(),
-        "provenance": comparison.trace.provenance,
+        "provenance": comparison.provenance or comparison.trace.provenance,
     }
+    return _sealed(answer)
 
 
 def comparison_json(
@@ -173,12 +185,13 @@ def comparison_json(
 ) -> dict[str, Any]:
     """``attnscope compare --json`` and ``POST /api/compare``: ``provenance`` has one record per prompt;
     the difference carries its resolved selection (stack, layer, head, label)."""
-    return {
+    answer = {
         **_head("comparison", traces[0].model),
         "prompts": plain(summaries),
         "difference": None if difference is None else {**view.to_json(), **difference.to_json()},
         "provenance": [trace.provenance for trace in traces],
     }
+    return _sealed(answer)
 
 
 def models_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -232,10 +245,10 @@ def report_json(report: Report) -> dict[str, Any]:
         **{key: agreement[key] for key in ("units", "target", "methods", "skipped", "seconds", "agreement")},
         "heads": {key: heads[key] for key in ("metrics", "titles", "labels", "note", "threshold")},
         "thresholds": report.thresholds,
-        "provenance": trace.provenance,
+        "provenance": report.provenance or trace.provenance,
     }
     data["observations"] = observations(data)
-    return data
+    return _sealed(data)
 
 
 def doctor_json(machine: dict[str, Any]) -> dict[str, Any]:
@@ -334,7 +347,7 @@ def generation_json(
         ]
     if trace.target_tokens is not None:  # encoder-decoders: the decoder's start token + the answer
         result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
-    return result
+    return _sealed(result)
 
 
 def step_attribution_json(result: StepAttribution) -> dict[str, Any]:

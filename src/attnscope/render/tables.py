@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnscope.models.disk import human_bytes
-from attnscope.render.text import display_width, pad
+from attnscope.render.text import display_width, dp_line, pad
 
 
 def signed_bar(value: float | None, scale: float, width: int = 24) -> str:
@@ -20,6 +20,7 @@ def attribution_text(body: dict[str, Any]) -> str:
     target = body["target"]
     model = (body.get("model") or {}).get("spec", "black-box scorer")
     lines = [f"{body['method']} · {model} · explains {target['text']!r} ({body['objective']}) at token {body['query']}"]
+    lines += filter(None, [dp_line(body)])
     details = body["details"]
     for key in ("delta", "f", "base_logprob", "steps"):
         if isinstance(details.get(key), int | float):

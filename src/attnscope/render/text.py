@@ -30,6 +30,20 @@ def pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
 
+def dp_line(result: dict[str, Any]) -> str | None:
+    """The line saying that an answer's numbers are noised (its ``dp`` block), or None for exact numbers."""
+    dp = result.get("dp")
+    if not dp:
+        return None
+    mechanism = f"{dp['mechanism'].capitalize()} ({dp['sensitivity_norm']} sensitivity {dp['sensitivity']:.4g}, "
+    mechanism += f"scale {dp['noise_scale']:.4g}" + (f", δ = {dp['delta']:g}" if dp.get("delta") is not None else "")
+    withheld = f"; withheld: {', '.join(dp['withheld'])}" if dp["withheld"] else ""
+    return (
+        f"noised  differential privacy: ε = {dp['epsilon']:g}, {mechanism}); {', '.join(dp['released'])} "
+        f"noised (may be negative, need not sum to 1){withheld}"
+    )
+
+
 def analysis_text(result: dict[str, Any]) -> str:
     model = result["model"]
     attention = result["attention"]
@@ -45,6 +59,7 @@ def analysis_text(result: dict[str, Any]) -> str:
         f"        {model['kind']}, {model['layers']} layers x {model['heads']} heads "
         f"({model['kv_heads']} KV heads), vocab {model['vocab_size']:,}, tokenizer {model['tokenizer']}",
         f"view    {attention['label']} {quoted(query_token['text'])}, backend {result['provenance']['backend']}",
+        *filter(None, [dp_line(result)]),
         "",
     ]
     labels = [quoted(t["text"]) + (" (special)" if t["special"] else "") for t in tokens]
@@ -58,6 +73,7 @@ def analysis_text(result: dict[str, Any]) -> str:
         lines.append(
             f"        entropy {stats['entropy_nats']:.4f} nats; 90% of the weight on {stats['mass90_tokens']} "
             f"of {len(tokens)} tokens; largest on token {stats['argmax']}"
+            + (" (of the noised row)" if result.get("dp") else "")
         )
     prediction = result.get("prediction")
     if prediction:
@@ -69,6 +85,8 @@ def analysis_text(result: dict[str, Any]) -> str:
                 f"{rank:>5}. {pad(quoted(candidate['token']), width)}  {candidate['id']:>7}  "
                 f"{candidate['prob']:8.4f}  {bar(candidate['prob'])}"
             )
+    elif result.get("dp"):
+        lines += ["", "prediction: withheld (differential privacy: the top-k would reveal the exact distribution)"]
     else:
         lines += ["", "prediction: none (this model has no next-token head)"]
     lines += ["", f"bars: {BAR_WIDTH} characters = 1.0"]

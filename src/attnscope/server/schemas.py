@@ -28,6 +28,7 @@ from attnscope.capture.reads import BACKENDS
 from attnscope.capture.selection import STACKS, parse_head, parse_layers
 from attnscope.capture.tokens import MAX_TEXT_CHARS, check_text
 from attnscope.errors import InputError
+from attnscope.governance.dp import check_parameters
 from attnscope.methods import catalogue
 from attnscope.methods.spec import OBJECTIVES
 
@@ -109,7 +110,26 @@ HeadText = Annotated[str, AfterValidator(_head)]
 MethodName = Annotated[str, AfterValidator(_attribution_method)]
 
 
-class AnalyzeRequest(HasText, HasJob):
+class HasDP(Body):
+    """Differential privacy on the answer's released numbers (README: Differential privacy)."""
+
+    dp_epsilon: float | None = Field(
+        None, gt=0, le=100, description="noise the released weights or scores with this ε (null: exact values)"
+    )
+    dp_mechanism: Literal["laplace", "gaussian"] = Field("laplace", description="the OpenDP mechanism")
+    dp_delta: float | None = Field(None, gt=0, lt=1, description="δ of the Gaussian mechanism")
+
+    @model_validator(mode="after")
+    def _check_dp(self) -> HasDP:
+        if self.dp_epsilon is None:
+            if self.dp_delta is not None or self.dp_mechanism != "laplace":
+                raise InputError("dp_mechanism and dp_delta need dp_epsilon")
+        else:
+            check_parameters(self.dp_epsilon, self.dp_mechanism, self.dp_delta)
+        return self
+
+
+class AnalyzeRequest(HasText, HasJob, HasDP):
     layer: LayerSpec = Field(-1, description="a layer, a range such as 4-7 (mean), or all")
     head: HeadSpec = Field("mean", description="a head, a list (mean), mean or max")
     query: int = -1
@@ -135,7 +155,7 @@ def _options(method: str, options: dict[str, OptionValue]) -> dict[str, OptionVa
     return options
 
 
-class AttributeRequest(HasText, HasJob):
+class AttributeRequest(HasText, HasJob, HasDP):
     method: MethodName = Field(..., description="a token attribution method (GET /api/methods)")
     granularity: Granularity = "token"
     target: str | None = Field(None, min_length=1, max_length=2000)

@@ -27,6 +27,7 @@ from typing import Any
 
 from attnscope.errors import InputError, NotFoundError
 from attnscope.governance.masking import mask_answer
+from attnscope.governance.provenance import with_run_id
 from attnscope.home import home
 from attnscope.store.database import connect
 
@@ -165,11 +166,12 @@ class RunsStore:
         if masked:
             text, text_sha256 = masked_text, None
         summary = summary or summary_of(kind, result)  # from the masked answer
+        run_id = check_run_id(run_id) if run_id is not None else uuid.uuid4().hex[:16]
         payloads = {RESULT: json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8")}
         payloads.update(extra or {})
         staged = {name: self._stage(data) for name, data in payloads.items()}  # (sha256, temp path)
         run = Run(
-            id=check_run_id(run_id) if run_id is not None else uuid.uuid4().hex[:16],
+            id=run_id,
             kind=kind,
             created=created or utc_now(),
             origin=origin,
@@ -270,7 +272,12 @@ class RunsStore:
         return data
 
     def result(self, run: Run) -> dict[str, Any]:
-        return dict(json.loads(self.read(run)))
+        """The stored answer, its provenance record naming the run that keeps it (``run_id``; the
+        stored bytes leave it out, so equal answers share one object)."""
+        answer = dict(json.loads(self.read(run)))
+        if isinstance(answer.get("provenance"), dict):
+            answer["provenance"] = with_run_id(answer["provenance"], run.id)
+        return answer
 
     def list(
         self,

@@ -1,6 +1,6 @@
 // attnscope front end: the shell. It owns the state, the controls, the analysis and attribution
-// requests, the model picker and the loop over the view registry (views/index.js): every tab is a
-// view module. No build step, no network beyond its own server.
+// requests and the loop over the view registry (views/index.js): every tab is a view module; the
+// model picker is models.js. No build step, no network beyond its own server.
 import { getJSON, postJSON } from "./api.js";
 import { Cache, cacheKey, sameKey } from "./cache.js";
 import { $, count, download, el, fillSelect, hideTip } from "./dom.js";
@@ -10,6 +10,7 @@ import { Generation } from "./generation.js";
 import { History } from "./history.js";
 import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
+import { ModelPicker } from "./models.js";
 import { VIEWS } from "./views/index.js";
 
 const PROGRESS_MIN_CHARS = 2000; // analyses of longer texts stream their progress and can be cancelled
@@ -48,12 +49,21 @@ function learnModel(model) {
   if (!model || !model.fingerprint || model.fingerprint === fingerprint()) return;
   state.model = model;
   state.layer = -1; state.head = "mean"; state.stack = null; // the previous model's may not exist in this one
-  refreshModels().catch((error) => showError(error.message));
+  picker.refresh().catch((error) => showError(error.message));
+}
+
+// Differential privacy: the view controls' ε (empty: off) goes with /api/analyze and /api/attribute
+// requests and into their cache keys, so a noised answer never stands in for an exact one or the reverse.
+function privacy() {
+  const input = $("dp-epsilon");
+  if (input.validity.badInput) throw new Error("DP ε: a number above 0 and at most 100 (empty: off)");
+  return input.value.trim() === "" ? {} : { dp_epsilon: Number(input.value) };
 }
 
 const methods = new MethodControls({
   method: $("method"), unit: $("granularity"), options: $("method-options"), onChange: () => changeMethod(),
 });
+const picker = new ModelPicker({ state, methods, analyze: (options) => analyze(options), fail: (error) => fail(error) });
 
 // A generation owns the analysed text (prompt + answer) until the next Analyze or Generate.
 const generation = new Generation({
@@ -62,7 +72,7 @@ const generation = new Generation({
     if (!state.result || state.text !== generation.text || state.result.attention.stack !== stack) return;
     if (state.result.model.fingerprint !== generation.body.model.fingerprint) return; // never another model's rows
     state.query = query;
-    state.result = { ...state.result, attention: { ...state.result.attention, query, weights }, prediction };
+    state.result = { ...state.result, attention: { ...state.result.attention, query, weights }, prediction, dp: undefined };
     render();
   },
   analyzeAt(query) { // the views follow the step, unless they show an encoder (its queries are not steps)
@@ -120,20 +130,22 @@ function syncControls(result) {
   state.query = result.attention.query;
 }
 
-// Same model and text as an earlier answer: the tokens are known, the server leaves them out.
+// Same model and text as an earlier answer: the tokens are known, the server leaves them out (not
+// for a noised answer: it comes whole, with its own provenance).
 async function requestAnalysis(text) {
+  const dp = privacy();
   const send = (includeTokens) => track("running the model", (id) => postJSON("/api/analyze", {
     text, layer: state.layer, head: state.head, query: state.query, stack: state.stack ?? undefined, top_k: 10, progress_id: id,
-    include_tokens: includeTokens, trace_id: generation.active ? generation.body.trace_id : undefined,
+    include_tokens: includeTokens, trace_id: generation.active ? generation.body.trace_id : undefined, ...dp,
   }), { progress: text.length > PROGRESS_MIN_CHARS });
-  const asked = keyFor({}, text);
-  const known = caches.tokens.peek(asked);
+  const asked = keyFor(dp, text);
+  const known = dp.dp_epsilon === undefined ? caches.tokens.peek(asked) : undefined;
   let result = await send(!known);
   learnModel(result.model);
   if (!result.tokens && (!known || result.model.fingerprint !== asked.fingerprint)) result = await send(true);
   if (result.tokens) {
     const { tokens, target_tokens: targetTokens, provenance } = result;
-    caches.tokens.set(cacheKey(result.model.fingerprint, text, {}), { tokens, target_tokens: targetTokens, provenance });
+    caches.tokens.set(cacheKey(result.model.fingerprint, text, dp), { tokens, target_tokens: targetTokens, provenance });
   } else {
     result.tokens = known.tokens;
     result.provenance = known.provenance;
@@ -204,7 +216,9 @@ async function generate() {
 function attributionRequest() { // what the controls ask for (throws on an invalid option)
   const spec = methods.current();
   if (!spec || !state.result) return null;
-  const options = { method: spec.name, granularity: methods.unit(), query: state.result.attention.query, options: methods.options() };
+  const options = {
+    method: spec.name, granularity: methods.unit(), query: state.result.attention.query, options: methods.options(), ...privacy(),
+  };
   return { spec, options };
 }
 
@@ -310,44 +324,6 @@ function exportJSON() {
   download(name, URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" })));
 }
 
-// ---- model picker ----------------------------------------------------------------------------------
-let methodsKind = null; // the model kind the method selector was built for
-
-async function refreshModels() {
-  const [info, models] = await Promise.all([getJSON("/api/model"), getJSON("/api/models")]);
-  if (info.model) state.model = info.model;
-  const current = info.model ? info.model.spec : "";
-  const options = models.models.filter((m) => m.installed).map((m) => [m.alias, `${m.alias} — ${m.title}`]);
-  if (current && !options.some(([alias]) => alias === current)) options.unshift([current, current]);
-  fillSelect($("model-select"), options, current);
-  $("model-status").textContent = info.model ? `${info.model.name} · ${info.model.kind}` : info.message;
-  const kind = info.model ? info.model.kind : null;
-  if (state.catalogue && kind !== methodsKind) {
-    methods.load(state.catalogue, kind);
-    methodsKind = kind;
-  }
-}
-
-async function switchModel() {
-  const spec = $("model-select").value;
-  $("model-status").textContent = `loading ${spec}…`;
-  $("analyze").disabled = true;
-  try {
-    const info = await track(`loading ${spec}`, () => postJSON("/api/model", { spec }));
-    state.model = info.model;
-    state.result = null;
-    state.attribution = null;
-    state.layer = -1; state.head = "mean"; state.query = -1; state.stack = null;
-    await refreshModels();
-  } catch (error) {
-    fail(error);
-    await refreshModels().catch(() => {});
-    $("analyze").disabled = false;
-    return;
-  }
-  await analyze({ fresh: true });
-}
-
 // ---- wiring ----------------------------------------------------------------------------------------
 function wire() {
   $("analyze").addEventListener("click", () => analyze({ fresh: true }));
@@ -380,7 +356,7 @@ function wire() {
   display(); // controls a reload kept
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);
-  $("model-select").addEventListener("change", switchModel);
+  $("model-select").addEventListener("change", () => picker.switch());
 }
 
 async function start() {
@@ -389,7 +365,7 @@ async function start() {
   try {
     state.catalogue = await getJSON("/api/methods");
     history.fillMethods(state.catalogue);
-    await refreshModels();
+    await picker.refresh();
   } catch (error) {
     showError(error.message);
   }

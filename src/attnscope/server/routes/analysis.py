@@ -18,6 +18,7 @@ from attnscope.analysis.units import Granularity
 from attnscope.capture.engine import Backend, capture
 from attnscope.capture.tokens import Part
 from attnscope.errors import InputError
+from attnscope.governance.dp import privatize_answer
 from attnscope.methods import catalogue
 from attnscope.models.loaded import LoadedModel
 from attnscope.progress import Job
@@ -79,7 +80,12 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 **options,
             )
-        return keep(host, "attribution", request.text, contracts.attribution_json(result), request.method)
+        answer = contracts.attribution_json(result)
+        if request.dp_epsilon is not None:  # noised before it is stored or returned
+            answer = privatize_answer(
+                "attribution", answer, request.dp_epsilon, mechanism=request.dp_mechanism, delta=request.dp_delta
+            )
+        return keep(host, "attribution", request.text, answer, request.method)
 
     @api.post(
         "/agreement", summary="Every attribution method on one text and their rank agreement (`agreement --json`)"

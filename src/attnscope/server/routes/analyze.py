@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from attnscope.capture.engine import Backend, capture
+from attnscope.governance.dp import privatize_answer
 from attnscope.render.json import analysis_json, job_json
 from attnscope.server.host import ModelHost
 from attnscope.server.routes.runs import keep
@@ -45,8 +46,13 @@ def router(host: ModelHost) -> APIRouter:
             query=request.query,
             top_k=request.top_k,
             stack=request.stack,
-            include_tokens=request.include_tokens or host.store is not None,  # a run is kept whole
+            # a run is kept whole; a noised answer is whole too (its stats need the tokens)
+            include_tokens=request.include_tokens or host.store is not None or request.dp_epsilon is not None,
         )
+        if request.dp_epsilon is not None:  # noised before it is stored or returned
+            result = privatize_answer(
+                "analysis", result, request.dp_epsilon, mechanism=request.dp_mechanism, delta=request.dp_delta
+            )
         result = keep(host, "analysis", request.text, result)
         if not request.include_tokens:  # a layer/head/query change on the same text: the client has these
             for key in ("tokens", "target_tokens", "provenance"):

@@ -23,6 +23,15 @@ function methodColours(tokenScores) {
   return { colours, top };
 }
 
+// An answer's "dp" block as words: what was noised, with which ε and mechanism (README: Differential privacy).
+function dpWords(what, dp, note = "") {
+  const short = (x) => String(Number(Number(x).toPrecision(4))); // 2, 1.414, 0.6462: as the CLI prints them
+  const mechanism = dp.mechanism === "gaussian"
+    ? `Gaussian (L2 sensitivity ${short(dp.sensitivity)}, σ = ${short(dp.noise_scale)}, δ = ${dp.delta})`
+    : `Laplace (sensitivity ${short(dp.sensitivity)}, scale ${short(dp.noise_scale)})`;
+  return `${what} noised with ε = ${dp.epsilon}, ${mechanism}${note}. `;
+}
+
 function legend(state, ctx, { attribution, method, excludeSpecial, scale, range }) {
   const result = state.result;
   let text;
@@ -50,15 +59,19 @@ function legend(state, ctx, { attribution, method, excludeSpecial, scale, range 
     const head = result.attention.head;
     text = `Red: attention from token ${result.attention.query} in layer ${result.attention.layer}, ` +
       `${typeof head === "number" ? `head ${head}` : `${head} of heads`}` +
-      ` (${excludeSpecial ? "renormalised without special tokens" : "raw softmax probabilities"}` +
+      ` (${excludeSpecial ? "renormalised without special tokens" : result.dp ? "noised" : "raw softmax probabilities"}` +
       `${scale === "minmax" ? ", colour min–max scaled" : ""}).` +
-      (result.prediction ? " Blue: the predicted next token." : " This model has no next-token head.") +
+      (result.prediction ? " Blue: the predicted next token."
+        : result.dp ? " Prediction withheld (differential privacy)." : " This model has no next-token head.") +
       (state.generated && !(result.target_tokens && keyTokens(result) === result.tokens) ? " Faded: this step's token and the later ones (not generated yet when it was chosen)." : "");
     bar = scaleLegend(colourBar(attentionRGB), range[0], range[1], "attention weight");
     delete $("legend").dataset.signed;
   }
   const parts = result.parts && keyTokens(result) === result.tokens ? result.parts : [];
-  $("legend").replaceChildren(el("span", {}, ...[text].flat()), " ", bar, ...(parts.length ? [partsLegend(parts)] : []));
+  const noised = [...(result.dp ? [dpWords("Attention weights", result.dp, ": values may be negative (coloured as 0)")] : []),
+    ...(attribution && attribution.dp ? [dpWords("Scores", attribution.dp)] : [])];
+  const dp = noised.length ? [el("span", { className: "dp-label", testid: "dp-label" }, ...noised), " "] : [];
+  $("legend").replaceChildren(...dp, el("span", {}, ...[text].flat()), " ", bar, ...(parts.length ? [partsLegend(parts)] : []));
 }
 
 // The part (a chat message's role, a generation's prompt or answer) each token belongs to, by
