@@ -97,3 +97,15 @@ def test_history_searches_opens_and_deletes_stored_runs(page, server):
     search(page, text=MARK)
     assert items.evaluate_all("n => n.map(e => e.dataset.runId)") == ids[:0:-1]
     assert page.locator("[data-testid=error]").is_hidden()
+
+
+def test_a_noised_run_opens_with_its_label_and_only_its_noised_numbers(page, server):
+    text = f"{ENGLISH}{MARK}dp"
+    noised = httpx.post(f"{server}/api/analyze", json={"text": text, "dp_epsilon": 2.0}, timeout=120).json()
+    page.click("[data-testid=history-button]")
+    search(page, text=f"{MARK}dp")
+    open_run(page, noised["run_id"])
+    label = page.locator("[data-testid=stored-dp-label]")
+    assert label.is_visible() and "ε = 2" in label.inner_text() and "never stored" in label.inner_text()
+    shown = values(page, "[data-testid=stored-token]", "weight")
+    assert shown == pytest.approx(noised["attention"]["weights"], abs=1e-9)

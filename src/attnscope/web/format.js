@@ -32,3 +32,12 @@ export function formatProb(p) {
   if (p === null || p === undefined || Number.isNaN(Number(p))) return SPEC.missing;
   return `${format(Number(p) * 100)}%`;
 }
+
+// An answer's "dp" block as words: what was noised, with which ε and mechanism (README: Differential privacy).
+export function dpWords(what, dp, note = "") {
+  const short = (x) => String(Number(Number(x).toPrecision(4))); // 2, 1.414, 0.6462: as the CLI prints them
+  const mechanism = dp.mechanism === "gaussian"
+    ? `Gaussian (L2 sensitivity ${short(dp.sensitivity)}, σ = ${short(dp.noise_scale)}, δ = ${dp.delta})`
+    : `Laplace (sensitivity ${short(dp.sensitivity)}, scale ${short(dp.noise_scale)})`;
+  return `${what} noised with ε = ${dp.epsilon}, ${mechanism}${note}. `;
+}

@@ -3,7 +3,7 @@
 // shows exactly the numbers it was answered with, whatever model is loaded now); delete; export.
 import { ApiError, deleteJSON, getJSON } from "./api.js";
 import { $, count, el, scaleLegend, tokenChip } from "./dom.js";
-import { format, formatProb } from "./format.js";
+import { dpWords, format, formatProb } from "./format.js";
 import { NEGATIVE, POSITIVE, attentionRGB, colourBar, css, scoreColour } from "./palette.js";
 
 const PAGE = 50; // runs per page of the list
@@ -101,7 +101,10 @@ export class History {
         el("a", { href: `/api/runs/${run.id}/export`, download: `attnscope-run-${run.id}.zip`, testid: "run-export" }, "Export"));
       const body = run.kind === "generation" ? generationOf(answer)
         : run.kind === "attribution" ? attributionOf(run.text, answer) : analysisOf(answer);
-      box.replaceChildren(head, ...body);
+      const noised = answer.dp ? [el("p", { className: "legend", testid: "stored-dp-label" },
+        dpWords(run.kind === "attribution" ? "Scores" : "Attention weights", answer.dp,
+          ": the stored values are the noised ones (the raw ones were never stored)"))] : [];
+      box.replaceChildren(head, ...noised, ...body);
     } catch (error) {
       this.hooks.fail(error);
     } finally {

@@ -3,7 +3,7 @@
 // over VIRTUAL_MIN_TOKENS tokens are virtualised (only the blocks near the visible part are mounted).
 import { $, el, hideTip, scaleLegend, showTip, table, tokenChip } from "../dom.js";
 import { tokensToCanvas } from "../draw.js";
-import { format, formatProb } from "../format.js";
+import { dpWords, format, formatProb } from "../format.js";
 import { ATTENTION, NEGATIVE, POSITIVE, PALETTE, attentionRGB, colourBar, css, scoreColour } from "../palette.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "../virtual.js";
 import { displayWeights, keyTokens, queryTokens } from "../weights.js";
@@ -21,15 +21,6 @@ function methodColours(tokenScores) {
     strength: s === null || !top ? 0 : Math.min(1, Math.abs(s) / top), negative: s !== null && s < 0, score: s,
   }));
   return { colours, top };
-}
-
-// An answer's "dp" block as words: what was noised, with which ε and mechanism (README: Differential privacy).
-function dpWords(what, dp, note = "") {
-  const short = (x) => String(Number(Number(x).toPrecision(4))); // 2, 1.414, 0.6462: as the CLI prints them
-  const mechanism = dp.mechanism === "gaussian"
-    ? `Gaussian (L2 sensitivity ${short(dp.sensitivity)}, σ = ${short(dp.noise_scale)}, δ = ${dp.delta})`
-    : `Laplace (sensitivity ${short(dp.sensitivity)}, scale ${short(dp.noise_scale)})`;
-  return `${what} noised with ε = ${dp.epsilon}, ${mechanism}${note}. `;
 }
 
 function legend(state, ctx, { attribution, method, excludeSpecial, scale, range }) {
