@@ -81,11 +81,20 @@ def analysis_json(
         result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
     if trace.parts:
         result["parts"] = [p.to_dict() for p in trace.parts]
+    result["pii"] = pii_json(trace.text)
     result = _sealed(result)
     if not include_tokens:  # a layer/head/query change on the same text: the client has these
-        for key in ("tokens", "target_tokens", "provenance"):
+        for key in ("tokens", "target_tokens", "provenance", "pii"):
             result.pop(key, None)
     return result
+
+
+def pii_json(text: str) -> list[dict[str, Any]]:
+    """Where ``text`` holds personal data (:func:`attnscope.governance.privacy.find_pii`): spans with
+    their kind and label, never the values — the page masks them until the user reveals them."""
+    from attnscope.governance.privacy import find_pii
+
+    return [{"start": s.start, "end": s.end, "kind": s.kind, "label": s.label} for s in find_pii(text)]
 
 
 def _prediction(trace: Trace, stack: str, query: int, top_k: int) -> dict[str, Any] | None:
@@ -325,6 +334,7 @@ def generation_json(
         "settings": trace.settings,
         "windows": trace.windows,  # per layer: the sliding window the KV cache keeps, null for full attention
         "parts": [p.to_dict() for p in trace.parts],
+        "pii": pii_json(trace.prompt_text + trace.generated_text),  # spans in prompt + answer
         "provenance": trace.provenance,
     }
     if trace.beam_tree:  # beam search: per step, the running beams in HF's order, then hypotheses that ended

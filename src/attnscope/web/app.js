@@ -8,6 +8,7 @@ import { renderPanels } from "./info.js";
 import { decodingSettings, wireDecoding } from "./decoding.js";
 import { Generation } from "./generation.js";
 import { History } from "./history.js";
+import { masked } from "./privacy.js";
 import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
 import { ModelPicker } from "./models.js";
@@ -144,13 +145,13 @@ async function requestAnalysis(text) {
   learnModel(result.model);
   if (!result.tokens && (!known || result.model.fingerprint !== asked.fingerprint)) result = await send(true);
   if (result.tokens) {
-    const { tokens, target_tokens: targetTokens, provenance } = result;
-    caches.tokens.set(cacheKey(result.model.fingerprint, text, dp), { tokens, target_tokens: targetTokens, provenance });
+    const { tokens, target_tokens: targetTokens, provenance, pii } = result;
+    caches.tokens.set(cacheKey(result.model.fingerprint, text, dp), { tokens, target_tokens: targetTokens, provenance, pii });
   } else {
-    result.tokens = known.tokens;
-    result.provenance = known.provenance;
+    Object.assign(result, { tokens: known.tokens, provenance: known.provenance, pii: known.pii });
     if (known.target_tokens) result.target_tokens = known.target_tokens;
   }
+  result.rawTokens = result.tokens; // render() shows them masked where personal data is (privacy.js)
   return result;
 }
 
@@ -269,6 +270,7 @@ async function render() {
   if (!state.result) return;
   hideTip();
   state.generated = generation.active && state.text === generation.text; // the views show a generation
+  if (state.result.rawTokens) state.result.tokens = masked(state.result.rawTokens, state.result.pii);
   state.attribution = currentAttribution();
   const view = viewOf(state.view);
   $("export-png").disabled = !view.exportPNG;
@@ -353,6 +355,7 @@ function wire() {
     render();
   };
   for (const id of ["scale", "exclude-special", "hide-special"]) $(id).addEventListener("change", display);
+  $("reveal-pii").addEventListener("change", () => { generation.remask(); render(); });
   display(); // controls a reload kept
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);

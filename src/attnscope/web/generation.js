@@ -12,6 +12,7 @@ import * as S from "./steps.js";
 import { BeamTree } from "./beams.js";
 import { StepMatrix, divergingAt } from "./step-matrix.js";
 import { drawDiff, drawMarks, drawTrajectory } from "./timeline.js";
+import { maskedGeneration } from "./privacy.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 
 let diffBar = null; // the step diff's colour bar, drawn once
@@ -87,13 +88,21 @@ export class Generation {
       ...prompt, ...decoding, max_new_tokens: maxNewTokens, top_k: 10, progress_id: id,
     }), { progress: true, onItems: (items) => { if (serial === this.serial) this.stream(items); } });
     if (serial !== this.serial) return null; // the page moved on (another model, another text)
-    this.body = body;
+    this.raw = body; // as answered; this.body is what the panel shows (personal data masked: privacy.js)
+    this.body = maskedGeneration(body);
     this.beams.show(body.beam_tree);
     this.step = body.steps.length - 1;
     await this.sync();
     this.setStep(this.step, { show: false });
     await this.hooks.analyzeAt(this.steps[this.step].position - 1); // the views, exact
     return body;
+  }
+
+  remask() { // "show personal data" changed
+    if (!this.active) return;
+    this.body = maskedGeneration(this.raw);
+    this.renderTokens();
+    if (this.matrix) this.draw();
   }
 
   stream(items) { // tokens as they come: a preview (the answer has the exact text and spans)

@@ -55,7 +55,7 @@ def router(host: ModelHost) -> APIRouter:
             )
         result = keep(host, "analysis", request.text, result)
         if not request.include_tokens:  # a layer/head/query change on the same text: the client has these
-            for key in ("tokens", "target_tokens", "provenance"):
+            for key in ("tokens", "target_tokens", "provenance", "pii"):
                 result.pop(key, None)
         return {**result, "trace_id": trace_id}
 

@@ -5,6 +5,7 @@ import { $, el, hideTip, scaleLegend, showTip, table, tokenChip } from "../dom.j
 import { tokensToCanvas } from "../draw.js";
 import { dpWords, format, formatProb } from "../format.js";
 import { ATTENTION, NEGATIVE, POSITIVE, PALETTE, attentionRGB, colourBar, css, scoreColour } from "../palette.js";
+import { revealed } from "../privacy.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "../virtual.js";
 import { displayWeights, keyTokens, queryTokens } from "../weights.js";
 
@@ -62,7 +63,11 @@ function legend(state, ctx, { attribution, method, excludeSpecial, scale, range 
   const noised = [...(result.dp ? [dpWords("Attention weights", result.dp, ": values may be negative (coloured as 0)")] : []),
     ...(attribution && attribution.dp ? [dpWords("Scores", attribution.dp)] : [])];
   const dp = noised.length ? [el("span", { className: "dp-label", testid: "dp-label" }, ...noised), " "] : [];
-  $("legend").replaceChildren(...dp, el("span", {}, ...[text].flat()), " ", bar, ...(parts.length ? [partsLegend(parts)] : []));
+  const personal = result.pii && result.pii.length ? [el("span", { testid: "pii-note" }, ` Personal data: ${result.pii.length} ` +
+    `value(s) (${[...new Set(result.pii.map((p) => p.label))].join(", ")}) ${revealed() ? "shown (on this page only)"
+      : "masked; tick “show personal data” to see them here (never sent or stored)"}.`)] : [];
+  $("legend").replaceChildren(...dp, el("span", {}, ...[text].flat()), " ", bar,
+    ...(parts.length ? [partsLegend(parts)] : []), ...personal);
 }
 
 // The part (a chat message's role, a generation's prompt or answer) each token belongs to, by
