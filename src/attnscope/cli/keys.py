@@ -25,7 +25,7 @@ VERIFY_CODES = """exit status:
 def add(commands: argparse._SubParsersAction) -> None:
     keys = commands.add_parser(
         "keys",
-        help="generate the Ed25519 key pair that signs reports",
+        help="generate the Ed25519 key pair that signs reports and run exports",
         description="Manage the key pair that 'attnscope report --sign' signs with.",
     )
     actions = keys.add_subparsers(dest="keys_action", metavar="ACTION")

@@ -33,7 +33,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="print one JSON object")
     listing.set_defaults(run=run_list)
-    show = actions.add_parser("show", help="one run: its facts and the answer as it was given (JSON)")
+    show = actions.add_parser("show", help="one run: its facts and its stored answer (masked; JSON)")
     show.add_argument("id")
     show.set_defaults(run=run_show)
     export = actions.add_parser("export", help="one run as one file (zip) that imports on another machine")

@@ -54,7 +54,7 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
 
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
 
-    from attnscope.server.routes import analysis, analyze, arrays, generation, models, openai, runs
+    from attnscope.server.routes import analysis, analyze, arrays, generation, models, openai, reports, runs
 
     app.include_router(models.router(host))
     app.include_router(analyze.router(host))
@@ -63,4 +63,5 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
     app.include_router(analysis.router(host))
     app.include_router(openai.router(host, api_key))
     app.include_router(runs.router(host))
+    app.include_router(reports.router(host))
     return app

@@ -192,6 +192,13 @@ class AgreementRequest(HasText, HasJob):
 _THRESHOLD = catalogue.get("head-metrics").option("threshold")  # one default and range: the catalogue's
 
 
+class ReportRequest(HasText, HasJob):
+    methods: list[MethodName] | None = Field(None, min_length=1, max_length=32, description="default: every method")
+    granularity: Granularity = "word"
+    target: str | None = Field(None, min_length=1, max_length=2000)
+    sign: bool = Field(False, description="add report.intoto.json, signed with the server's key")
+
+
 class HeadsRequest(HasText, HasJob):
     backend: Backend = "auto"
     threshold: float = Field(

@@ -9,6 +9,7 @@ import { decodingSettings, wireDecoding } from "./decoding.js";
 import { Generation } from "./generation.js";
 import { History } from "./history.js";
 import { masked } from "./privacy.js";
+import { wireReport } from "./report.js";
 import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
 import { ModelPicker } from "./models.js";
@@ -359,6 +360,7 @@ function wire() {
   display(); // controls a reload kept
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);
+  wireReport({ text: () => state.text, fail });
   $("model-select").addEventListener("change", () => picker.switch());
 }
 

@@ -33,7 +33,7 @@ from attnscope.server.schemas import AgreementRequest, AttributeRequest, Compare
 INTERACTIVE_MAX_TOKENS = 1024
 
 
-def _check_interactive(model: LoadedModel, text: str, what: str) -> None:
+def check_interactive(model: LoadedModel, text: str, what: str) -> None:
     n_tokens = len(model.tokenizer(text, add_special_tokens=True)["input_ids"])
     model.check_length(n_tokens)
     if n_tokens > INTERACTIVE_MAX_TOKENS:
@@ -67,7 +67,7 @@ def router(host: ModelHost) -> APIRouter:
             if "trace" in spec.needs:
                 trace = trace_of(model, request.text, "auto", job)
             else:
-                _check_interactive(model, request.text, request.method)
+                check_interactive(model, request.text, request.method)
             result = attribute(
                 model,
                 request.text,
@@ -94,7 +94,7 @@ def router(host: ModelHost) -> APIRouter:
         from attnscope.methods.agreement import compare_methods
 
         model = host.current()
-        _check_interactive(model, request.text, "agreement")
+        check_interactive(model, request.text, "agreement")
         with host.running(request.progress_id) as job:
             comparison = compare_methods(
                 model,

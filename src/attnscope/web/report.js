@@ -1,0 +1,35 @@
+// The Report button: POST /api/report runs every method on the analysed text (progress and Cancel
+// as for any long request) and downloads the zip — report.html, report.json and, with "signed",
+// report.intoto.json signed with the server's key (attnscope verify checks it anywhere).
+import { ApiError } from "./api.js";
+import { $, count, download } from "./dom.js";
+import { track } from "./jobs.js";
+
+export function wireReport({ text, fail }) {
+  $("report").addEventListener("click", async () => {
+    const body = text();
+    if (!body) return;
+    $("report").disabled = true;
+    try {
+      const blob = await track("report: every method", async (id) => {
+        const response = await fetch("/api/report", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ text: body, sign: $("report-sign").checked, progress_id: id }),
+        });
+        if (!response.ok) {
+          const answer = await response.json().catch(() => ({}));
+          throw new ApiError(answer.detail || `${response.status} ${response.statusText}`,
+            { status: response.status, code: answer.code || "" });
+        }
+        return response.blob();
+      }, { progress: true });
+      download("attnscope-report.zip", URL.createObjectURL(blob));
+    } catch (error) {
+      fail(error);
+    } finally {
+      $("report").disabled = false;
+      count("reports");
+    }
+  });
+}
