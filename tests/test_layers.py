@@ -23,7 +23,7 @@ LAYERS = [
     {"governance"},
     {"store"},
     {"render"},
-    {"server", "cli"},
+    {"server", "cli", "keep"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 MAX_MODULE_LINES = 400

@@ -30,12 +30,14 @@ _LAZY: dict[str, str] = {
     "Predictions": "attnscope.capture",
     "attribute": "attnscope.methods",
     "methods": "attnscope.methods",
+    "keep": "attnscope.keep",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:  # pragma: no cover
     from attnscope.capture import GenerationTrace, Predictions, Token, Trace, capture, generate  # noqa: F401
+    from attnscope.keep import keep  # noqa: F401
     from attnscope.methods import attribute, methods  # noqa: F401
     from attnscope.models import LoadedModel, list_models, load_model  # noqa: F401
 
@@ -46,6 +48,10 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'attnscope' has no attribute {name!r}")
     if name == "capture":  # the subpackage is itself callable: capture(model, text)
         return import_module(module_name)
+    if name == "keep":  # the module attnscope.keep holds the function keep
+        value = import_module(module_name).keep
+        globals()[name] = value
+        return value
     value = getattr(import_module(module_name), name)
     globals()[name] = value
     return value
