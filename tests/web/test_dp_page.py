@@ -38,8 +38,17 @@ def test_dp_epsilon_noises_and_labels_the_token_view(page, server):
     assert len(noised) == len(exact)
     assert not np.allclose(noised, exact, atol=1e-6)
     screenshot(page, "dp-noised")
+    page.click("#tab-heatmap")  # the other views read exact arrays: off while ε is set
+    assert page.locator("[data-testid=dp-view-off]").is_visible()
+    assert page.locator("[data-testid=heatmap]").is_hidden()
+    page.click("[data-testid=generate-button]")  # generation has no DP: refused, nothing generated
+    assert "differential privacy" in page.locator("[data-testid=error]").inner_text()
+    page.click("#tab-tokens")
 
     page.fill("[data-testid=dp-epsilon]", "")
     analyze_on_page(page)
     assert page.locator("[data-testid=dp-label]").count() == 0
     assert np.allclose(token_weights(page), exact, atol=1e-6)
+    page.click("#tab-heatmap")  # exact again: the heatmap is back
+    page.wait_for_selector("[data-testid=heatmap]", state="visible")
+    assert page.locator("[data-testid=dp-view-off]").count() == 0

@@ -195,6 +195,7 @@ async function generate() {
   $("analyze").disabled = true;
   $("model-select").disabled = true; // the generation is this model's: no switch while it runs
   try {
+    if (privacy().dp_epsilon !== undefined) throw new Error("generation has no differential privacy: clear DP ε to generate");
     learnModel((await getJSON("/api/model")).model);
     if (state.model && state.model.kind === "masked") {
       throw new Error(`${state.model.name} is an encoder (masked language model): it does not generate text`);
@@ -276,8 +277,14 @@ async function render() {
   const view = viewOf(state.view);
   $("export-png").disabled = !view.exportPNG;
   renderPanels(state.result, state.display);
+  const section = $(`view-${view.id}`);
+  section.querySelector(".dp-off")?.remove();
+  [...section.children].forEach((child) => { child.hidden = Boolean(state.result.dp) && view.id !== "tokens"; });
   try {
-    await view.update(state, ctx);
+    if (state.result.dp && view.id !== "tokens") { // the other views read exact arrays: not released under DP
+      section.append(el("p", { className: "legend dp-off", testid: "dp-view-off" }, "While DP ε is set only the " +
+        "Tokens view is shown: its row is the one released with noise; this view reads exact arrays."));
+    } else await view.update(state, ctx);
   } catch (error) {
     fail(error);
   }
