@@ -50,6 +50,11 @@ def keep(
     elif isinstance(result, Attribution):
         if text is None:
             raise InputError("keep(attribution): pass text= (the text the attribution explains)")
+        import hashlib
+
+        explained = result.provenance.get("text_sha256")
+        if explained and hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != explained:
+            raise InputError("keep(attribution): text= is not the text this attribution explains")
         kind, answer, method = "attribution", attribution_json(result), result.method
     else:
         raise InputError(f"keep() stores a Trace, a GenerationTrace or an attribution, not {type(result).__name__}")

@@ -143,6 +143,9 @@ def test_attribution_releases_normalised_scores_once(attribution):
         assert all(private["token_scores"][index] == score for index in unit["tokens"])
     # details computed from the model's outputs are withheld; the baseline setting is kept
     assert not {"f", "delta", "f_input"} & set(private["details"])
+    target = private["provenance"]["target"]  # the exact target probability is an output too: withheld
+    assert all(value is None for key, value in target.items() if key not in ("text", "ids", "objective", "query"))
+    assert attribution["provenance"]["target"].get("prob") is not None or "prob" not in target
     assert "noised  differential privacy: ε = 3" in attribution_text(private)
     # the released scores are centred on the scores divided by their L1 norm
     released = np.asarray([privatize_answer("attribution", attribution, epsilon)["scores"] for _ in range(500)])
@@ -282,6 +285,7 @@ def test_the_api_noises_before_it_returns_or_stores(tmp_path):
     served.store = RunsStore(tmp_path)
     shown = api.post("/api/analyze", json={"text": ENGLISH, "dp_epsilon": 2.0}).json()
     assert shown["dp"]["noise_scale"] == pytest.approx(1.0) and shown["provenance"]["dp_epsilon"] == 2.0
+    assert "trace_id" not in shown and "trace_id" in exact  # no handle to the trace's exact arrays
     assert not np.allclose(shown["attention"]["weights"], exact["attention"]["weights"], atol=1e-6)
     kept = served.store.result(served.store.get(shown["run_id"]))
     assert kept["attention"]["weights"] == shown["attention"]["weights"] and kept["prediction"] is None

@@ -21,7 +21,7 @@ from attnscope.governance.privacy import PiiFoundError
 from attnscope.render.json import analysis_json, generation_json
 from attnscope.server.app import create_app
 from attnscope.server.host import ModelHost
-from attnscope.store.runs import RESULT, RunsStore
+from attnscope.store.runs import RunsStore
 from attnscope.store.transfer import export_run
 from tests.conftest import tiny
 from tests.server.conftest import loader
@@ -33,6 +33,11 @@ TEXT = f"我的电话是{PHONE}，身份证号{RESIDENT_ID}。The capital of Fra
 
 def places(text: str) -> list[tuple[int, int]]:
     return [(text.find(v), text.find(v) + len(v)) for v in (PHONE, RESIDENT_ID)]
+
+
+def database_bytes(folder) -> bytes:
+    """The runs database as on disk: its file and its write-ahead log (recent commits live there)."""
+    return b"".join(path.read_bytes() for path in sorted(folder.glob("runs.sqlite3*")))
 
 
 def no_raw_value(data: bytes) -> bool:
@@ -51,7 +56,7 @@ def test_a_stored_analysis_is_masked_and_says_so(tmp_path, model):
         stored = store.read(run)
         kept = store.result(run)
     assert run.text == "我的电话是[PHONE]，身份证号[CN_ID]。The capital of France is"
-    assert no_raw_value(stored) and no_raw_value((tmp_path / "runs.sqlite3").read_bytes())
+    assert no_raw_value(stored) and no_raw_value(database_bytes(tmp_path))
     assert kept["text"] == run.text
     inside = places(TEXT)
     for token, original in zip(kept["tokens"], answer["tokens"], strict=True):
@@ -112,7 +117,6 @@ def test_the_server_masks_what_it_keeps(tmp_path):
     with sqlite3.connect(tmp_path / "runs.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM runs").fetchone() == (1,)
     host.store.close()
-    assert RESULT == "result.json"
 
 
 def test_a_report_file_never_holds_the_raw_values(tmp_path):
@@ -135,3 +139,47 @@ def test_a_report_file_never_holds_the_raw_values(tmp_path):
     refused = report("--out", str(tmp_path / "d.html"), "--pii-policy", "drop")
     assert refused.returncode == 2 and "no report written" in refused.stderr
     assert not (tmp_path / "d.html").exists() and not (tmp_path / "d.json").exists()
+
+
+def canonical_sha256(value) -> str:
+    import hashlib
+
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_targets_target_tokens_hashes_and_imports_are_masked_too(tmp_path):
+    from attnscope.methods.run import attribute
+    from attnscope.render.json import attribution_json
+    from attnscope.store.transfer import import_run
+
+    mail, other = b"alice@example.com", b"bob@example.org"
+    text = "Call me at alice@example.com"
+    scored = attribution_json(attribute(tiny("gpt2"), text, "grad-x-input", target=" bob@example.org"))
+    assert other.decode() in json.dumps(scored)  # the answer itself names the target
+    with RunsStore(tmp_path / "a") as store:
+        run = store.put(kind="attribution", text=text, model=scored["model"], result=scored, origin="library")
+        kept = store.read(run)
+        answer = json.loads(kept)
+    assert mail not in kept and other not in kept  # the target in the answer and in its provenance record
+    assert answer["provenance"]["target"]["ids"] == [] and answer["provenance"]["masked_spans"] == 2
+    for path in ("units", "scores", "token_scores"):  # the hashes name what is kept
+        assert answer["provenance"]["output_hashes"][path] == canonical_sha256(answer[path])
+
+    seq2seq = tiny("t5")
+    wanted = "write to bob@example.org or 13812345678"
+    analysis = analysis_json(capture(seq2seq, "Translate this", target=wanted))
+    with RunsStore(tmp_path / "b") as store:
+        kept = store.read(store.put(kind="analysis", text="Translate this", model=analysis["model"],
+                                    result=analysis, origin="library"))  # fmt: skip
+    assert other not in kept and PHONE.encode() not in kept  # target tokens spell them only joined
+
+    with RunsStore(tmp_path / "c") as loose:  # a run kept unmasked elsewhere, imported here
+        raw = loose.put(kind="attribution", text=text, model=scored["model"], result=scored, origin="library",
+                        pii_policy="off")  # fmt: skip
+        assert mail in database_bytes(tmp_path / "c")
+        out = export_run(loose, raw.id, tmp_path / "raw.zip")
+    with RunsStore(tmp_path / "d") as store:
+        imported = import_run(store, out)
+    assert mail not in database_bytes(tmp_path / "d") and "[EMAIL]" in imported.text
+    assert other.decode() not in imported.summary

@@ -47,6 +47,8 @@ def test_keep_refuses_what_it_cannot_store(tmp_path):
     model = tiny("gpt2")
     with pytest.raises(InputError, match="pass text="):
         attnscope.keep(attnscope.attribute(model, ENGLISH, "attention"), folder=tmp_path)
+    with pytest.raises(InputError, match="not the text"):
+        attnscope.keep(attnscope.attribute(model, ENGLISH, "attention"), text=CHINESE, folder=tmp_path)
     with pytest.raises(InputError, match="not dict"):
         attnscope.keep({"result": "analysis"}, folder=tmp_path)
     phone = attnscope.capture(model, "我的电话是13812345678")

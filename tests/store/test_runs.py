@@ -166,7 +166,9 @@ def _manifest(change):
         (_manifest(lambda m: m["run"].__setitem__("kind", "virus")), "unknown run kind"),
         (_manifest(lambda m: m["run"].pop("text")), "lacks text"),
         (_manifest(lambda m: m["run"].__setitem__("text", 5)), "wrong type"),
-        (_manifest(lambda m: m["objects"].__setitem__("../evil", {"sha256": "0" * 64, "size": 1})), "refused"),
+        (_manifest(lambda m: m["objects"].__setitem__("../evil", {"sha256": "0" * 64, "size": 1})), "nothing else"),
+        (_manifest(lambda m: m["run"].__setitem__("created", "yesterday")), "created"),
+        (_manifest(lambda m: m["run"].__setitem__("id", "0123456789abcdef\n")), "16 hexadecimal"),
     ],
 )
 def test_a_corrupted_or_foreign_export_is_refused_and_nothing_is_imported(tmp_path, results, change, message):

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         from attnscope.store.runs import RunsStore
 
         host.store = RunsStore()
-        host.pii_policy = args.pii_policy
+        host.store.sweep()  # files left by a process killed while storing
+    host.pii_policy = args.pii_policy  # also what a report is masked by
     host.load(spec)
     allowed = allowed_hosts(args.host)
     if allowed is None:

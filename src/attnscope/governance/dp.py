@@ -319,6 +319,10 @@ def _record(record: dict[str, Any], answer: dict[str, Any], block: dict[str, Any
     }
     if kind == "attribution" and "completeness_delta" in record:
         record["completeness_delta"] = None
+    target = record.get("target")
+    if isinstance(target, dict):  # the target's probability and the like come from the exact model output
+        record["target"] = {key: (value if key in ("text", "ids", "objective", "query") else None)
+                            for key, value in target.items()}  # fmt: skip
     hashes = record.get("output_hashes")
     if isinstance(hashes, dict):  # hashes of exact values would confirm a guess of them: rehash what was released
         changed = {"attention.weights", "prediction.top", "scores", "token_scores"}

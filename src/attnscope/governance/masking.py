@@ -38,6 +38,7 @@ from attnscope.governance.privacy import (
     mask_text,
     mask_tokens,
 )
+from attnscope.governance.provenance import seal
 
 OFF = "off"  # no masking (the user chose to keep personal data)
 CHOICES = (*POLICIES, OFF)
@@ -76,13 +77,39 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
         extra = _values_in(answer, chosen)
         count = len(spans) + extra
         text = mask_text(text, spans, chosen) if spans else text
-    provenance = answer.get("provenance")
-    if isinstance(provenance, dict):
-        provenance["masking_policy"] = policy
-        provenance["masked_spans"] = count
+    if policy != OFF:
+        count += sum(_target_of(record, chosen) for record in _records(answer))
+    for record in _records(answer):
+        record["masking_policy"] = policy
+        record["masked_spans"] = count
         if count:
-            provenance["text_sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            record["text_sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    if count:  # the output hashes name what is kept now (a hash of the raw tokens would confirm a guess)
+        for method in (answer.get("methods") or {}).values() if kind == "report" else ():
+            if isinstance(method, dict):
+                seal(method)
+        seal(answer)
     return text, answer, count
+
+
+def _records(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every provenance record in ``answer``: its own (one, or one per prompt) and a report's methods'."""
+    found: list[Any] = []
+    for holder in [answer, *((answer.get("methods") or {}).values())]:
+        record = holder.get("provenance") if isinstance(holder, dict) else None
+        found += record if isinstance(record, list) else [record]
+    return [record for record in found if isinstance(record, dict)]
+
+
+def _target_of(record: dict[str, Any], policy: MaskPolicy) -> int:
+    """Masks a record's ``target`` (an attribution's target text and ids); the count of values."""
+    target = record.get("target")
+    if not isinstance(target, dict) or not isinstance(target.get("text"), str):
+        return 0
+    found = find_pii(target["text"])
+    if found:
+        record["target"] = {**target, "text": mask_text(target["text"], found, policy), "ids": []}
+    return len(found)
 
 
 def _analysis(answer: dict[str, Any], text: str, spans: list[PiiSpan], policy: MaskPolicy) -> None:
@@ -152,17 +179,38 @@ def _within(spans: list[PiiSpan], start: int, end: int) -> list[PiiSpan]:
 
 
 def _values_in(answer: dict[str, Any], policy: MaskPolicy) -> int:
-    """Token texts of ``target_tokens`` and a beam tree that contain a whole detected value (no
-    character spans place them in a text): masked by their text alone. The count of values."""
-    count = 0
-    lists = [answer.get("target_tokens") or []]
-    lists += [[node["token"] for node in level] for level in answer.get("beam_tree") or []]
-    for tokens in lists:
-        for token in tokens:
-            text = token.get("text")
-            found = find_pii(text) if isinstance(text, str) else []
-            if found:
-                token["text"] = mask_text(text, found, policy)
-                token["id"] = MASKED_TOKEN_ID
-                count += len(found)
-    return count
+    """Token sequences that no character span places in a text — an encoder-decoder's
+    ``target_tokens``, each path of a beam tree — masked by the text their tokens spell joined: a
+    value split over several tokens is found whole. The count of values."""
+    sequences = [answer.get("target_tokens") or []]
+    tree = answer.get("beam_tree") or []
+    for step, level in enumerate(tree):  # each beam's path, from its node back through its parents
+        for node in level:
+            path, at, rank = [node["token"]], step, node.get("parent")
+            while at > 0 and rank is not None:
+                at -= 1
+                parent = next((n for n in tree[at] if n["rank"] == rank), None)
+                if parent is None:
+                    break
+                path.insert(0, parent["token"])
+                rank = parent.get("parent")
+            sequences.append(path)
+    return sum(_sequence(tokens, policy) for tokens in sequences)
+
+
+def _sequence(tokens: list[dict[str, Any]], policy: MaskPolicy) -> int:
+    """Masks, in place, the tokens over a value found in their joined texts; the count of values."""
+    pieces: list[str] = [t["text"] if isinstance(t.get("text"), str) else "" for t in tokens]
+    joined = "".join(pieces)
+    found = find_pii(joined)
+    if not found:
+        return 0
+    starts = [0]
+    for piece in pieces:
+        starts.append(starts[-1] + len(piece))
+    for token, start, end in zip(tokens, starts, starts[1:], strict=False):
+        hits = [span for span in found if span.start < max(end, start + 1) and span.end > start]
+        if hits:
+            token["text"] = "".join(span.label for span in hits)
+            token["id"] = MASKED_TOKEN_ID
+    return len(found)

@@ -88,6 +88,20 @@ def summary_of(kind: str, result: Mapping[str, Any]) -> str:
     return str(attention.get("label", kind))
 
 
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder (its entries: a rename into it); a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
 def _run(row: tuple[Any, ...], objects: dict[str, str]) -> Run:
     return Run(**dict(zip(_COLUMNS, row, strict=True)), objects=objects)
 
@@ -101,7 +115,7 @@ def utc_now() -> str:
 
 
 def check_run_id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise InputError("a run id is 16 hexadecimal digits (attnscope runs list shows them)")
     return run_id
 
@@ -115,11 +129,16 @@ class RunsStore:
         self.folder = Path(folder) if folder is not None else home() / "store"
         try:
             self.objects = self.folder / "objects"
-            self.objects.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the runs hold texts: this user's only
+            self.objects.mkdir(mode=0o700, exist_ok=True)
         except OSError as error:
             raise InputError(f"cannot create the runs store {self.folder}: {error.strerror}") from None
         self.path = self.folder / "runs.sqlite3"
+        new = not self.path.exists()
         self._connection = connect(self.path)
+        if new:
+            with contextlib.suppress(OSError):
+                self.path.chmod(0o600)
         import threading
 
         self._lock = threading.Lock()
@@ -194,6 +213,7 @@ class RunsStore:
                     if not target.exists():
                         target.parent.mkdir(mode=0o700, exist_ok=True)
                         os.replace(temp, target)
+                        _sync_folder(target.parent)  # the rename itself survives a power cut
                     db.execute("INSERT OR IGNORE INTO objects VALUES (?, ?)", (sha, len(payloads[name])))
                 db.execute(
                     "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -332,8 +352,23 @@ class RunsStore:
                 raise NotFoundError(f"no stored run {run_id}")
             unused = [row[0] for row in db.execute(_UNUSED)]
             db.executemany("DELETE FROM objects WHERE sha256 = ?", [(sha,) for sha in unused])
-            for sha in unused:  # inside the lock: no run is being stored with them now
-                self._object_path(sha).unlink(missing_ok=True)
+            # inside the lock (no run is being stored with them now) the files move aside; they go once
+            # the deletion is committed, and come back if it is not (sweep() finishes a killed one)
+            moved = []
+            try:
+                for sha in unused:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(self._object_path(sha), self._trash(sha))
+                        moved.append(sha)
+            except OSError:
+                for sha in moved:
+                    os.replace(self._trash(sha), self._object_path(sha))
+                raise
+        for sha in moved:
+            self._trash(sha).unlink(missing_ok=True)
+
+    def _trash(self, sha: str) -> Path:
+        return self.objects / f".trash-{sha}"
 
     def sweep(self) -> int:
         """Remove object files no run refers to (left by a process killed while storing); how many."""
@@ -342,6 +377,13 @@ class RunsStore:
             known = {row[0] for row in db.execute("SELECT sha256 FROM objects")}
             for path in self.objects.glob("*/*"):
                 if path.name not in known:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            for path in self.objects.glob(".trash-*"):  # a deletion killed before or after its commit
+                sha = path.name.removeprefix(".trash-")
+                if sha in known:
+                    os.replace(path, self._object_path(sha))  # not committed: the run still uses it
+                else:
                     path.unlink(missing_ok=True)
                     removed += 1
             for path in self.objects.glob(".incoming-*"):  # another process may be staging a young one

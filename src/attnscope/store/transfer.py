@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from attnscope.errors import InputError
-from attnscope.store.runs import KINDS, RESULT, Run, RunsStore, check_run_id, sha256_hex
+from attnscope.store.runs import KINDS, RESULT, Run, RunsStore, check_run_id, check_when, sha256_hex
 
 FORMAT = "attnscope-run"
 VERSION = 1
-MAX_MEMBER_BYTES = 1 << 30  # an object bigger than this is refused (a zip bomb, not a run)
+MAX_MEMBER_BYTES = 1 << 28  # an object bigger than this is refused (a zip bomb, not a run)
+MAX_MANIFEST_BYTES = 1 << 20  # run.json
 _FACTS = (
     "id",
     "kind",
@@ -65,19 +66,20 @@ def import_run(store: RunsStore, path: Path) -> Run:
     """Store the run exported to ``path`` under its own id (refused when that id is stored already)."""
     facts, objects = read_export(path)
     result = json.loads(objects[RESULT])
-    return store.put(
-        kind=facts["kind"],
-        text=facts["text"],
-        model={"spec": facts["model_spec"], "name": facts["model_name"], "fingerprint": facts["model_fingerprint"]},
-        result=result,
-        origin="import",
-        method=facts["method"],
-        summary=facts["summary"],
-        extra={name: data for name, data in objects.items() if name != RESULT},
-        run_id=facts["id"],
-        created=facts["created"],
-        text_sha256=facts["text_sha256"],
-    )
+    try:  # masked again by this store's policy; the listing's summary is made anew from the answer
+        return store.put(
+            kind=facts["kind"],
+            text=facts["text"],
+            model={"spec": facts["model_spec"], "name": facts["model_name"], "fingerprint": facts["model_fingerprint"]},
+            result=result,
+            origin="import",
+            method=facts["method"],
+            run_id=facts["id"],
+            created=facts["created"],
+            text_sha256=facts["text_sha256"],
+        )
+    except (KeyError, TypeError, AttributeError, IndexError) as error:  # an answer of the wrong shape
+        raise InputError(f"{path}: {RESULT} is not a well-formed {facts['kind']} answer ({error!r})") from None
 
 
 def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -91,6 +93,8 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         raise InputError(f"{where} is not an exported attnscope run (not a zip archive)") from None
     with archive:
         try:
+            if archive.getinfo("run.json").file_size > MAX_MANIFEST_BYTES:
+                raise InputError(f"{where}: run.json is too large to be a run's facts")
             manifest = json.loads(archive.read("run.json"))
         except KeyError:
             raise InputError(f"{where} is not an exported attnscope run (no run.json)") from None
@@ -104,8 +108,8 @@ def read_export(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
             )
         facts = _facts(manifest.get("run"), where)
         listed = manifest.get("objects")
-        if not isinstance(listed, dict) or RESULT not in listed:
-            raise InputError(f"{where}: run.json lists no {RESULT}")
+        if not isinstance(listed, dict) or set(listed) != {RESULT}:
+            raise InputError(f"{where}: run.json must list {RESULT} and nothing else")
         objects: dict[str, bytes] = {}
         for name, entry in listed.items():
             if (
@@ -146,6 +150,7 @@ def _facts(run: object, where: str) -> dict[str, Any]:
     if missing:
         raise InputError(f"{where}: run.json's run lacks {', '.join(missing)}")
     check_run_id(run["id"])
+    check_when(run["created"] if isinstance(run["created"], str) else "", "created")
     if run["kind"] not in KINDS:
         raise InputError(f"{where}: unknown run kind {run['kind']!r}")
     strings = [key for key in _FACTS if key != "method" and not isinstance(run[key], str)]

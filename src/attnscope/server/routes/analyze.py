@@ -57,6 +57,8 @@ def router(host: ModelHost) -> APIRouter:
         if not request.include_tokens:  # a layer/head/query change on the same text: the client has these
             for key in ("tokens", "target_tokens", "provenance", "pii"):
                 result.pop(key, None)
+        if request.dp_epsilon is not None:  # the trace's exact arrays are not released under DP: no handle to them
+            return result
         return {**result, "trace_id": trace_id}
 
     @api.get("/progress/{job_id}", summary="Server-sent events: the progress of the job a request named")

@@ -14,7 +14,7 @@ from attnscope.errors import InputError
 from attnscope.governance.privacy import PiiFoundError
 from attnscope.server.host import ModelHost
 from attnscope.server.schemas import RunId, RunsParams
-from attnscope.store.runs import Run, RunsStore
+from attnscope.store.runs import Run, RunsStore, check_when
 
 
 def keep(host: ModelHost, kind: str, text: str, result: dict[str, Any], method: str | None = None) -> dict[str, Any]:
@@ -46,7 +46,9 @@ def router(host: ModelHost) -> APIRouter:
 
     @api.get("", summary="Stored runs, newest first: search by text, model, method, kind and date")
     def list_runs(params: Annotated[RunsParams, Query()]) -> dict[str, Any]:
-        runs, total = _store(host).list(**params.model_dump())
+        query = params.model_dump()
+        query["since"], query["until"] = check_when(params.since, "since"), check_when(params.until, "until")
+        runs, total = _store(host).list(**query)
         return {"schema_version": SCHEMA_VERSION, "result": "runs", "total": total, "runs": [run_json(r) for r in runs]}
 
     @api.get("/{run_id}", summary="One stored run: its facts and the answer exactly as it was given")
