@@ -1,6 +1,7 @@
 """Where attnscope keeps the user's data (runs database, array files, signing keys): ``ATTNSCOPE_HOME``
 when set, else the platform's user data folder (``platformdirs``: ``~/.local/share/attnscope`` on
-Linux). Nothing is created on import; :func:`home` creates the folder when asked for it."""
+Linux: ``$XDG_DATA_HOME/attnscope``). Installed models live in its ``models/``, the runs store in
+``store/``, keys in ``keys/``. Nothing is created on import; :func:`home` creates the folder when asked."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from attnscope.errors import InputError
 
 def home(create: bool = True) -> Path:
     """The data folder (created, mode 0700, unless ``create`` is false)."""
-    chosen = os.environ.get("ATTNSCOPE_HOME")
-    if chosen is not None and not chosen.strip():
-        raise InputError("ATTNSCOPE_HOME is set but empty: name a folder or unset it")
+    chosen = os.environ.get("ATTNSCOPE_HOME", "").strip()  # set but empty: as if unset
     if chosen:
         path = Path(chosen).expanduser()
     else:

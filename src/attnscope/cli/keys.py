@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,12 +117,9 @@ def read_passphrase(args: argparse.Namespace) -> bytes | None:
         if not data:
             raise InputError(f"--passphrase-file: {path} is empty")
         return data
-    value = os.environ.get(PASSPHRASE_ENV)
-    if value is None:
-        return None
-    if not value:
-        raise InputError(f"{PASSPHRASE_ENV} is set but empty: give a passphrase or unset it")
-    return value.encode("utf-8")
+    from attnscope.governance.keys import env_passphrase
+
+    return env_passphrase()
 
 
 def run_generate(args: argparse.Namespace) -> int:

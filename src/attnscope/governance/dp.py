@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
-import json
 import math
 from typing import Any
 
 import numpy as np
 
+from attnscope.analysis.stats import row_stats, without_special
 from attnscope.errors import InputError
+from attnscope.governance.provenance import value_sha256
 
 __all__ = ["MAX_EPSILON", "MECHANISMS", "check_parameters", "library", "privatize_answer"]
 
@@ -124,31 +124,10 @@ def _release(values: np.ndarray, mechanism: str, sensitivity: float, epsilon: fl
     return np.asarray(measurement([float(v) for v in values]), dtype=np.float64)
 
 
-def _sha256(value: Any) -> str:
-    """The provenance record's output hash: SHA-256 of the value's canonical JSON (its schema's rule)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _row_stats(row: np.ndarray) -> dict[str, Any]:
-    """The statistics of :func:`attnscope.analysis.stats.row_stats`, of a released row (post-processing;
-    this module imports no analysis code)."""
-    total = float(row.sum())
-    positive = row[row > 0]
-    reached = np.cumsum(np.sort(row)[::-1]) >= 0.9 * total - 1e-12
-    return {
-        "sum": total,
-        "max": float(row.max()),
-        "argmax": int(row.argmax()),
-        "entropy_nats": float(-(positive * np.log(positive)).sum()) + 0.0,  # no -0.0
-        "mass90_tokens": int(np.argmax(reached)) + 1 if total > 0 else 0,
-    }
-
-
-def _without_special(row: np.ndarray, special: list[bool]) -> np.ndarray:
-    kept = np.where(np.asarray(special, dtype=bool), 0.0, row)
-    total = kept.sum()
-    return kept / total if total > 0 else kept
+def _stats(row: np.ndarray) -> dict[str, Any]:
+    """:func:`attnscope.analysis.stats.row_stats` of a released row (post-processing), -0.0 as 0."""
+    stats = row_stats(row).to_dict()
+    return {**stats, "entropy_nats": stats["entropy_nats"] + 0.0}
 
 
 def _analysis(answer: dict[str, Any], noise: Any) -> dict[str, Any]:
@@ -170,8 +149,8 @@ def _analysis(answer: dict[str, Any], noise: Any) -> dict[str, Any]:
     keys = answer.get("tokens") if stack in ("encoder", "cross") else answer.get("target_tokens", answer.get("tokens"))
     if "stats" in answer and released.size and keys is not None and len(keys) == released.size:
         special = [bool(token.get("special")) for token in keys]
-        without = _without_special(released, special)
-        answer["stats"] = {"raw": _row_stats(released), "without_special": _row_stats(without)}
+        without = without_special(released, special)
+        answer["stats"] = {"raw": _stats(released), "without_special": _stats(without)}
         derived.append("stats: recomputed from the released row")
     elif "stats" in answer:
         del answer["stats"]
@@ -338,4 +317,4 @@ def _hash_at(answer: dict[str, Any], path: str) -> str | None:
         if not isinstance(value, dict) or key not in value:
             return None
         value = value[key]
-    return _sha256(value)
+    return value_sha256(value)

@@ -148,3 +148,17 @@ def _kind(key: object) -> str:
 def _reason(error: Exception) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text.split(". See ")[0][:160]
+
+
+PASSPHRASE_ENV = "ATTNSCOPE_KEY_PASSPHRASE"
+
+
+def env_passphrase() -> bytes | None:
+    """The signing key's passphrase from ``$ATTNSCOPE_KEY_PASSPHRASE`` (None when unset; set but empty
+    is refused: a key is never decrypted with an empty passphrase by mistake)."""
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value is None:
+        return None
+    if not value:
+        raise InputError(f"{PASSPHRASE_ENV} is set but empty: give a passphrase or unset it")
+    return value.encode("utf-8")

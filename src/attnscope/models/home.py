@@ -20,11 +20,10 @@ INSTALL_MARKER = "attnscope-install.json"
 
 
 def home_dir() -> Path:
-    root = os.environ.get("ATTNSCOPE_HOME")
-    if root:
-        return Path(root).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "attnscope"
+    """The data folder (:func:`attnscope.home.home`), not created."""
+    from attnscope.home import home
+
+    return home(create=False)
 
 
 def models_dir() -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 import zipfile
 from pathlib import Path
@@ -31,8 +30,9 @@ def _server_key() -> Any:
     path = default_key_folder(create=False) / PRIVATE_KEY_NAME
     if not path.exists():
         raise InputError("this server has no signing key: run 'attnscope keys generate' where it runs, then ask again")
-    passphrase = os.environ.get("ATTNSCOPE_KEY_PASSPHRASE")
-    return load_private_key(path, passphrase.encode() if passphrase else None)
+    from attnscope.governance.keys import env_passphrase
+
+    return load_private_key(path, env_passphrase())
 
 
 def router(host: ModelHost) -> APIRouter:
