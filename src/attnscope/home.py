@@ -20,11 +20,16 @@ def home(create: bool = True) -> Path:
         from platformdirs import user_data_dir
 
         path = Path(user_data_dir("attnscope", appauthor=False))
-    if create:
-        try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as error:
-            raise InputError(f"cannot create the data folder {path}: {error.strerror}") from error
-        if not path.is_dir():
-            raise InputError(f"the data folder {path} is not a folder")
+    return private_folder(path, "the data folder") if create else path
+
+
+def private_folder(path: Path, what: str) -> Path:
+    """``path`` as a folder only this user can enter (created, mode 0700, when missing); ``what`` names
+    it in the one-line error when it cannot be."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create {what} {path}: {error.strerror or error}") from None
+    if not path.is_dir():
+        raise InputError(f"{what} {path} is not a folder")
     return path

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from attnscope.errors import InputError
-from attnscope.home import home
+from attnscope.home import home, private_folder
 
 PRIVATE_KEY_NAME = "attnscope-signing.key"
 PUBLIC_KEY_NAME = "attnscope-signing.pub"
@@ -44,12 +44,7 @@ def generate_keys(folder: Path | None = None, passphrase: bytes | None = None) -
     for path in (private_path, public_path):
         if path.exists() or path.is_symlink():
             raise InputError(f"{path} already exists: keys are never overwritten (move it away or choose --out)")
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"cannot create the key folder {folder}: {error.strerror or error}") from None
-    if not folder.is_dir():
-        raise InputError(f"{folder} is not a folder")
+    private_folder(folder, "the key folder")
     private_key = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()

@@ -28,7 +28,7 @@ from typing import Any
 from attnscope.errors import InputError, NotFoundError
 from attnscope.governance.masking import mask_answer
 from attnscope.governance.provenance import with_run_id
-from attnscope.home import home
+from attnscope.home import home, private_folder
 from attnscope.store.database import connect
 
 RESULT = "result.json"  # the answer as it was shown (the JSON contract of its kind)
@@ -127,12 +127,9 @@ class RunsStore:
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else home() / "store"
-        try:
-            self.objects = self.folder / "objects"
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the runs hold texts: this user's only
-            self.objects.mkdir(mode=0o700, exist_ok=True)
-        except OSError as error:
-            raise InputError(f"cannot create the runs store {self.folder}: {error.strerror}") from None
+        self.objects = self.folder / "objects"
+        private_folder(self.folder, "the runs store")  # the runs hold texts: this user's only
+        private_folder(self.objects, "the runs store's objects folder")
         self.path = self.folder / "runs.sqlite3"
         new = not self.path.exists()
         self._connection = connect(self.path)
