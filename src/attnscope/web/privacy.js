@@ -14,13 +14,19 @@ function over(token, spans, offset) {
   return spans.find((s) => s.start < hi && s.end > lo) || null;
 }
 
-// tokens (offsets + offset index into the text the spans were found in) with the masked ones'
-// text replaced by their span's label; the same array when nothing is masked or data is revealed.
+export const CONTINUED = "…"; // the text of a span's later tokens: the label once per value is enough
+
+// tokens (offsets + offset index into the text the spans were found in) with the masked ones' text
+// replaced: the first token of a value by its span's label, the value's later tokens by CONTINUED;
+// the same array when nothing is masked or data is revealed.
 export function masked(tokens, spans, offset = 0) {
   if (!tokens || !spans || !spans.length || revealed()) return tokens;
+  let previous = null;
   return tokens.map((token) => {
     const span = over(token, spans, offset);
-    return span ? { ...token, text: span.label, masked: true } : token;
+    const text = span === previous ? CONTINUED : span && span.label;
+    if (token.start !== null && token.start !== undefined) previous = span;
+    return span ? { ...token, text, masked: true } : token;
   });
 }
 
