@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from attnscope.errors import InputError
+
+if TYPE_CHECKING:
+    from attnscope.models.loaded import LoadedModel
 
 MAX_NEW_TOKENS = 8192
 MAX_BEAMS = 16
@@ -115,3 +118,25 @@ def _check_stops(stop: Any, name: str) -> tuple[str, ...]:
         if len(item) > 200:
             raise InputError(f"a {name} string is {len(item)} characters; the limit is 200")
     return tuple(stop)
+
+
+def stop_kwargs(model: LoadedModel, settings: Settings) -> dict[str, Any]:
+    """``model.generate``'s arguments for the stop strings (none without)."""
+    return {"stop_strings": list(settings.stop), "tokenizer": model.tokenizer} if settings.stop else {}
+
+
+def eos_ids(model: LoadedModel) -> set[int]:
+    """The token ids that end a generation (the model's generation config)."""
+    eos = model.model.generation_config.eos_token_id
+    if eos is None:
+        return set()
+    return {int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])}
+
+
+def stop_reason(model: LoadedModel, settings: Settings, new_ids: list[int], generated: str) -> str:
+    """Why the generation ended: ``eos``, ``stop`` (a stop string) or ``length``."""
+    if new_ids and new_ids[-1] in eos_ids(model):
+        return "eos"
+    if any(stop in generated for stop in settings.stop):
+        return "stop"
+    return "length"

@@ -27,7 +27,7 @@ import torch
 
 from attnscope.capture import qk
 from attnscope.capture.beams import BeamRecorder
-from attnscope.capture.decoding import Settings, check_settings
+from attnscope.capture.decoding import Settings, check_settings, eos_ids, stop_kwargs, stop_reason
 from attnscope.capture.engine import capture_tokens, check_complete, predictions_of, prompt_tokens, target_start
 from attnscope.capture.predictions import Predictions, decode_ids
 from attnscope.capture.scoring import cache_argument, lm_logits
@@ -183,7 +183,7 @@ def _recorded(
                 return_dict_in_generate=True,
                 output_scores=settings.do_sample,
                 **{cache_argument(hf): cache},
-                **_stop_kwargs(model, settings),
+                **stop_kwargs(model, settings),
                 **settings.generate_kwargs(),
             )
             new_ids = [int(i) for i in out.sequences[0, prompt.shape[1] :]]
@@ -222,7 +222,7 @@ def _recorded(
         prompt_length=len(tokens),
         prompt_chars=len(text),
         steps=steps,
-        stop_reason=_stop_reason(model, settings, new_ids, full_text[len(text) :]),
+        stop_reason=stop_reason(model, settings, new_ids, full_text[len(text) :]),
         settings=settings.to_dict(),
         windows=_windows(source),
     )
@@ -279,7 +279,7 @@ def _replayed(
         extra: dict[str, Any] = {"stopping_criteria": StoppingCriteriaList([probe])}
         hooks = [hf.register_forward_hook(probe.keep_logits)]
     else:  # beam search: every running beam per step (see .beams)
-        tree = BeamRecorder(settings, _eos_ids(model), model.tokenizer)
+        tree = BeamRecorder(settings, eos_ids(model), model.tokenizer)
         extra, hooks = tree.generate_kwargs(), [hf.register_forward_hook(tree.keep_logprobs)]
     try:
         with torch.inference_mode():
@@ -289,7 +289,7 @@ def _replayed(
                 return_dict_in_generate=True,
                 output_scores=probe is not None and settings.do_sample,
                 **extra,
-                **_stop_kwargs(model, settings),
+                **stop_kwargs(model, settings),
                 **settings.generate_kwargs(),
             )
     finally:
@@ -336,7 +336,7 @@ def _replayed(
         prompt_length=first,
         prompt_chars=len(text),
         steps=steps,
-        stop_reason=_stop_reason(model, settings, new_ids, answer),
+        stop_reason=stop_reason(model, settings, new_ids, answer),
         settings=settings.to_dict(),
         windows=_windows(trace.source),
         beam_tree=beam_tree,
@@ -361,25 +361,6 @@ def _joined(model: LoadedModel, text: str, tokens: list[Token], new_ids: list[in
         model.tokenizer, [t.id for t in tokens], new_ids, first_index=len(tokens), offset=len(text)
     )
     return text + generated, [*tokens, *new_tokens]
-
-
-def _stop_kwargs(model: LoadedModel, settings: Settings) -> dict[str, Any]:
-    return {"stop_strings": list(settings.stop), "tokenizer": model.tokenizer} if settings.stop else {}
-
-
-def _eos_ids(model: LoadedModel) -> set[int]:
-    eos = model.model.generation_config.eos_token_id
-    if eos is None:
-        return set()
-    return {int(e) for e in (eos if isinstance(eos, list | tuple) else [eos])}
-
-
-def _stop_reason(model: LoadedModel, settings: Settings, new_ids: list[int], generated: str) -> str:
-    if new_ids and new_ids[-1] in _eos_ids(model):
-        return "eos"
-    if any(stop in generated for stop in settings.stop):
-        return "stop"
-    return "length"
 
 
 def _provenance(
