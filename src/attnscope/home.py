@@ -33,3 +33,16 @@ def private_folder(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise InputError(f"{what} {path} is not a folder")
     return path
+
+
+def write_synced(descriptor: int, path: Path, data: bytes, what: str) -> None:
+    """Write ``data`` to the open file ``descriptor`` (``path``) and fsync it; on failure the file is
+    removed and the one-line error names ``what`` was being written."""
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise InputError(f"cannot write {what}: {error.strerror or error}") from None

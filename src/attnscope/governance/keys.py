@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from attnscope.errors import InputError
-from attnscope.home import home, private_folder
+from attnscope.home import home, private_folder, write_synced
 
 PRIVATE_KEY_NAME = "attnscope-signing.key"
 PUBLIC_KEY_NAME = "attnscope-signing.pub"
@@ -70,14 +70,7 @@ def _create(path: Path, content: bytes, mode: int) -> None:
         raise InputError(f"{path} already exists: keys are never overwritten") from None
     except OSError as error:
         raise InputError(f"cannot create {path}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as error:
-        path.unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+    write_synced(descriptor, path, content, str(path))
 
 
 def _read_key_file(path: Path, what: str) -> bytes:

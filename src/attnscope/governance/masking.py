@@ -62,7 +62,7 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
     elif kind == "generation":
         count, text = _generation(answer, chosen)
     else:
-        spans = find_pii(text)
+        spans = _found(answer, text)
         if kind == "analysis":
             _analysis(answer, text, spans, chosen)
         elif kind in ("attribution", "report"):
@@ -90,6 +90,16 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
                 seal(method)
         seal(answer)
     return text, answer, count
+
+
+def _found(answer: dict[str, Any], text: str) -> list[PiiSpan]:
+    """The personal data in ``text``: the spans the answer already carries (``pii``, found in the
+    same text when it was made), else found now."""
+    carried = answer.get("pii")
+    same = answer.get("text", text) == text  # a generation's spans are over prompt + answer: no "text"
+    if isinstance(carried, list) and same and all(isinstance(span, dict) for span in carried):
+        return [PiiSpan(s["start"], s["end"], s["kind"], s["label"]) for s in carried]
+    return find_pii(text)
 
 
 def _records(answer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -135,7 +145,7 @@ def _generation(answer: dict[str, Any], policy: MaskPolicy) -> tuple[int, str]:
     """Masks a generation answer in place; the count and its masked prompt text."""
     prompt, generated = answer["prompt"], answer["generated"]
     whole = prompt["text"] + generated["text"]
-    spans = find_pii(whole)
+    spans = _found(answer, whole)
     if spans:
         offset = len(prompt["text"])
         prompt["tokens"] = mask_tokens(prompt["tokens"], spans, policy, text=whole)

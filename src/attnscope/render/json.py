@@ -37,12 +37,6 @@ def _head(result: str, model: ModelInfo | None) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "result": result, "model": None if model is None else model.to_dict()}
 
 
-def _sealed(result: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """``result`` with its provenance record completed: the SHA-256 of each result array it is about to
-    return (:func:`attnscope.governance.provenance.seal`), a record id of its own, and ``fields``."""
-    return seal(result, **fields)
-
-
 def analysis_json(
     trace: Trace,
     *,
@@ -81,10 +75,11 @@ def analysis_json(
         result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
     if trace.parts:
         result["parts"] = [p.to_dict() for p in trace.parts]
-    result["pii"] = pii_json(trace.text)
-    result = _sealed(result)
+    if include_tokens:  # the personal-data spans travel with the tokens (detection is not free)
+        result["pii"] = pii_json(trace.text)
+    result = seal(result)
     if not include_tokens:  # a layer/head/query change on the same text: the client has these
-        for key in ("tokens", "target_tokens", "provenance", "pii"):
+        for key in ("tokens", "target_tokens", "provenance"):
             result.pop(key, None)
     return result
 
@@ -129,7 +124,7 @@ def attribution_json(result: Attribution) -> dict[str, Any]:
         "details": plain(result.details),
         "provenance": plain(result.provenance),
     }
-    return _sealed(answer)
+    return seal(answer)
 
 
 def heads_json(report: HeadReport) -> dict[str, Any]:
@@ -147,7 +142,7 @@ def heads_json(report: HeadReport) -> dict[str, Any]:
         "note": report.note,
         "provenance": report.provenance or trace.provenance,
     }
-    return _sealed(answer)
+    return seal(answer)
 
 
 def parts_json(trace: Trace, parts: list[Part], names: list[str], mass: np.ndarray, query: Any) -> dict[str, Any]:
@@ -169,7 +164,7 @@ def parts_json(trace: Trace, parts: list[Part], names: list[str], mass: np.ndarr
         "mean_over_heads": plain(np.round(np.nanmean(mass, axis=1), 6)) if mass.size else [],
         "provenance": trace.provenance,
     }
-    return _sealed(result, method="parts", method_options={"query": query, "parts": list(names)})
+    return seal(result, method="parts", method_options={"query": query, "parts": list(names)})
 
 
 def agreement_json(comparison: MethodComparison) -> dict[str, Any]:
@@ -186,7 +181,7 @@ def agreement_json(comparison: MethodComparison) -> dict[str, Any]:
         "agreement": comparison.agreement.to_json(),
         "provenance": comparison.provenance or comparison.trace.provenance,
     }
-    return _sealed(answer)
+    return seal(answer)
 
 
 def comparison_json(
@@ -200,7 +195,7 @@ def comparison_json(
         "difference": None if difference is None else {**view.to_json(), **difference.to_json()},
         "provenance": [trace.provenance for trace in traces],
     }
-    return _sealed(answer)
+    return seal(answer)
 
 
 def models_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -257,7 +252,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "provenance": report.provenance or trace.provenance,
     }
     data["observations"] = observations(data)
-    return _sealed(data)
+    return seal(data)
 
 
 def doctor_json(machine: dict[str, Any]) -> dict[str, Any]:
@@ -357,7 +352,7 @@ def generation_json(
         ]
     if trace.target_tokens is not None:  # encoder-decoders: the decoder's start token + the answer
         result["target_tokens"] = [t.to_dict() for t in trace.target_tokens]
-    return _sealed(result)
+    return seal(result)
 
 
 def step_attribution_json(result: StepAttribution) -> dict[str, Any]:

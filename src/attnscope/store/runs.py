@@ -28,7 +28,7 @@ from typing import Any
 from attnscope.errors import InputError, NotFoundError
 from attnscope.governance.masking import mask_answer
 from attnscope.governance.provenance import with_run_id
-from attnscope.home import home, private_folder
+from attnscope.home import home, private_folder, write_synced
 from attnscope.store.database import connect
 
 RESULT = "result.json"  # the answer as it was shown (the JSON contract of its kind)
@@ -230,14 +230,7 @@ class RunsStore:
     def _stage(self, data: bytes) -> tuple[str, Path]:
         """``data`` in a fsynced temporary file in the objects folder, and its SHA-256."""
         descriptor, name = tempfile.mkstemp(prefix=".incoming-", dir=self.objects)
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-        except OSError as error:
-            Path(name).unlink(missing_ok=True)
-            raise InputError(f"cannot write to the runs store {self.folder}: {error.strerror}") from None
+        write_synced(descriptor, Path(name), data, f"to the runs store {self.folder}")
         return sha256_hex(data), Path(name)
 
     def _object_path(self, sha: str) -> Path:

@@ -55,7 +55,7 @@ def router(host: ModelHost) -> APIRouter:
             )
         result = keep(host, "analysis", request.text, result)
         if not request.include_tokens:  # a layer/head/query change on the same text: the client has these
-            for key in ("tokens", "target_tokens", "provenance", "pii"):
+            for key in ("tokens", "target_tokens", "provenance", "pii"):  # kept in the stored run
                 result.pop(key, None)
         if request.dp_epsilon is not None:  # the trace's exact arrays are not released under DP: no handle to them
             return result
