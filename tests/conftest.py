@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from functools import cache
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,9 +18,21 @@ import attnscope
 from attnscope.models import LoadedModel
 from attnscope.models.catalog import require_entry
 
+
 # the user's data folder (runs store, keys): a fresh one per test session, inherited by the servers and
-# CLI processes the tests start, so no test reads or writes the real one
-os.environ["ATTNSCOPE_HOME"] = tempfile.mkdtemp(prefix="attnscope-home-")
+# CLI processes the tests start, so no test reads or writes the real store or keys; its models/ is the
+# real data folder's (where `attnscope models install` put the packaged models)
+def _session_home() -> str:
+    from attnscope.home import home
+
+    models = home(create=False) / "models"
+    folder = Path(tempfile.mkdtemp(prefix="attnscope-home-"))
+    if models.is_dir():
+        (folder / "models").symlink_to(models, target_is_directory=True)
+    return str(folder)
+
+
+os.environ["ATTNSCOPE_HOME"] = _session_home()
 
 # the devices the engine tests run on: the CPU always, a CUDA GPU where this machine has one
 DEVICES = ("cpu", *(("cuda",) if torch.cuda.is_available() else ()))
