@@ -13,6 +13,8 @@ Importing this package is cheap: torch and transformers load on first use of a m
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +26,11 @@ _LAZY: dict[str, str] = {
     "list_models": "attnscope.models",
     "capture": "attnscope.capture",
     "Trace": "attnscope.capture",
-    "generate": "attnscope.capture",
+    "generate": "attnscope.keep",
     "GenerationTrace": "attnscope.capture",
     "Token": "attnscope.capture",
     "Predictions": "attnscope.capture",
-    "attribute": "attnscope.methods",
+    "attribute": "attnscope.keep",
     "methods": "attnscope.methods",
     "keep": "attnscope.keep",
 }
@@ -46,10 +48,8 @@ def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'attnscope' has no attribute {name!r}")
-    if name == "capture":  # the subpackage is itself callable: capture(model, text)
-        return import_module(module_name)
-    if name == "keep":  # the module attnscope.keep holds the function keep
-        value = import_module(module_name).keep
+    if name == "capture":  # the subpackage, callable: capture(model, text, store=...)
+        value = import_module("attnscope.keep").CaptureEntry()
         globals()[name] = value
         return value
     value = getattr(import_module(module_name), name)
@@ -59,3 +59,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """This package's module type. Importing a submodule sets the parent's attribute of its name:
+    ``attnscope.capture`` would become the bare subpackage and ``attnscope.keep`` the module. They
+    stay the entry points — the capture that also takes ``store=``, the function ``keep`` (``from
+    attnscope.capture import ...`` reads the subpackage itself, as always)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("capture", "keep") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -183,3 +183,46 @@ def test_targets_target_tokens_hashes_and_imports_are_masked_too(tmp_path):
         imported = import_run(store, out)
     assert mail not in database_bytes(tmp_path / "d") and "[EMAIL]" in imported.text
     assert other.decode() not in imported.summary
+
+
+def test_candidates_that_would_continue_a_value_are_masked(model):
+    from attnscope.governance.masking import mask_answer
+
+    trace = capture(model, TEXT, predict="all")
+    start = TEXT.find(PHONE)
+    inside = next(t.index for t in trace.tokens if t.start is not None and start < t.start < start + len(PHONE))
+    last = len(trace.tokens) - 1
+    for query, masked in ((inside, True), (last, False)):
+        answer = analysis_json(trace, query=query)
+        _, kept, _ = mask_answer("analysis", TEXT, answer, "mask")
+        shown, stored = answer["prediction"]["top"], kept["prediction"]["top"]
+        assert [c["prob"] for c in stored] == [c["prob"] for c in shown]  # the numbers stay
+        if masked:  # the model predicting the phone number's next digits would spell them
+            assert all(c["token"] == "[PHONE]" and c["id"] == -1 for c in stored)
+        else:
+            assert stored == shown
+
+
+def test_a_generated_value_is_masked_in_its_steps_candidates(model):
+    """A generation that writes a phone number: each step's chosen token is among its candidates
+    (greedy takes the first), so the candidates of a masked step are masked with it. The answer is a
+    real one whose generated tokens are rewritten to spell the number's last digits."""
+    from attnscope.governance.masking import mask_answer
+
+    prompt = TEXT[: TEXT.find(PHONE) + 7]  # "...1381234" + the model writes "5678"
+    answer = generation_json(generate(model, prompt, max_new_tokens=2))
+    pieces = ["56", "78"]
+    offset = 0
+    for step, token, piece in zip(answer["steps"], answer["generated"]["tokens"], pieces, strict=True):
+        token.update(text=piece, start=offset, end=offset + len(piece))
+        step["token"]["text"] = piece
+        step["top"][0].update(token=piece)
+        offset += len(piece)
+    answer["generated"]["text"] = "".join(pieces)
+    answer.pop("pii", None)
+    _, kept, count = mask_answer("generation", prompt, answer, "mask")
+    assert count >= 1 and PHONE not in json.dumps(kept) and "5678" not in json.dumps(kept)
+    for step, original in zip(kept["steps"], answer["steps"], strict=True):
+        assert step["token"] == {"id": -1, "text": "[PHONE]"}
+        assert all(c["token"] == "[PHONE]" for c in step["top"])
+        assert [c["prob"] for c in step["top"]] == [c["prob"] for c in original["top"]]

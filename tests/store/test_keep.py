@@ -55,3 +55,32 @@ def test_keep_refuses_what_it_cannot_store(tmp_path):
     assert attnscope.keep(phone, pii_policy="drop", folder=tmp_path) is None
     with RunsStore(tmp_path) as store:
         assert store.list()[1] == 0
+
+
+def test_store_keyword_of_capture_generate_and_attribute(tmp_path, monkeypatch):
+    """``store=`` on the public entry points: a folder, or True for the data folder's store; the
+    result's record names its run, and the run holds the same answer ``keep`` would make."""
+    import attnscope.capture.engine  # the subpackage imported first: the entry point stays
+
+    model = tiny("gpt2")
+    trace = attnscope.capture(model, ENGLISH, store=tmp_path)
+    generation = attnscope.generate(model, CHINESE, max_new_tokens=3, store=tmp_path)
+    scores = attnscope.attribute(model, ENGLISH, "grad-x-input", store=tmp_path)
+    expected = {
+        trace.provenance["run_id"]: analysis_json(trace),
+        generation.provenance["run_id"]: generation_json(generation),
+        scores.provenance["run_id"]: attribution_json(scores),
+    }
+    for run_id, answer in expected.items():
+        run, kept = stored(tmp_path, run_id)
+        assert same_but_record(kept, answer) and run.origin == "library"
+    assert attnscope.capture(model, ENGLISH).provenance["run_id"] is None  # store off by default: nothing kept
+    with RunsStore(tmp_path) as store:
+        assert store.list()[1] == 3
+    home = tmp_path / "home"
+    monkeypatch.setenv("ATTNSCOPE_HOME", str(home))
+    again = attnscope.capture(model, ENGLISH, store=True)
+    assert stored(home / "store", again.provenance["run_id"])[0].kind == "analysis"
+    with pytest.raises(InputError, match="store="):
+        attnscope.capture(model, ENGLISH, store=3)
+    assert attnscope.capture.Trace is type(trace) and callable(attnscope.capture)

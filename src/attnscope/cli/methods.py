@@ -73,6 +73,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     agreement.add_argument("--target", default=None, help="text to explain instead of the predicted next token")
     agreement.add_argument("--query", type=int, default=-1, help="token whose prediction is explained (default -1)")
     add_method_options(agreement)
+    add_dp_options(agreement)
     common.add_model_options(agreement)
     common.add_output_options(agreement)
     agreement.set_defaults(run=run_agreement)
@@ -177,6 +178,7 @@ def run_agreement(args: argparse.Namespace) -> int:
     if args.methods is not None and len(set(args.methods)) < 2:
         raise InputError("--methods: name at least two different methods to compare (or leave it out: all)")
     options = catalogue.shared_options(args.methods, method_options(args, None))
+    check_dp(args)
     model = common.load(args)
     from attnscope.methods.agreement import compare_methods
     from attnscope.render.json import agreement_json
@@ -197,4 +199,8 @@ def run_agreement(args: argparse.Namespace) -> int:
         ),
     )
     body = agreement_json(comparison)
+    if args.dp_epsilon is not None:  # before anything prints it
+        from attnscope.governance.dp_methods import privatize_methods
+
+        body = privatize_methods("agreement", body, args.dp_epsilon, mechanism=args.dp_mechanism, delta=args.dp_delta)
     return common.output(args, body, agreement_text)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from attnscope.cli import common
+from attnscope.cli.analyze import add_dp_options, check_dp
 from attnscope.cli.keys import add_signing_options, signing_key_of
 from attnscope.cli.methods import method_options
 from attnscope.errors import InputError
@@ -31,6 +32,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--steps", default=None, help="integrated-gradients steps (default auto)")
     add_signing_options(report, "also write PATH.intoto.json, signed (attnscope verify)")
     common.add_pii_option(report)
+    add_dp_options(report)
     common.add_model_options(report)
     common.add_output_options(report)
     report.set_defaults(run=run)
@@ -60,6 +62,20 @@ def _masked(args: argparse.Namespace, text: str, data: dict[str, Any]) -> dict[s
     return masked
 
 
+def _private(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """The report with every method's scores released with differential privacy (--dp-epsilon), its
+    observations worded again from what is released."""
+    if args.dp_epsilon is None:
+        return data
+    from attnscope.governance.dp_methods import privatize_methods
+    from attnscope.governance.provenance import seal
+    from attnscope.render.observations import observations
+
+    private = privatize_methods("report", data, args.dp_epsilon, mechanism=args.dp_mechanism, delta=args.dp_delta)
+    private["observations"] = observations(private)
+    return seal(private)
+
+
 def run(args: argparse.Namespace) -> int:
     text = common.read_text(args.text)
     out = Path(args.out)
@@ -70,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise InputError(f"--out: {out} is a folder")
     options = catalogue.shared_options(args.methods, method_options(args, None))  # refused before loading
+    check_dp(args)
     signing_key = signing_key_of(args)  # a missing key or a wrong passphrase is refused before the slow part
     if args.pii_policy == "drop":  # refused before the slow part too
         _masked(args, text, {"text": text})
@@ -92,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             **options,
         ),
     )
-    data = _masked(args, text, report_json(report))
+    data = _masked(args, text, _private(args, report_json(report)))
     if signing_key is not None:  # the record names the key that signs it
         from attnscope.governance.provenance import with_signing_key
         from attnscope.governance.signing import key_id

@@ -14,10 +14,14 @@ What is masked, per kind of answer:
   generated token of that step), ``beam_tree`` token texts and ``target_tokens`` (tokens whose text
   contains a detected value).
 
-Not masked: the next-token candidates (``prediction.top``, a step's ``top``): single tokens with no
-place in the text. A candidate may be one or two digits of a number that follows; it is never a
-whole value. The record of what was done goes into the answer's ``provenance``: ``masking_policy``
-and ``masked_spans``; its ``text_sha256`` becomes the hash of the masked text when anything was
+Next-token candidates (``prediction.top``, a step's ``top``) are masked where they would continue a
+value: an analysis's candidates when the query token or the token after it is masked (the model
+predicting the next digits of a phone number would spell them), a generation step's candidates when
+the step's own token is masked (greedy decoding's first candidate is the token it chose). Their
+probabilities stay; each text becomes the label of the value it continues.
+
+The record of what was done goes into the answer's ``provenance``: ``masking_policy`` and
+``masked_spans``; its ``text_sha256`` becomes the hash of the masked text when anything was
 masked (the hash of a text with a phone number in it would let anyone holding the rest of the text
 confirm a guessed number).
 """
@@ -125,7 +129,22 @@ def _target_of(record: dict[str, Any], policy: MaskPolicy) -> int:
 def _analysis(answer: dict[str, Any], text: str, spans: list[PiiSpan], policy: MaskPolicy) -> None:
     if spans:
         answer["text"] = mask_text(text, spans, policy)
-        answer["tokens"] = mask_tokens(answer.get("tokens", []), spans, policy, text=text)
+        answer["tokens"] = tokens = mask_tokens(answer.get("tokens", []), spans, policy, text=text)
+        prediction = answer.get("prediction") or {}
+        at = prediction.get("position")
+        near = [t for t in tokens[at : at + 2] if t.get("id") == MASKED_TOKEN_ID] if isinstance(at, int) else []
+        if near:  # the query token or the next one is part of a value: its candidates continue it
+            _mask_candidates(prediction.get("top") or [], near[-1]["text"])
+
+
+def _mask_candidates(candidates: list[dict[str, Any]], label: str) -> None:
+    """Candidates' texts and ids replaced by ``label`` in place; their probabilities stay."""
+    for candidate in candidates:
+        for key in ("token", "text"):
+            if key in candidate:
+                candidate[key] = label
+        if "id" in candidate:
+            candidate["id"] = MASKED_TOKEN_ID
 
 
 def _attribution(answer: dict[str, Any], text: str, spans: list[PiiSpan], policy: MaskPolicy) -> None:
@@ -163,6 +182,7 @@ def _generation(answer: dict[str, Any], policy: MaskPolicy) -> tuple[int, str]:
         for step, token in zip(answer.get("steps", []), generated["tokens"], strict=False):
             if token.get("id") == MASKED_TOKEN_ID:
                 step["token"] = {"id": MASKED_TOKEN_ID, "text": token["text"]}
+                _mask_candidates(step.get("top") or [], token["text"])
     extra = _values_in(answer, policy)
     return len(spans) + extra, prompt["text"]
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from attnscope.render.palette import colormap, colour, fmt, fmt_prob, label_colour, label_colours, palette, rgb
+from attnscope.render.text import dp_line
 
 STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans",sans-serif;margin:2rem;max-width:1200px;color:INK}
@@ -165,6 +166,13 @@ def report_html(data: dict[str, Any]) -> str:
         f"{html.escape(data['granularity'])}</p>",
         f"<p><b>Text</b></p><div class='units' data-testid='report-text'>{html.escape(data['text'])}</div>",
     ]
+    if data.get("dp"):  # every number below that comes from the model's scores is noised: said first
+        dp = data["dp"]
+        parts.append(
+            f"<p class='note' data-testid='dp-label'><b>Differential privacy</b> — {html.escape(dp_line(data) or '')}"
+            f" · {dp['rows_released']} releases, total ε = {dp['total_epsilon']:g} "
+            f"({html.escape(dp['composition'])})</p>"
+        )
     if data.get("prediction"):
         rows = [
             [

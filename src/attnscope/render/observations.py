@@ -67,7 +67,7 @@ def observations(data: dict[str, Any]) -> list[str]:
                 f"Integrated gradients have not converged: |delta| = {fmt(abs(details['delta']))} is more than "
                 f"{fmt_prob(limits['ig_delta'])} of |f(input) − f(baseline)| = {fmt(span)}; use more steps."
             )
-    sink = np.array(data["heads"]["metrics"]["sink"], dtype=float)
+    sink = np.array(data["heads"]["metrics"].get("sink", []), dtype=float)  # none: withheld under DP
     if sink.size:
         share = float(np.nanmean(sink >= limits["sink"]))
         said.append(
@@ -78,7 +78,8 @@ def observations(data: dict[str, Any]) -> list[str]:
     for row in data["heads"]["labels"]:
         for label in row:
             counts[label] = counts.get(label, 0) + 1
-    said.append("Head types: " + ", ".join(f"{label} {count}" for label, count in sorted(counts.items())) + ".")
+    if counts:
+        said.append("Head types: " + ", ".join(f"{label} {count}" for label, count in sorted(counts.items())) + ".")
     if target.get("objective") and target.get("text") is not None:
         said.append(f"Gradient and occlusion scores explain the target {target['text']!r} ({target['objective']}).")
     return said

@@ -169,7 +169,7 @@ class AttributeRequest(HasText, HasJob, HasDP):
         return self
 
 
-class AgreementRequest(HasText, HasJob):
+class AgreementRequest(HasText, HasJob, HasDP):
     methods: list[MethodName] | None = Field(None, min_length=2, max_length=32)
     granularity: Granularity = "word"
     target: str | None = Field(None, min_length=1, max_length=2000)
@@ -192,7 +192,7 @@ class AgreementRequest(HasText, HasJob):
 _THRESHOLD = catalogue.get("head-metrics").option("threshold")  # one default and range: the catalogue's
 
 
-class ReportRequest(HasText, HasJob):
+class ReportRequest(HasText, HasJob, HasDP):
     methods: list[MethodName] | None = Field(None, min_length=1, max_length=32, description="default: every method")
     granularity: Granularity = "word"
     target: str | None = Field(None, min_length=1, max_length=2000)

@@ -367,7 +367,7 @@ function wire() {
   display(); // controls a reload kept
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);
-  wireReport({ text: () => state.text, fail });
+  wireReport({ text: () => state.text, privacy, fail });
   $("model-select").addEventListener("change", () => picker.switch());
 }
 

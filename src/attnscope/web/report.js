@@ -1,21 +1,23 @@
 // The Report button: POST /api/report runs every method on the analysed text (progress and Cancel
 // as for any long request) and downloads the zip — report.html, report.json and, with "signed",
-// report.intoto.json signed with the server's key (attnscope verify checks it anywhere).
+// report.intoto.json signed with the server's key (attnscope verify checks it anywhere). With DP ε
+// set, every method's scores in the report are noised (the report says so at its top).
 import { ApiError } from "./api.js";
 import { $, count, download } from "./dom.js";
 import { track } from "./jobs.js";
 
-export function wireReport({ text, fail }) {
+export function wireReport({ text, privacy, fail }) {
   $("report").addEventListener("click", async () => {
     const body = text();
     if (!body) return;
     $("report").disabled = true;
     try {
+      const dp = privacy();
       const blob = await track("report: every method", async (id) => {
         const response = await fetch("/api/report", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ text: body, sign: $("report-sign").checked, progress_id: id }),
+          body: JSON.stringify({ text: body, sign: $("report-sign").checked, progress_id: id, ...dp }),
         });
         if (!response.ok) {
           const answer = await response.json().catch(() => ({}));

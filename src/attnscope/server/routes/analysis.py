@@ -107,7 +107,14 @@ def router(host: ModelHost) -> APIRouter:
                 progress=job,
                 **cast(dict[str, Any], request.options),
             )
-        return contracts.agreement_json(comparison)
+        answer = contracts.agreement_json(comparison)
+        if request.dp_epsilon is not None:  # noised before it is returned
+            from attnscope.governance.dp_methods import privatize_methods
+
+            answer = privatize_methods(
+                "agreement", answer, request.dp_epsilon, mechanism=request.dp_mechanism, delta=request.dp_delta
+            )
+        return answer
 
     @api.post("/heads", summary="Metrics and a type label for every layer x head (`heads --json`)")
     def heads_route(request: HeadsRequest) -> dict[str, Any]:

@@ -59,7 +59,18 @@ def router(host: ModelHost) -> APIRouter:
                 model, request.text, methods=request.methods, granularity=request.granularity, target=request.target,
                 progress=job,
             )  # fmt: skip
-        _, data, _ = mask_answer("report", request.text, report_json(made), host.pii_policy)
+        data = report_json(made)
+        if request.dp_epsilon is not None:  # noised before it is written; the observations worded again
+            from attnscope.governance.dp_methods import privatize_methods
+            from attnscope.governance.provenance import seal
+            from attnscope.render.observations import observations
+
+            data = privatize_methods(
+                "report", data, request.dp_epsilon, mechanism=request.dp_mechanism, delta=request.dp_delta
+            )
+            data["observations"] = observations(data)
+            data = seal(data)
+        _, data, _ = mask_answer("report", request.text, data, host.pii_policy)
         if key is not None:
             from attnscope.governance.provenance import with_signing_key
             from attnscope.governance.signing import key_id
