@@ -109,3 +109,32 @@ def test_a_noised_run_opens_with_its_label_and_only_its_noised_numbers(page, ser
     assert label.is_visible() and "ε = 2" in label.inner_text() and "never stored" in label.inner_text()
     shown = values(page, "[data-testid=stored-token]", "weight")
     assert shown == pytest.approx(noised["attention"]["weights"], abs=1e-9)
+
+
+def test_views_of_one_text_fold_into_one_row(page, server):
+    """Each layer or head the page asks for is its own stored run; History folds the consecutive runs
+    of one text on one model under the newest, and lists the others on request."""
+    text = f"{ENGLISH}（视图）{MARK}"
+    ids = [
+        httpx.post(f"{server}/api/analyze", json={"text": text, "layer": layer}, timeout=120).json()["run_id"]
+        for layer in (0, 1, 2)
+    ]
+    other = httpx.post(f"{server}/api/attribute", json={"text": text, "method": "attention"}, timeout=120).json()
+    page.click("[data-testid=history-button]")
+    search(page, text="（视图）")
+    rows = page.locator("[data-testid=history-list] > [data-testid=run-item]")
+    assert rows.evaluate_all("n => n.map(e => e.dataset.runId)") == [other["run_id"], ids[2]]
+    toggle = rows.nth(1).locator("[data-testid=run-views]")
+    assert toggle.inner_text() == "3 views" and rows.nth(0).locator("[data-testid=run-views]").count() == 0
+    nested = rows.nth(1).locator("[data-testid=run-views-list] > [data-testid=run-item]")
+    assert nested.evaluate_all("n => n.map(e => e.dataset.runId)") == [ids[1], ids[0]] and not nested.first.is_visible()
+    toggle.click()
+    assert nested.first.is_visible() and toggle.get_attribute("aria-expanded") == "true"
+    open_run(page, ids[0])  # an older view opens as any run does
+    assert page.locator("[data-testid=stored-run]").get_attribute("data-run-id") == ids[0]
+    before = counter(page, "runDeletes")
+    rows.nth(1).locator("> [data-testid=run-delete]").click()  # the newest view: the group is remade
+    page.wait_for_function(f"Number(document.body.dataset.runDeletes || 0) > {before}")
+    page.wait_for_function("document.querySelectorAll('[data-testid=history-list] > li').length === 2")
+    assert rows.nth(1).get_attribute("data-run-id") == ids[1]
+    assert rows.nth(1).locator("[data-testid=run-views]").inner_text() == "2 views"

@@ -50,7 +50,7 @@ export class History {
     try {
       const body = await getJSON(`/api/runs?${this.query(offset)}`);
       if (!more) list.replaceChildren();
-      list.append(...body.runs.map((run) => this.item(run)));
+      list.append(...views(body.runs).map((group) => this.group(group)));
       this.shown = offset + body.runs.length;
       $("history-count").textContent = body.total ? `${this.shown} of ${body.total} runs` : "no stored runs match";
       $("history-more").hidden = this.shown >= body.total;
@@ -60,6 +60,23 @@ export class History {
     } finally {
       count("historySearches");
     }
+  }
+
+  // One row per analysis: the views of one text on one model (each layer, head or query the page
+  // asked for is stored as its own run) fold under the newest, "N views" lists the rest.
+  group(runs) {
+    const row = this.item(runs[0]);
+    if (runs.length === 1) return row;
+    const rest = el("ul", { className: "run-views", testid: "run-views-list", hidden: true },
+      ...runs.slice(1).map((run) => this.item(run)));
+    const toggle = el("button", { type: "button", testid: "run-views", ariaExpanded: "false",
+      title: "the other stored views of this text on this model" }, `${runs.length} views`);
+    toggle.addEventListener("click", () => {
+      rest.hidden = !rest.hidden;
+      toggle.setAttribute("aria-expanded", String(!rest.hidden));
+    });
+    row.append(" ", toggle, rest);
+    return row;
   }
 
   item(run) {
@@ -78,7 +95,8 @@ export class History {
   async remove(id, row) {
     try {
       await deleteJSON(`/api/runs/${id}`);
-      row.remove();
+      if (row.querySelector(".run-views")) this.search(); // the newest of several views: the group is remade
+      else row.remove();
       this.shown -= 1;
       if ($("stored-run").dataset.runId === id) $("stored-run").replaceChildren();
     } catch (error) {
@@ -111,6 +129,18 @@ export class History {
       count("runOpens");
     }
   }
+}
+
+// Consecutive runs (newest first) of the same kind, model, text and method, grouped.
+function views(runs) {
+  const groups = [];
+  const key = (run) => [run.kind, run.model_fingerprint, run.text_sha256, run.method || ""].join(" ");
+  for (const run of runs) {
+    const last = groups[groups.length - 1];
+    if (last && key(last[0]) === key(run)) last.push(run);
+    else groups.push([run]);
+  }
+  return groups;
 }
 
 function nextDay(date) {
