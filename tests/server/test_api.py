@@ -97,14 +97,17 @@ def test_model_switch_and_a_failed_switch_keeps_the_old_model(client):
     assert body["attention"]["stack"] == "encoder" and body["tokens"][0]["special"]
 
 
-def test_no_stack_traces_reach_the_client(client, host, monkeypatch):
-    def broken(*_args, **_kwargs):
-        raise RuntimeError("secret internal detail")
+def test_no_stack_traces_reach_the_client(client, host, monkeypatch, caplog):
+    def broken(*args, **_kwargs):
+        raise RuntimeError(f"secret internal detail about {args!r}")  # the request's text among them
 
     monkeypatch.setattr(host, "trace_for", broken)
-    response = client.post("/api/analyze", json={"text": "boom"})
+    response = client.post("/api/analyze", json={"text": "boom, call 13812345678"})
     assert response.status_code == 500
     assert "secret" not in response.text and "Traceback" not in response.text
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "attnscope.server")
+    assert "Traceback" in logged and "secret internal detail" in logged  # the log has the details …
+    assert "13812345678" not in logged and "[PHONE]" in logged  # … with personal data masked
 
 
 def test_static_front_end_and_openapi_are_served(client):

@@ -79,5 +79,17 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=error)
+        log.error("unexpected error\n%s", _masked_trace(error))
         return error_response(500, "internal error; the server log has the details", "internal")
+
+
+def _masked_trace(error: BaseException) -> str:
+    """The error's traceback with personal data masked: a log is data leaving the process (an
+    exception message or a local quoted in it may hold the text of a request)."""
+    import traceback
+
+    from attnscope.governance.pii import find_pii
+    from attnscope.governance.privacy import mask_text
+
+    trace = "".join(traceback.format_exception(error))
+    return mask_text(trace, find_pii(trace))
