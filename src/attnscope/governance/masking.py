@@ -225,10 +225,10 @@ def _values_in(answer: dict[str, Any], policy: MaskPolicy) -> int:
                 path.insert(0, parent["token"])
                 rank = parent.get("parent")
             sequences.append(path)
-    return sum(_sequence(tokens, policy) for tokens in sequences)
+    return sum(mask_sequence(tokens, policy) for tokens in sequences)
 
 
-def _sequence(tokens: list[dict[str, Any]], policy: MaskPolicy) -> int:
+def mask_sequence(tokens: list[dict[str, Any]], policy: MaskPolicy) -> int:
     """Masks, in place, the tokens over a value found in their joined texts; the count of values."""
     pieces: list[str] = [t["text"] if isinstance(t.get("text"), str) else "" for t in tokens]
     joined = "".join(pieces)

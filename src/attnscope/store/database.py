@@ -46,6 +46,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX run_objects_sha256 ON run_objects (sha256);
     """,
+    """
+    CREATE TABLE rule_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT REFERENCES runs (id) ON DELETE CASCADE,  -- the run evaluated, or NULL (not stored)
+        created TEXT NOT NULL,              -- UTC, ISO 8601 with Z
+        rules_sha256 TEXT NOT NULL,         -- of the rule file's bytes
+        rule TEXT NOT NULL,
+        severity TEXT NOT NULL,             -- info | warning | critical
+        passed INTEGER,                     -- 1, 0, or NULL (the rule could not be evaluated)
+        step INTEGER,                       -- the generation step, or NULL
+        result TEXT NOT NULL                -- the rule's result (JSON), token texts masked as the run's
+    );
+    CREATE INDEX rule_log_run ON rule_log (run_id);
+    CREATE INDEX rule_log_created ON rule_log (created);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
