@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs into ./.venv (and Debian's Chromium with CJK fonts for
-# the browser tests), then runs lint and the whole suite.
+# the browser tests, poppler-utils to render the audit PDFs), then runs lint and the whole suite.
 # Usage: bash scripts/test.sh [pytest arguments]   (e.g. -m "not slow" for the quick loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/opentype/noto ]; then
+if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/opentype/noto ] || ! command -v pdftoppm >/dev/null; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-cjk poppler-utils >/dev/null
 fi
 
 python=${PYTHON:-python3}

@@ -83,9 +83,17 @@ def align_tokens(a: Trace, b: Trace) -> list[tuple[int, int]]:
     return pairs
 
 
-def trace_difference(a: Trace, b: Trace, *, layer: LayerSelector = -1, head: HeadSelector = "mean") -> TraceDifference:
-    """Attention of ``a`` minus attention of ``b`` on the tokens they share."""
-    pairs = align_tokens(a, b)
+def trace_difference(
+    a: Trace,
+    b: Trace,
+    *,
+    layer: LayerSelector = -1,
+    head: HeadSelector = "mean",
+    pairs: list[tuple[int, int]] | None = None,
+) -> TraceDifference:
+    """Attention of ``a`` minus attention of ``b`` on the tokens they share: ``pairs`` of token
+    indexes (a, b) when given (a counterfactual's alignment by characters), else :func:`align_tokens`."""
+    pairs = align_tokens(a, b) if pairs is None else [(int(i), int(j)) for i, j in pairs]
     rows_a = np.array([i for i, _ in pairs], dtype=np.int64)
     rows_b = np.array([j for _, j in pairs], dtype=np.int64)
     map_a = aggregate_attention(a, layers=layer, head=head, rows=rows_a, stack=prompt_stack(a))[:, rows_a]

@@ -22,7 +22,10 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from attnscope.cli import (
         analyze,
+        audit,
+        bias,
         compare,
+        counterfactual,
         doctor,
         generate,
         heads,
@@ -31,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         models,
         provenance,
         report,
+        rules,
         runs,
         serve,
     )
@@ -41,7 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"attnscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (analyze, generate, models, serve, methods, heads, compare, report, runs, keys, provenance, doctor):
+    for module in (
+        analyze,
+        generate,
+        models,
+        serve,
+        methods,
+        heads,
+        compare,
+        counterfactual,
+        rules,
+        bias,
+        report,
+        audit,
+        runs,
+        keys,
+        provenance,
+        doctor,
+    ):
         module.add(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(run=lambda _: print(f"attnscope {__version__}") or 0)

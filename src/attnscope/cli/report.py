@@ -38,7 +38,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     report.set_defaults(run=run)
 
 
-def _write(path: Path, content: str) -> None:
+def write_atomic(path: Path, content: str) -> None:
     partial = path.with_name(f".{path.name}.partial")
     try:
         partial.write_text(content, encoding="utf-8")
@@ -116,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
         data["provenance"] = with_signing_key(data["provenance"], key_id(signing_key.public_key()))
     json_path = out.with_suffix(".json")
-    _write(out, report_html(data))
-    _write(json_path, json.dumps(data, ensure_ascii=False, indent=1))
+    write_atomic(out, report_html(data))
+    write_atomic(json_path, json.dumps(data, ensure_ascii=False, indent=1))
     envelope = None
     if signing_key is not None:
         from attnscope.governance.signing import key_id, sign_files

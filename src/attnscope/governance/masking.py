@@ -13,6 +13,11 @@ What is masked, per kind of answer:
   completes across the two is found whole), their ``tokens``, each step's ``token.text`` (the
   generated token of that step), ``beam_tree`` token texts and ``target_tokens`` (tokens whose text
   contains a detected value).
+- ``counterfactual``: both sides' ``text`` and ``tokens`` (each by its own text's values), the
+  tokens of ``attention.matched``, ``attribution.matched`` and ``difference.tokens`` (as their
+  partners were masked), the changes' ``old`` and ``new`` (by their places in each text) and the
+  edits' strings, the attribution's targets, the notes, and the records of both texts (theirs and
+  the attribution's), each hashing its own masked text.
 
 Next-token candidates (``prediction.top``, a step's ``top``) are masked where they would continue a
 value: an analysis's candidates when the query token or the token after it is masked (the model
@@ -65,6 +70,8 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
         count = 0
     elif kind == "generation":
         count, text = _generation(answer, chosen)
+    elif kind == "counterfactual":
+        count, text = _counterfactual(answer, text, chosen)
     else:
         spans = _found(answer, text)
         if kind == "analysis":
@@ -81,17 +88,19 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
         extra = _values_in(answer, chosen)
         count = len(spans) + extra
         text = mask_text(text, spans, chosen) if spans else text
+    records = _records(answer, kind)
     if policy != OFF:
-        count += sum(_target_of(record, chosen) for record in _records(answer))
-    for record in _records(answer):
+        count += sum(_target_of(record, chosen) for record in records)
+    for record in records:
         record["masking_policy"] = policy
         record["masked_spans"] = count
         if count:
-            record["text_sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            record["text_sha256"] = _sha256(_text_of(record, answer, kind, text))
     if count:  # the output hashes name what is kept now (a hash of the raw tokens would confirm a guess)
         for method in (answer.get("methods") or {}).values() if kind == "report" else ():
             if isinstance(method, dict):
                 seal(method)
+    if count or kind == "counterfactual":  # its attribution's records are inside what its hashes cover
         seal(answer)
     return text, answer, count
 
@@ -106,13 +115,33 @@ def _found(answer: dict[str, Any], text: str) -> list[PiiSpan]:
     return find_pii(text)
 
 
-def _records(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every provenance record in ``answer``: its own (one, or one per prompt) and a report's methods'."""
+def _records(answer: dict[str, Any], kind: str = "") -> list[dict[str, Any]]:
+    """Every provenance record in ``answer``: its own (one, or one per prompt), a report's methods'
+    and a counterfactual's attribution's (one per text)."""
     found: list[Any] = []
-    for holder in [answer, *((answer.get("methods") or {}).values())]:
+    holders = [answer, *((answer.get("methods") or {}).values())]
+    if kind == "counterfactual":
+        holders.append(answer.get("attribution"))
+    for holder in holders:
         record = holder.get("provenance") if isinstance(holder, dict) else None
         found += record if isinstance(record, list) else [record]
     return [record for record in found if isinstance(record, dict)]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _text_of(record: dict[str, Any], answer: dict[str, Any], kind: str, text: str) -> str:
+    """The (masked) text a record describes: a counterfactual's records describe one side each
+    (theirs name it in ``method_options.text``; the attribution's come in order, original first)."""
+    if kind != "counterfactual":
+        return text
+    side = (record.get("method_options") or {}).get("text")
+    if side is None:
+        attribution = (answer.get("attribution") or {}).get("provenance") or []
+        side = "counterfactual" if any(record is one for one in attribution[1:2]) else "original"
+    return str((answer.get(side) or {}).get("text", text))
 
 
 def _target_of(record: dict[str, Any], policy: MaskPolicy) -> int:
@@ -185,6 +214,89 @@ def _generation(answer: dict[str, Any], policy: MaskPolicy) -> tuple[int, str]:
                 _mask_candidates(step.get("top") or [], token["text"])
     extra = _values_in(answer, policy)
     return len(spans) + extra, prompt["text"]
+
+
+def _counterfactual(answer: dict[str, Any], text: str, policy: MaskPolicy) -> tuple[int, str]:
+    """Masks a counterfactual answer in place (module docstring); the count and its masked original."""
+    sides = [answer.get("original") or {}, answer.get("counterfactual") or {}]
+    texts = [str(side.get("text", text)) for side in sides]
+    found = [find_pii(one) for one in texts]
+    for side, one, spans in zip(sides, texts, found, strict=True):
+        if spans:
+            side["text"] = mask_text(one, spans, policy)
+            side["tokens"] = mask_tokens(side.get("tokens") or [], spans, policy, text=one)
+            _analysis_candidates(side, side["tokens"])
+    masked = [
+        {t["index"]: t["text"] for t in side.get("tokens") or [] if t.get("id") == MASKED_TOKEN_ID} for side in sides
+    ]
+    labels: dict[int, str] = {}  # original token index -> the label of it or of its partner
+    pairs = [tuple(pair) for pair in (answer.get("alignment") or {}).get("pairs") or []]
+    for i, j in pairs:
+        if i in masked[0] or j in masked[1]:
+            labels[i] = masked[0].get(i) or masked[1][j]
+    for block in (answer.get("attention"), answer.get("attribution")):
+        for entry in (block or {}).get("matched") or []:
+            if entry.get("original") in labels:
+                entry["token"] = labels[entry["original"]]
+    difference = answer.get("difference") or {}
+    if isinstance(difference.get("tokens"), list) and len(difference["tokens"]) == len(pairs):
+        difference["tokens"] = [labels.get(i, token) for (i, _), token in zip(pairs, difference["tokens"], strict=True)]
+    cross = answer.get("prediction") or {}
+    for side, key in zip(sides, ("original_top_in_counterfactual", "counterfactual_top_in_original"), strict=True):
+        top = (side.get("prediction") or {}).get("top") or []
+        if top and top[0].get("id") == MASKED_TOKEN_ID and isinstance(cross.get(key), dict):
+            _mask_candidates([cross[key]], top[0]["token"])  # the same token: its label
+    edits = _masked_edits(answer, found, policy)
+    for record in _records(answer, "counterfactual"):
+        options = record.get("method_options")
+        if isinstance(options, dict) and isinstance(options.get("edits"), list):
+            options["edits"] = copy.deepcopy(edits)
+    attribution = answer.get("attribution") or {}
+    extra = 0
+    for target in attribution.get("targets") or []:
+        if isinstance(target, dict) and isinstance(target.get("text"), str) and find_pii(target["text"]):
+            extra += 1
+            target.update(text=_masked_string(target["text"], policy), ids=[])
+    answer["notes"] = [_masked_string(note, policy) for note in answer.get("notes") or []]
+    return len(found[0]) + len(found[1]) + extra, sides[0].get("text", text)
+
+
+def _analysis_candidates(side: dict[str, Any], tokens: list[dict[str, Any]]) -> None:
+    """A side's candidates masked when its query token or the next one is (as for an analysis)."""
+    prediction = side.get("prediction") or {}
+    at = prediction.get("position")
+    near = [t for t in tokens[at : at + 2] if t.get("id") == MASKED_TOKEN_ID] if isinstance(at, int) else []
+    if near:
+        _mask_candidates(prediction.get("top") or [], near[-1]["text"])
+
+
+def _masked_edits(answer: dict[str, Any], found: list[list[PiiSpan]], policy: MaskPolicy) -> list[dict[str, Any]]:
+    """The changes' ``old`` (by its place in the original) and ``new`` (by its place in the edited
+    text) masked in place, and the edits' strings as their changes were; the masked edits."""
+    edits = [edit for edit in answer.get("edits") or [] if isinstance(edit, dict)]
+    hidden: dict[tuple[int, str], str] = {}  # (edit, field) -> its masked string
+    for change in answer.get("changes") or []:
+        for key, at, spans in (("old", change["start"], found[0]), ("new", change["edited_start"], found[1])):
+            value = str(change.get(key, ""))
+            inside = _within(spans, at, at + len(value))
+            touching = [s for s in spans if s.start <= at <= s.end] if not value else []
+            if inside:
+                change[key] = mask_text(value, inside, policy)
+            else:
+                change[key] = _masked_string(value, policy)
+            if inside or change[key] != value:
+                hidden[(change["edit"], key)] = change[key]
+            if touching and key == "old":  # an insertion into a value: its anchor word is part of it
+                hidden[(change["edit"], "at")] = touching[0].label
+    for index, edit in enumerate(edits):
+        for key in ("old", "new"):
+            if isinstance(edit.get(key), str):
+                edit[key] = hidden.get((index, key), _masked_string(edit[key], policy))
+        if isinstance(edit.get("at"), str):
+            side = edit["at"].partition(":")[0]
+            label = hidden.get((index, "at"))
+            edit["at"] = f"{side}:{label}" if label else _masked_string(edit["at"], policy)
+    return edits
 
 
 def _masked_string(text: str, policy: MaskPolicy) -> str:

@@ -61,6 +61,17 @@ HASHED: dict[str, tuple[str, ...]] = {
     "agreement": ("units", "methods.*.scores", "methods.*.token_scores", "agreement"),
     "comparison": ("prompts", "difference"),
     "report": ("prediction", "methods.*.scores", "methods.*.token_scores", "heads.metrics.*", "agreement"),
+    "rules": ("results", "summary"),
+    "bias": ("pairs[].gap", "pairs[].heads.difference", "summary"),
+    "audit": ("rules.results", "snapshot.weights", "evidence", "attribution", "counterfactuals", "bias"),
+    "counterfactual": (
+        "original.prediction",
+        "counterfactual.prediction",
+        "attention",
+        "difference",
+        "heads",
+        "attribution",
+    ),
 }
 
 

@@ -54,14 +54,27 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
 
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
 
-    from attnscope.server.routes import analysis, analyze, arrays, generation, models, openai, reports, runs
+    from attnscope.server.routes import (
+        analysis,
+        analyze,
+        arrays,
+        counterfactual,
+        generation,
+        models,
+        openai,
+        reports,
+        rules,
+        runs,
+    )
 
     app.include_router(models.router(host))
     app.include_router(analyze.router(host))
     app.include_router(arrays.router(host))
     app.include_router(generation.router(host))
     app.include_router(analysis.router(host))
+    app.include_router(counterfactual.router(host))
     app.include_router(openai.router(host, api_key))
     app.include_router(runs.router(host))
     app.include_router(reports.router(host))
+    app.include_router(rules.router(host))
     return app

@@ -383,7 +383,7 @@ class RunsParams(Params):
     text: str | None = Field(None, max_length=1000, description="runs whose text contains this (any case)")
     model: str | None = Field(None, max_length=500, description="runs whose model name or spec contains this")
     method: str | None = Field(None, max_length=100)
-    kind: Literal["analysis", "attribution", "generation"] | None = None
+    kind: Literal["analysis", "attribution", "generation", "counterfactual"] | None = None
     since: Annotated[str, StringConstraints(pattern=_WHEN)] | None = Field(None, description="UTC date or time, from")
     until: Annotated[str, StringConstraints(pattern=_WHEN)] | None = Field(None, description="UTC date or time, before")
     limit: int = Field(100, ge=1, le=1000)

@@ -32,7 +32,8 @@ from attnscope.home import home, private_folder, write_synced
 from attnscope.store.database import connect
 
 RESULT = "result.json"  # the answer as it was shown (the JSON contract of its kind)
-KINDS = ("analysis", "attribution", "generation", "heads", "parts", "agreement", "comparison", "report")
+KINDS = ("analysis", "attribution", "generation", "heads", "parts", "agreement", "comparison", "report",
+         "counterfactual")  # fmt: skip
 ORIGINS = ("server", "cli", "library", "import")
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 _UNUSED = "SELECT sha256 FROM objects WHERE sha256 NOT IN (SELECT sha256 FROM run_objects)"
@@ -84,6 +85,13 @@ def summary_of(kind: str, result: Mapping[str, Any]) -> str:
     if kind == "attribution":
         target = result.get("target") or {}
         return f"{result['method']} for {target.get('text') or 'the prediction'}"
+    if kind == "counterfactual":  # replace 'he' → 'she' (+1 more): top ' Paris' → ' Berlin'
+        changes, sides = result.get("changes") or [{}], [result.get(s) or {} for s in ("original", "counterfactual")]
+        old, new = changes[0].get("old", ""), changes[0].get("new", "")
+        line = f"insert {new!r}" if not old else f"delete {old!r}" if not new else f"replace {old!r} → {new!r}"
+        line += f" (+{len(changes) - 1} more)" if len(changes) > 1 else ""
+        tops = [(side.get("prediction") or {}).get("top") or [{}] for side in sides]
+        return line + (f": top {tops[0][0]['token']!r} → {tops[1][0]['token']!r}" if all(t[0] for t in tops) else "")
     attention = result.get("attention") or {}
     return str(attention.get("label", kind))
 

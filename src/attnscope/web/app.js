@@ -32,6 +32,7 @@ const state = {
 const caches = {
   tokens: new Cache(4), attribution: new Cache(16), heads: new Cache(8), agreement: new Cache(8), parts: new Cache(16),
 };
+const cacheOf = (name) => (caches[name] ??= new Cache(8)); // a view's own answers (e.g. counterfactual)
 const fingerprint = () => (state.model ? state.model.fingerprint : "");
 const keyFor = (options, text = state.text) => cacheKey(fingerprint(), text, options);
 
@@ -101,6 +102,7 @@ const ctx = {
     selectView("tokens", { render: false }); // the analysis renders once, with the new head
     analyze();
   },
+  showStep: (step) => generation.setStep(step, { show: false }), // the timeline at a step; the caller analyses
   showError,
   fail,
   unit: () => methods.unit(),
@@ -110,11 +112,11 @@ const ctx = {
   // text changed while it ran (the caller shows nothing; the next render asks again).
   async cached(name, options, label, send, { progress = false } = {}) {
     const key = keyFor(options);
-    const body = await caches[name].fetch(key, () => track(label, send, { progress }));
+    const body = await cacheOf(name).fetch(key, () => track(label, send, { progress }));
     learnModel(body.model);
     return body.model && body.model.fingerprint === fingerprint() && key.text === state.text ? body : null;
   },
-  peek: (name, options) => caches[name].peek(keyFor(options)),
+  peek: (name, options) => cacheOf(name).peek(keyFor(options)),
 };
 
 // ---- analysis ------------------------------------------------------------------------------------
@@ -288,6 +290,7 @@ async function render() {
   } catch (error) {
     fail(error);
   }
+  for (const other of VIEWS) other.follow?.(state, ctx); // views that act on every analysis, shown or not (Rules)
   count("renders");
 }
 

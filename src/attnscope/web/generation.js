@@ -13,6 +13,7 @@ import { BeamTree } from "./beams.js";
 import { StepMatrix, divergingAt } from "./step-matrix.js";
 import { drawDiff, drawMarks, drawTrajectory } from "./timeline.js";
 import { maskedGeneration } from "./privacy.js";
+import { markFlag, stepFlags } from "./rule-flags.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
 
 let diffBar = null; // the step diff's colour bar, drawn once
@@ -120,6 +121,7 @@ export class Generation {
     node.addEventListener("click", () => this.setStep(step));
     if (this.body && step === this.step) node.classList.add("current");
     if (this.marks.keyFrames.includes(step)) node.classList.add("key");
+    if (this.body) markFlag(node, (stepFlags(this.body.trace_id) || new Map()).get(step)); // a rule failed at this step
     return node;
   }
 

@@ -1,10 +1,12 @@
 // The History panel: the runs the server stored (GET /api/runs), searched by text, model, method,
 // kind and date; a run opens from its stored answer alone (GET /api/runs/{id}: no model runs, so it
-// shows exactly the numbers it was answered with, whatever model is loaded now); delete; export.
+// shows exactly the numbers it was answered with, whatever model is loaded now), with the rule log
+// of the rules checked on it (rule-log.js); delete; export.
 import { ApiError, deleteJSON, getJSON } from "./api.js";
 import { $, count, el, scaleLegend, tokenChip } from "./dom.js";
 import { dpWords, format, formatProb } from "./format.js";
 import { NEGATIVE, POSITIVE, attentionRGB, colourBar, css, scoreColour } from "./palette.js";
+import { ruleLog } from "./rule-log.js";
 
 const PAGE = 50; // runs per page of the list
 const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
@@ -118,11 +120,14 @@ export class History {
         "the numbers are those it was answered with. ",
         el("a", { href: `/api/runs/${run.id}/export`, download: `attnscope-run-${run.id}.zip`, testid: "run-export" }, "Export"));
       const body = run.kind === "generation" ? generationOf(answer)
-        : run.kind === "attribution" ? attributionOf(run.text, answer) : analysisOf(answer);
+        : run.kind === "attribution" ? attributionOf(run.text, answer)
+          : run.kind === "counterfactual" ? counterfactualOf(answer) : analysisOf(answer);
       const noised = answer.dp ? [el("p", { className: "legend", testid: "stored-dp-label" },
         dpWords(run.kind === "attribution" ? "Scores" : "Attention weights", answer.dp,
           ": the stored values are the noised ones (the raw ones were never stored)"))] : [];
       box.replaceChildren(head, ...noised, ...body);
+      const log = await ruleLog(run.id); // the rules checked on this run, if any
+      if (log && box.dataset.runId === run.id) box.append(log);
     } catch (error) {
       this.hooks.fail(error);
     } finally {
@@ -191,6 +196,15 @@ function attributionOf(text, answer) {
   strip, el("p", { className: "legend" }, signed ? "Red positive, teal negative; colour = |score| ÷ the largest |score|. "
     : "Colour = score ÷ the largest score. ", scaleLegend(colourBar(signed ? signedAt : (t) => fade(POSITIVE, t)),
     signed ? -top : 0, top, "score"))];
+}
+
+// Both texts and both predictions (the page's Counterfactual view draws the rest from a fresh run).
+function counterfactualOf(answer) {
+  const side = (name, body) => [el("p", {}, `${name}: `, el("span", { className: "run-text", testid: "stored-text" }, body.text)),
+    ...(body.prediction ? [candidates(body.prediction.top)] : [])];
+  const changes = answer.changes.map((c) => `${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`).join("; ");
+  return [el("p", {}, `${answer.view.label}; ${answer.changes.length} change(s): ${changes}.`),
+    ...side("Original", answer.original), ...side("Counterfactual", answer.counterfactual)];
 }
 
 function generationOf(answer) {

@@ -69,3 +69,4 @@ root.setProperty("--positive", POSITIVE.join(", "));
 root.setProperty("--negative", NEGATIVE.join(", "));
 root.setProperty("--prediction", PREDICTION.join(", "));
 for (const [name, value] of Object.entries(PALETTE.ink)) root.setProperty(`--${name}`, value);
+for (const [name, rgb] of Object.entries(PALETTE.severity)) if (Array.isArray(rgb)) root.setProperty(`--severity-${name}`, rgb.join(", "));

@@ -6,6 +6,7 @@ import { tokensToCanvas } from "../draw.js";
 import { dpWords, format, formatProb } from "../format.js";
 import { ATTENTION, NEGATIVE, POSITIVE, PALETTE, attentionRGB, colourBar, css, scoreColour } from "../palette.js";
 import { revealed } from "../privacy.js";
+import { markFlag, tokenFlags } from "../rule-flags.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "../virtual.js";
 import { displayWeights, keyTokens, queryTokens } from "../weights.js";
 
@@ -130,7 +131,7 @@ function predictionNodes(result) {
   return [link, span];
 }
 
-function tokenTip(event, token, weight, methodScore) {
+function tokenTip(event, token, weight, methodScore, flag) {
   const span = token.start === null ? "inserted by the tokenizer"
     : token.start === token.end ? `continues the character before position ${token.start} (byte-level piece)`
       : `characters [${token.start}, ${token.end})`;
@@ -138,6 +139,7 @@ function tokenTip(event, token, weight, methodScore) {
   const rows = [["token", tokenChip(token.text)], ["id", String(token.id)], ["span", el("span", { className: "wrap" }, span)],
     ["attention weight", exact(weight)], ["special", token.special ? "yes" : "no"]];
   if (methodScore) rows.push([`${methodScore[0]} score`, methodScore[1] === null ? "—" : exact(methodScore[1])]);
+  if (flag) rows.push([`rules failed (${flag.severity})`, el("span", { className: "wrap" }, flag.rules.join(", "))]);
   showTip(event, table(rows));
 }
 
@@ -168,6 +170,10 @@ export default {
     const text = tokens === result.tokens ? result.text : "";
     const parts = text && result.parts ? partOf(tokens, result.parts) : null;
     const fadeFuture = state.generated && !(result.target_tokens && tokens === result.tokens); // keys are the steps' tokens
+    const flagged = tokens === result.tokens && result.model ? tokenFlags(result.model.fingerprint, state.text) : null; // failed rules
+    if (flagged && flagged.size) {
+      $("legend").append(el("span", { testid: "rule-flag-note" }, " Outlined: the tokens of rules that failed (Rules view)."));
+    }
     const cursorBefore = new Int32Array(tokens.length); // end of the text covered before each token
     let cursor = 0;
     tokens.forEach((token, index) => {
@@ -202,9 +208,10 @@ export default {
       if (index === result.attention.query && tokens === queryTokens(result)) span.classList.add("query"); // not in cross
       if (fadeFuture && index > result.attention.query) span.classList.add("future"); // not generated yet
       if (!token.special && token.start === token.end) span.classList.add("empty");
+      if (flagged && flagged.has(index)) markFlag(span, flagged.get(index));
       appendText(span, token.text);
       span.addEventListener("mouseenter", (event) => tokenTip(event, token, weights[index],
-        method ? [state.attribution.spec.title, method.colours[index].score] : null));
+        method ? [state.attribution.spec.title, method.colours[index].score] : null, flagged && flagged.get(index)));
       span.addEventListener("mouseleave", hideTip);
       span.addEventListener("click", () => ctx.setQuery(index));
       nodes.push(span);
