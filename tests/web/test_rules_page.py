@@ -335,3 +335,25 @@ rules:
     run_id = page.get_by_test_id("rules-summary").get_attribute("data-run-id")
     logged = httpx.get(f"{server}/api/runs/{run_id}/rules", timeout=30).json()["rows"]
     assert len(logged) == 1 and phone not in str(logged) and "[PHONE]" in str(logged)
+
+
+def test_a_violation_offers_its_counterfactual(page, server):
+    """A failed "should attend" rule's "Try without it" opens the Counterfactual view with its span
+    deleted and runs it: the edited text is the text without the span, as the API edits it."""
+    rules = failing_rules(server, ENGLISH, "France")
+    analyze(page, ENGLISH)
+    type_rules(page, rules)
+    press_check(page)
+    reads = page.locator("[data-testid=rule-violation][data-rule=reads-word]")
+    before = counter(page, "counterfactuals")
+    reads.get_by_test_id("rule-counterfactual").click()
+    wait_for(page, "counterfactuals", before, timeout=300_000)
+    assert page.locator("#tab-counterfactual").get_attribute("aria-selected") == "true"
+    edited = page.get_by_test_id("counterfactual-edited-text").inner_text()
+    expected = httpx.post(
+        f"{server}/api/counterfactual", json={"text": ENGLISH, "edits": [{"delete": "France", "occurrence": "first"}]},
+        timeout=300,
+    ).json()  # fmt: skip
+    assert expected["counterfactual"]["text"] == ENGLISH.replace("France", "", 1)
+    assert edited.replace("‸", "") == expected["counterfactual"]["text"]
+    assert page.locator("[data-testid=error]").is_hidden()

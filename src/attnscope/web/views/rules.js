@@ -187,11 +187,33 @@ function violation(result, body, tokens, ctx) {
   failedSteps.length ? el("div", { className: "muted" }, `failed at step${failedSteps.length === 1 ? "" : "s"} ` +
     failedSteps.map((s) => `${s.step} (${format(s.value)})`).join(", ")) : null,
   result.counterfactual ? el("div", { className: "muted" }, "counterfactual: remove ",
-    tokenChip(hintText(body, result.counterfactual)), " and compare (Counterfactual view)") : null,
+    tokenChip(hintText(body, result.counterfactual)), " and compare ", tryWithout(result.counterfactual, body)) : null,
   result.note ? el("div", { className: "muted" }, result.note) : null);
   item.title = w.layer !== null && w.layer !== undefined ? "show this layer and head (and step) in the Tokens view" : "";
   item.addEventListener("click", () => follow(result, body, ctx));
   return item;
+}
+
+// "Try without it": the Counterfactual view with the span deleted (the occurrence the rule found),
+// run at once — how attention redistributes without it, and whether the prediction changes.
+function tryWithout(hint, body) {
+  const button = el("button", { type: "button", testid: "rule-counterfactual",
+    title: "open the Counterfactual view with this span deleted, and run it" }, "Try without it");
+  button.addEventListener("click", (event) => {
+    event.stopPropagation(); // not the violation's own click (it selects the layer and head)
+    const text = body.text;
+    const places = [];
+    for (let at = text.indexOf(hint.remove); at >= 0; at = text.indexOf(hint.remove, at + 1)) places.push(at);
+    const which = places.length <= 1 || hint.start === places[0] ? "first"
+      : hint.start === places[places.length - 1] ? "last" : "all";
+    $("tab-counterfactual").click(); // shows (and on first use builds) the view
+    $("cf-kind").value = "delete";
+    $("cf-kind").dispatchEvent(new Event("change"));
+    $("cf-old").value = hint.remove;
+    $("cf-occurrence").value = which;
+    $("counterfactual-run").click();
+  });
+  return button;
 }
 
 // A violation clicked: its layer, head and row (a generation: its step) in the page's views.
