@@ -50,7 +50,14 @@ def audit_pdf(data: dict[str, Any], path: Path) -> None:
 
 
 def _labels(data: dict[str, Any]) -> list[str]:
-    return [str(t.get("text", "")) for t in data["tokens"]]
+    """Token texts as axis labels: a masked value's later tokens as "…" (its label once, as the page)."""
+    labels: list[str] = []
+    for token in data["tokens"]:
+        text = str(token.get("text", ""))
+        previous: dict[str, Any] = data["tokens"][len(labels) - 1] if labels else {}
+        masked = token.get("id") == -1 and previous.get("id") == -1 and previous.get("text") == text
+        labels.append("…" if masked else text)
+    return labels
 
 
 def _where(result: dict[str, Any]) -> str:
