@@ -54,22 +54,11 @@ def _out(value: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from attnscope.cli.report import write_atomic
-    from attnscope.cli.rules import read_rules
-    from attnscope.methods.rules import method_problems
+    from attnscope.cli.rules import rules_inputs
     from attnscope.render.audit_data import MAX_COUNTERFACTUALS
 
     out = _out(args.out)
-    rule_set = read_rules(args.rules)
-    problems = method_problems(rule_set)
-    if problems:
-        raise InputError(problems[0].describe(args.rules))
-    text = common.read_text(args.text)
-    if args.system is not None and not args.chat:
-        raise InputError("--system is for --chat")
-    if args.generate is not None:
-        from attnscope.capture.decoding import check_settings
-
-        check_settings(args.generate, False, None, None, None, None, 1, None, names={"max_new_tokens": "--generate"})
+    rule_set, text, messages = rules_inputs(args)
     if args.bias is not None:
         from attnscope.methods.bias_suites import load_suite
 
@@ -79,10 +68,6 @@ def run(args: argparse.Namespace) -> int:
     signing_key = signing_key_of(args)
     if args.pii_policy == "drop":
         _masked(args, text, None)
-    messages = None
-    if args.chat:
-        messages = [*([{"role": "system", "content": args.system}] if args.system is not None else []),
-                    {"role": "user", "content": text}]  # fmt: skip
     model = common.load(args)
     from attnscope.cli.heads import named_parts
     from attnscope.render.audit_data import run_audit

@@ -66,7 +66,9 @@ def read_rules(value: str) -> Any:
     return load_rules(value)
 
 
-def run_check(args: argparse.Namespace) -> int:
+def rules_inputs(args: argparse.Namespace) -> tuple[Any, str, list[dict[str, str]] | None]:
+    """The rule set, the text and the chat messages of ``rules check`` and ``audit`` (``--rules``,
+    TEXT, ``--chat``/``--system``, ``--generate``), each refused in one line before a model loads."""
     from attnscope.methods.rules import method_problems
 
     rule_set = read_rules(args.rules)
@@ -84,6 +86,11 @@ def run_check(args: argparse.Namespace) -> int:
     if args.chat:
         system = [{"role": "system", "content": args.system}] if args.system is not None else []
         messages = [*system, {"role": "user", "content": text}]
+    return rule_set, text, messages
+
+
+def run_check(args: argparse.Namespace) -> int:
+    rule_set, text, messages = rules_inputs(args)
     model = common.load(args)
     from attnscope.capture import capture
     from attnscope.capture.generation import generate

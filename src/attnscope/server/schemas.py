@@ -297,8 +297,6 @@ class GenerateRequest(HasJob):
 
     @model_validator(mode="after")
     def _settings(self) -> GenerateRequest:
-        from attnscope.capture.decoding import check_settings
-
         if (self.text is None) == (self.messages is None):
             raise ValueError("give exactly one of text and messages")
         if parse_head(self.head) is None:
@@ -307,18 +305,18 @@ class GenerateRequest(HasJob):
             _options(self.attribute, self.options)
         elif self.options:
             raise ValueError("options are for attribute (a per-step attribution method)")
-        check_settings(
-            self.max_new_tokens,
-            self.do_sample,
-            self.temperature,
-            self.top_p,
-            self.sample_top_k,
-            self.seed,
-            self.num_beams,
-            self.stop,
-            names={"top_k": "sample_top_k"},
-        )
+        check_decoding(self)
         return self
+
+
+def check_decoding(body: Any) -> None:
+    """A request's decoding settings (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
+    ``sample_top_k``, ``seed``, ``num_beams``, ``stop``) checked as ``model.generate`` would take them."""
+    from attnscope.capture.decoding import check_settings
+
+    b = body
+    check_settings(b.max_new_tokens, b.do_sample, b.temperature, b.top_p, b.sample_top_k, b.seed, b.num_beams, b.stop,
+                   names={"top_k": "sample_top_k"})  # fmt: skip
 
 
 # --- query parameters of the array routes -----------------------------------------------------------
@@ -383,7 +381,7 @@ class RunsParams(Params):
     text: str | None = Field(None, max_length=1000, description="runs whose text contains this (any case)")
     model: str | None = Field(None, max_length=500, description="runs whose model name or spec contains this")
     method: str | None = Field(None, max_length=100)
-    kind: Literal["analysis", "attribution", "generation", "counterfactual"] | None = None
+    kind: Literal["analysis", "attribution", "generation", "counterfactual", "bias"] | None = None
     since: Annotated[str, StringConstraints(pattern=_WHEN)] | None = Field(None, description="UTC date or time, from")
     until: Annotated[str, StringConstraints(pattern=_WHEN)] | None = Field(None, description="UTC date or time, before")
     limit: int = Field(100, ge=1, le=1000)

@@ -13,7 +13,17 @@ from pydantic import Field, PrivateAttr, StringConstraints, model_validator
 
 from attnscope.analysis.rule_types import RuleProblem, RuleSet
 from attnscope.capture.selection import parse_head
-from attnscope.server.schemas import MAX_PARTS, Body, HasJob, HasText, HeadSpec, LayerSpec, PartSpan, Stack
+from attnscope.server.schemas import (
+    MAX_PARTS,
+    Body,
+    HasJob,
+    HasText,
+    HeadSpec,
+    LayerSpec,
+    PartSpan,
+    Stack,
+    check_decoding,
+)
 
 MAX_RULES_CHARS = 256_000  # a rules text longer than this is refused (422) before it is read
 MAX_RULES_TOKENS = 256  # new tokens a check may generate
@@ -63,19 +73,7 @@ class RulesGenerate(Body):
 
     @model_validator(mode="after")
     def _settings(self) -> RulesGenerate:
-        from attnscope.capture.decoding import check_settings
-
-        check_settings(
-            self.max_new_tokens,
-            self.do_sample,
-            self.temperature,
-            self.top_p,
-            self.sample_top_k,
-            self.seed,
-            self.num_beams,
-            self.stop,
-            names={"top_k": "sample_top_k"},
-        )
+        check_decoding(self)
         return self
 
 
