@@ -189,3 +189,44 @@ def test_a_chinese_audit_pdf_holds_its_chinese_text(tmp_path):
     assert text in (tmp_path / "z.html").read_text(encoding="utf-8")
     pdf_text = subprocess.run(["pdftotext", str(tmp_path / "z.pdf"), "-"], capture_output=True, text=True).stdout
     assert "阿司匹林可能引起恶心和胃出血" in "".join(pdf_text.split())
+
+
+def test_values_quoted_by_rules_or_cut_by_counterfactuals_are_masked_too(tmp_path):
+    """A rule file may name a value (a rule called after a phone number, a selector on its digits), and
+    a counterfactual that removes part of a value leaves the rest in its edited text: neither reaches
+    any file. A rule over several spans gets a counterfactual without every one of them."""
+    rules = f"""version: 1
+lexicons:
+  drug: [aspirin, ibuprofen]
+rules:
+  - name: reads-{PHONE}
+    description: the prediction reads the end of {PHONE}
+    from: {{answer: true}}
+    to: {{regex: "5678"}}
+    measure: mass
+    comparison: ">="
+    threshold: 0.99
+    severity: warning
+  - name: reads-drugs
+    from: {{answer: true}}
+    to: {{lexicon: drug}}
+    measure: mass
+    comparison: ">="
+    threshold: 0.99
+    severity: warning
+"""
+    (tmp_path / "r.yaml").write_text(rules, encoding="utf-8")
+    text = f"Take aspirin or ibuprofen; call {PHONE} now. Then"
+    result = audit(tmp_path, text, "--rules", str(tmp_path / "r.yaml"), "--model", "tiny:llama", "--out",
+                   str(tmp_path / "m.html"), "--pdf", "-q")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "m.json").read_text())
+    made = {item["rule"]: item for item in data["counterfactuals"]}
+    assert set(made) == {"reads-[PHONE]", "reads-drugs"}
+    assert made["reads-drugs"]["counterfactual_text"] == "Take  or ; call [PHONE] now. Then"  # both spans gone
+    assert "[PHONE]" in made["reads-[PHONE]"]["counterfactual_text"]  # the value's remaining part: masked
+    files = [(tmp_path / name).read_bytes() for name in ("m.html", "m.json")]
+    if shutil.which("pdftotext"):
+        files.append(subprocess.run(["pdftotext", str(tmp_path / "m.pdf"), "-"], capture_output=True).stdout)
+    for content in files:
+        assert PHONE[:7].encode() not in content and PHONE.encode() not in content

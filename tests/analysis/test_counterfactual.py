@@ -14,8 +14,8 @@ from attnscope.analysis.edits import (
     edit_from_dict,
     parse_insert,
     parse_replace,
-    swap_edits,
 )
+from attnscope.analysis.swaps import swap_edits
 from attnscope.capture.tokens import Token
 from attnscope.errors import InputError
 from attnscope.methods.counterfactual import counterfactual
@@ -75,6 +75,36 @@ def test_gender_swap_keeps_case_and_swaps_both_ways_at_once():
     edited = apply_edits(text, swap_edits(text))
     assert edited.text == "She told her daughter that he saw Her; the theme is HER."
     check_map(edited)
+
+
+def test_gender_swap_turns_her_into_his_and_back_into_her():
+    """The table reads "her" (possessive or objective) as possessive: her → his, in every case form,
+    while his → her and him → her. Chinese has one term each way (他 ↔ 她)."""
+    text = "Her mother gave her book to HER and to him; his too."
+    edited = apply_edits(text, swap_edits(text))
+    assert edited.text == "His father gave his book to HIS and to her; her too."
+    check_map(edited)
+    back = apply_edits(edited.text, swap_edits(edited.text))
+    assert back.text == "Her mother gave her book to HER and to his; his too."  # him → her → his: no round trip
+    assert [(e.old, e.new) for e in swap_edits("her")] == [("her", "his")]
+    assert [(e.old, e.new) for e in swap_edits("His Him")] == [("His", "Her"), ("Him", "Her")]
+    chinese = "她说他的书是她的"
+    assert apply_edits(chinese, swap_edits(chinese)).text == "他说她的书是他的"
+    assert apply_edits("他说她的书是他的", swap_edits("他说她的书是他的")).text == chinese
+
+
+def test_every_term_two_pairs_name_has_one_chosen_counterpart():
+    from attnscope.analysis.swaps import SWAP_CHOICES, SWAP_TABLES, swap_counterparts
+
+    for table, pairs in SWAP_TABLES.items():
+        counterparts = swap_counterparts(table)
+        named = [term for pair in pairs for term in pair]
+        twice = {term for term in named if named.count(term) > 1}
+        assert twice == set(SWAP_CHOICES.get(table, {})), table
+        for left, right in pairs:  # each pair swaps both ways, but for the terms given a choice
+            assert counterparts[left] == right or left in twice
+            assert counterparts[right] == left or right in twice
+    assert swap_counterparts("gender")["her"] == "his"
 
 
 def test_insert_delete_and_several_edits_on_original_positions():

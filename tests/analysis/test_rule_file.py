@@ -191,3 +191,85 @@ def test_the_shipped_schema_and_examples():
     assert "阿司匹林" in zh.lexicons["drug"] and "副作用" in example_text("medical-zh")
     with pytest.raises(InputError, match="examples: basic"):
         example_text("nope")
+
+
+def test_numbers_too_large_and_regexes_that_cannot_compile_are_problems_with_their_lines():
+    huge = "1" + "0" * 400  # an integer beyond a float's range: float() raises OverflowError
+    finite = "threshold must be a finite number; got an integer beyond a float's range"
+    assert problems_of(GOOD.replace("threshold: 0.10", f"threshold: {huge}")) == [(12, "rules[0].threshold", finite)]
+    data = {"version": 1, "rules": [{**parse_rules(GOOD).rules[0].to_json(), "threshold": 0}]}
+    text = json.dumps(data, indent=2).replace('"threshold": 0', f'"threshold": {huge}')
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if '"threshold"' in row)
+    assert problems_of(text, json_file=True) == [(line, "rules[0].threshold", finite)]
+    with pytest.raises(InputError, match="finite number"):
+        parse_rules(GOOD.replace("threshold: 0.10", f"threshold: {huge}"))
+    # more digits than Python converts to an int at all (4,300): refused where they are written
+    longer = "1" + "0" * 5000
+    assert "too long to read" in problems_of(GOOD.replace("threshold: 0.10", f"threshold: {longer}"))[0][2]
+    assert problems_of(GOOD.replace("threshold: 0.10", f"threshold: {longer}"))[0][0] == 12
+    found = problems_of(text.replace(huge, longer), json_file=True)
+    assert found[0][0] == line and "5,001 digits" in found[0][2]
+    assert "too long to read" in problems_of(GOOD.replace("[20, 21, 22, 23]", f'"{longer}-2"'))[0][2]
+    # a repeat count beyond any index (OverflowError in re), nesting deeper than the compiler recurses
+    for pattern in ("a{99999999999999999999}", "(" * 5000 + ")" * 5000):
+        found = problems_of(GOOD.replace('to: {text: "The"}', f'to: {{regex: "{pattern}"}}'))
+        assert [(p[0], p[1]) for p in found] == [(6, "rules[0].to")] and "does not compile" in found[0][2]
+        assert len(found[0][2]) < 200  # one line, the pattern shortened
+    # what validates is what runs: the regex package's syntax (Unicode properties, POSIX classes)
+    for pattern in (r"\\p{Han}+", "[[:digit:]]+"):
+        assert problems_of(GOOD.replace('to: {text: "The"}', f'to: {{regex: "{pattern}"}}')) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2001-13-45", "'2001-13-45' is not a valid timestamp (month must be in 1..12)"),  # a date, to YAML
+        ("!!float abc", "'abc' is not a valid float (could not convert string to float: 'abc')"),
+        ("!!bool maybe", "'maybe' is not a valid bool"),
+    ],
+)
+def test_scalars_yaml_cannot_read_are_problems_at_their_line(value, message):
+    found = problems_of(GOOD.replace("threshold: 0.10", f"threshold: {value}"))
+    assert found == [(12, "", f"not valid YAML: {message}")]
+
+
+def nested_yaml(levels: int) -> str:
+    return "".join("  " * level + "a:\n" for level in range(levels)) + "  " * levels + "b: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "json_file"),
+    [
+        ("[" * 10_000 + "]" * 10_000, False),
+        ("[" * 10_000 + "]" * 10_000, True),
+        ('{"a": ' * 10_000 + "1" + "}" * 10_000, False),
+        ('{"a": ' * 10_000 + "1" + "}" * 10_000, True),
+        (nested_yaml(10_000), False),
+        ("- " * 10_000 + "x", False),
+        ('{"version": 1, "rules": [' + "[" * 900 + "]" * 900 + "]}", True),  # json reads it; the schema recursed
+    ],
+)
+def test_files_nested_ten_thousand_levels_deep_are_one_problem(text, json_file):
+    found = problems_of(text, json_file=json_file)
+    assert len(found) == 1 and "nested too deeply" in found[0][2]
+
+
+def with_options(options: str) -> str:
+    """GOOD with ``options: OPTIONS`` on its line 14 (the schema reads options as any mapping)."""
+    return GOOD.replace("    severity: critical\n", f"    severity: critical\n    options: {options}\n")
+
+
+def test_nesting_aliases_of_aliases_and_aliases_inside_themselves_are_refused_with_lines():
+    shape = "not valid YAML for a rule file: "
+    deep = with_options("{a: " + "[" * 100 + "]" * 100 + "}")
+    assert problems_of(deep) == [(14, "", shape + "nested too deeply (more than 64 levels)")]
+    # "billion laughs": one line that expands to 10**9 values wherever the data is walked or written
+    laughs = "{x0: &x0 [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
+        f"x{n}: &x{n} [{', '.join([f'*x{n - 1}'] * 10)}]" for n in range(1, 9)
+    ) + "}"  # fmt: skip
+    assert problems_of(with_options(laughs)) == [(14, "", shape + "aliases expand this to more than 1,000,000 values")]
+    assert problems_of(with_options("&o {again: *o}")) == [(14, "", shape + "an alias refers to a value that holds it")]
+    # aliases that only reuse a value are fine
+    again = GOOD.split("rules:\n")[1].replace("answer-reads-system", "again").replace('to: {text: "The"}', "to: *the")
+    reuse = GOOD.replace('to: {text: "The"}', 'to: &the {text: "The"}') + again
+    assert [rule.target.to_json() for rule in parse_rules(reuse).rules] == [{"text": "The"}] * 2

@@ -280,3 +280,65 @@ def test_rules_on_smollm2_match_plain_transformers_eager_attention():
     assert sink > 0.9  # an attention sink: this rule must fail
     assert failed.results[0].value == pytest.approx(sink, abs=1e-4) and failed.results[0].passed is False
     assert failed.summary()["critical_failed"] == 1 and failed.results[0].counterfactual is None
+
+
+def test_a_regex_that_backtracks_for_ever_is_stopped_and_not_evaluated(llama_trace, monkeypatch):
+    from attnscope.analysis import rule_spans
+
+    monkeypatch.setattr(rule_spans, "REGEX_TIMEOUT_S", 0.05, raising=False)  # (before: a hang)
+    backtracking = r"^(.|..)*\.$"  # 2**55 ways to split the text before failing: with re, hours
+    (stopped,) = evaluate_rules(llama_trace, rules(rule(**{"to": {"regex": backtracking}}))).results
+    assert stopped.passed is None and stopped.value is None
+    assert stopped.note == 'regex "^(.|..)*\\\\.$": the regex took longer than 0.05 s on this text'  # as JSON writes it
+    # the regex package's syntax runs as it validates: every capitalised word
+    (capitals,) = evaluate_rules(llama_trace, rules(rule(**{"to": {"regex": r"\p{Lu}\w+"}}))).results
+    found = [("The", 0), ("France", 0), ("Paris", 0), ("The", 1), ("Italy", 0)]
+    expected = [p for word, nth in found for p in covering(llama_trace.tokens, TEXT, word, nth)]
+    assert [t["index"] for t in capitals.tokens] == expected and capitals.passed is True
+
+
+def test_a_class_the_text_lacks_gets_no_attention_while_a_span_that_matches_nothing_is_not_evaluated():
+    model = tiny("llama")
+    trace = generate(model, TEXT, max_new_tokens=2)  # no personal data, no digits
+    report = evaluate_rules(
+        trace,
+        rules(
+            rule(**{"to": {"class": "pii"}}, comparison="<=", threshold=0.05, severity="critical"),
+            rule(**{"to": {"class": "numbers"}}, measure="max", threshold=0.1),
+            rule(**{"from": {"text": "Italy"}, "to": {"class": "numbers"}}, layers="1-2", aggregation="sum"),
+            rule(**{"to": {"class": "pii"}}, measure="rank", comparison="<=", threshold=3),
+            rule(**{"to": {"text": "Berlin"}}, comparison="<=", threshold=0.05),
+            rule(**{"to": {"regex": "Ber+lin"}}, comparison="<=", threshold=0.05),
+            rule(**{"to": {"class": "pii"}}, layers=[9], comparison="<=", threshold=0.05),
+        ),
+        pii_spans=[],  # looked for, none found
+    )
+    no_pii, no_numbers, italy, rank, berlin, regex, layer = report.results
+    assert no_pii.note == no_numbers.note.replace("numbers", "pii") == "no tokens of class pii in this text"
+    # evaluated at every step (a generation), each step 0.0
+    assert (no_pii.value, no_pii.passed, no_pii.tokens) == (0.0, True, [])
+    assert [(s["step"], s["value"], s["passed"]) for s in no_pii.steps] == [(0, 0.0, True), (1, 0.0, True)]
+    assert (no_numbers.value, no_numbers.passed, no_numbers.counterfactual) == (0.0, False, None)
+    assert (italy.value, italy.passed, italy.steps) == (0.0, True, None)
+    assert italy.rows == covering(trace.tokens, TEXT, "Italy") and italy.layer in (1, 2)
+    assert rank.passed is None and rank.value is None  # the rank of nothing is undefined
+    assert berlin.passed is None and "matches no token" in berlin.note  # a misspelt span never passes
+    assert regex.passed is None and "matches no token" in regex.note
+    assert layer.passed is None and "layer 9 out of range" in layer.note
+    summary = report.summary()
+    assert (summary["passed"], summary["failed"], summary["not_evaluated"]) == (2, 1, 4)
+    assert summary["critical_not_evaluated"] == 0
+    # personal data not looked for is unknown, not absent
+    unknown = evaluate_rules(trace, rules(rule(**{"to": {"class": "pii"}}, comparison="<=", threshold=0.05)))
+    assert unknown.results[0].passed is None and "no personal-data spans" in unknown.results[0].note
+
+
+def test_the_shipped_pii_rule_passes_on_a_text_without_personal_data():
+    model = tiny("llama")
+    trace = capture(model, TEXT, backend="full")
+    basic = load_example("basic")
+    only = type(basic)(tuple(r for r in basic.rules if r.name == "pii-not-read"), {}, basic.sha256)
+    report = check_rules(model, trace, only)  # finds personal data itself: none here
+    (result,) = report.results
+    assert (result.value, result.passed, result.note) == (0.0, True, "no tokens of class pii in this text")
+    assert report.summary()["critical_not_evaluated"] == 0  # --strict no longer fails on it

@@ -173,6 +173,8 @@ def test_the_answer_given_is_never_changed(analysis, attribution):
         (1.0, {"mechanism": "gaussian"}),
         (1.0, {"mechanism": "gaussian", "delta": 0.0}),
         (1.0, {"mechanism": "gaussian", "delta": 1.0}),
+        (1.0, {"mechanism": "gaussian", "delta": 0.999999}),  # no guarantee: refused above 1e-2
+        (1e-300, {}),  # nothing but noise: refused below 1e-3
         (1.0, {"delta": 1e-6}),
         (1.0, {"mechanism": "exponential"}),
         (1.0, {"seed": 3}),

@@ -27,7 +27,7 @@ METHODS = ["attention", "grad-x-input", "occlusion"]
 
 @pytest.fixture(scope="module")
 def agreement() -> dict:
-    return agreement_json(compare_methods(tiny("gpt2"), ENGLISH, methods=METHODS, granularity="word"))
+    return agreement_json(compare_methods(tiny("llama"), ENGLISH, methods=METHODS, granularity="word"))  # has a BOS
 
 
 def test_every_method_is_one_release_and_agreement_follows_from_them(agreement):
@@ -45,13 +45,15 @@ def test_every_method_is_one_release_and_agreement_follows_from_them(agreement):
         shown = np.asarray(private["methods"][name]["scores"], dtype=float)
         assert not np.allclose(shown, exact / np.abs(exact).sum(), atol=1e-6)  # noised
         assert private["methods"][name]["dp"]["epsilon"] == 2.0
-    # agreement: scipy on the released scores (every unit ends before the explained last token)
+    # agreement: scipy on the released scores, over the exact comparison's units (those in the text:
+    # an inserted special token is not compared)
     names = private["agreement"]["methods"]
-    assert names == METHODS
+    assert names == METHODS and private["agreement"]["n_units"] == agreement["agreement"]["n_units"]
+    inside = [u["start"] is not None for u in agreement["units"]]
     for i, a in enumerate(names):
         for j, b in enumerate(names):
-            x = np.asarray(private["methods"][a]["scores"], dtype=float)
-            y = np.asarray(private["methods"][b]["scores"], dtype=float)
+            x = np.asarray(private["methods"][a]["scores"], dtype=float)[inside]
+            y = np.asarray(private["methods"][b]["scores"], dtype=float)[inside]
             assert private["agreement"]["spearman"][i][j] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
             assert private["agreement"]["kendall"][i][j] == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12)
 

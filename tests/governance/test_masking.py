@@ -9,6 +9,7 @@ bytes, the database file, or the exported file.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import zipfile
@@ -17,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from attnscope.capture import capture, generate
+from attnscope.errors import InputError
 from attnscope.governance.privacy import PiiFoundError
 from attnscope.render.json import analysis_json, generation_json
 from attnscope.server.app import create_app
@@ -226,3 +228,95 @@ def test_a_generated_value_is_masked_in_its_steps_candidates(model):
         assert step["token"] == {"id": -1, "text": "[PHONE]"}
         assert all(c["token"] == "[PHONE]" for c in step["top"])
         assert [c["prob"] for c in step["top"]] == [c["prob"] for c in original["top"]]
+
+
+def counterfactual_server(tmp_path) -> tuple[TestClient, ModelHost]:
+    host = ModelHost(loader=loader)
+    host.store = RunsStore(tmp_path)
+    host.load("tiny:gpt2")
+    return TestClient(create_app(host), raise_server_exceptions=False), host
+
+
+def test_a_counterfactual_that_cuts_a_value_keeps_the_rest_of_it_masked(tmp_path):
+    """Deleting the last digits of a phone number leaves its start in the counterfactual: that start
+    is still the value (the answer's character map says where it came from), masked in the text,
+    the tokens, the changes and the edits, and never stored or exported."""
+    client, host = counterfactual_server(tmp_path)
+    text = f"Call {PHONE} now"
+    prefix = "1381234"  # what the edit leaves of the number
+    edits = [{"delete": "5678", "words": False}]
+    shown = client.post("/api/counterfactual", json={"text": text, "edits": edits, "method": "grad-x-input"}).json()
+    assert shown["counterfactual"]["text"] == f"Call {prefix} now"  # the local page gets what the user typed
+    kept = client.get(f"/api/runs/{shown['run_id']}").json()
+    exported = client.get(f"/api/runs/{shown['run_id']}/export").content
+    host.store.close()
+    answer = kept["answer"]
+    assert answer["original"]["text"] == answer["counterfactual"]["text"] == "Call [PHONE] now"
+    start = shown["counterfactual"]["text"].find(prefix)
+    for token, raw in zip(answer["counterfactual"]["tokens"], shown["counterfactual"]["tokens"], strict=True):
+        if raw["start"] is not None and raw["start"] < start + len(prefix) and raw["end"] > start:
+            assert (token["text"], token["id"]) == ("[PHONE]", -1)
+        else:
+            assert token == raw
+    assert [(c["old"], c["new"]) for c in answer["changes"]] == [("[PHONE]", "")]
+    assert [e["old"] for e in answer["edits"]] == ["[PHONE]"]
+    stored = b"".join(path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file())
+    for data in (stored, database_bytes(tmp_path), json.dumps(kept, ensure_ascii=False).encode()):
+        assert prefix.encode() not in data
+    with zipfile.ZipFile(io.BytesIO(exported)) as archive:
+        assert archive.namelist() and all(prefix.encode() not in archive.read(name) for name in archive.namelist())
+
+
+def test_values_are_carried_through_the_character_map_both_ways(model):
+    """spans_through: an original value's surviving characters (from the first to the last, new text
+    between them included) are the value in the edited text, merged with what is found there; the
+    inverse map carries a value an edit completes back into its start in the original."""
+    from attnscope.analysis.edits import apply_edits
+    from attnscope.governance.masking import mask_answer, spans_through
+    from attnscope.governance.privacy import PiiSpan
+    from attnscope.render.counterfactual import counterfactual_answer
+
+    text = f"Call {PHONE} now"
+    start = text.find(PHONE)
+    value = [PiiSpan(start, start + len(PHONE), "PHONE", "[PHONE]")]
+    cases = [  # (edit, the edited span the value covers, found by str.find in the edited text)
+        ({"delete": "5678", "words": False}, "1381234"),
+        ({"replace": "2345", "with": "abcd", "words": False}, "1381abcd678"),
+        ({"insert": "-", "at": start + 4}, "1381-2345678"),
+        ({"replace": "Call", "with": "Phone"}, PHONE),
+    ]
+    for edit, covered in cases:
+        edited = apply_edits(text, [edit])
+        at = edited.text.find(covered)
+        assert spans_through(edited.char_map, value, edited.text) == [
+            PiiSpan(at, at + len(covered), "PHONE", "[PHONE]")
+        ], edit
+    # an edit that completes a value: the original holds its start, masked as the value too
+    partial = "Call 1381234 now"
+    edits = [{"insert": "5678", "at": partial.find(" now")}]
+    answer = counterfactual_answer(model, partial, edits, method="none")
+    _, kept, count = mask_answer("counterfactual", partial, answer, "mask")
+    assert kept["counterfactual"]["text"] == kept["original"]["text"] == "Call [PHONE] now" and count == 2
+    assert "1381234" not in json.dumps(kept, ensure_ascii=False)
+    with pytest.raises(InputError, match="character map"):
+        spans_through([0, 1], value, "abc")
+
+
+def test_a_counterfactual_ending_inside_a_value_masks_what_would_continue_it():
+    """The edited text ends with the start of a number: the model's candidates (and the attribution's
+    targets, which explain the top one) would spell its next digits; they show its label."""
+    from attnscope.governance.masking import mask_answer
+    from attnscope.render.counterfactual import counterfactual_answer
+
+    text = f"Call {PHONE}"
+    answer = counterfactual_answer(tiny("gpt2"), text, [{"delete": "5678", "words": False}], method="grad-x-input")
+    _, kept, _ = mask_answer("counterfactual", text, answer, "mask")
+    for side in ("original", "counterfactual"):
+        top = kept[side]["prediction"]["top"]
+        assert all(c["token"] == "[PHONE]" and c["id"] == -1 for c in top)
+        assert [c["prob"] for c in top] == [c["prob"] for c in answer[side]["prediction"]["top"]]
+    targets = kept["attribution"]["targets"] + [r["target"] for r in kept["attribution"]["provenance"]]
+    assert all(t["text"] == "[PHONE]" and t["ids"] == [] for t in targets)
+    raw = {answer["attribution"]["targets"][0]["text"], answer["original"]["prediction"]["top"][0]["token"]}
+    assert not any(repr(token) in json.dumps(kept["notes"]) for token in raw if token.strip())
+    assert "1381234" not in json.dumps(kept, ensure_ascii=False)

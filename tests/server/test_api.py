@@ -108,6 +108,13 @@ def test_no_stack_traces_reach_the_client(client, host, monkeypatch, caplog):
     logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "attnscope.server")
     assert "Traceback" in logged and "secret internal detail" in logged  # the log has the details …
     assert "13812345678" not in logged and "[PHONE]" in logged  # … with personal data masked
+    # and the error goes no further: the server's own error handling (which would log the raw
+    # traceback, as uvicorn does) never sees it — a client that raises what reaches it raises nothing
+    from fastapi.testclient import TestClient
+
+    strict = TestClient(client.app, raise_server_exceptions=True)
+    assert strict.post("/api/analyze", json={"text": "boom, call 13812345678"}).status_code == 500
+    assert not any("13812345678" in record.getMessage() or record.exc_info for record in caplog.records)
 
 
 def test_static_front_end_and_openapi_are_served(client):

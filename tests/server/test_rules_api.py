@@ -360,3 +360,67 @@ rules:
     assert without(body) == without(expected)
     assert body["results"][0]["passed"] is None and body["results"][1]["passed"] is not None
     assert [t["text"] for t in body["results"][1]["where"]["tokens"]] == list("France")
+
+
+def one_rule(to: str = "{class: first}", threshold: str = "0.5", name: str = "r", measure: str = "mass") -> str:
+    return f"""version: 1
+rules:
+  - name: {name}
+    from: {{answer: true}}
+    to: {to}
+    measure: {measure}
+    comparison: "<="
+    threshold: {threshold}
+    severity: critical
+"""
+
+
+@pytest.mark.parametrize(
+    ("rules", "line", "words"),
+    [
+        (one_rule(threshold="1" + "0" * 400), 8, "threshold must be a finite number"),
+        (one_rule(threshold="1" + "0" * 5000), 8, "too long to read"),
+        (one_rule(threshold="2001-13-45"), 8, "not a valid timestamp"),
+        (one_rule(to='{regex: "a{99999999999999999999}"}'), 5, "does not compile"),
+        (one_rule(to='{regex: "' + "(" * 5000 + ")" * 5000 + '"}'), 5, "does not compile"),
+        (one_rule(measure="attribution:attention") + "    options: &o {again: *o}\n", 10, "an alias refers"),
+        ('{"version": 1, "rules": [' + "[" * 990 + "]" * 990 + "]}", None, "nested too deeply"),
+    ],
+)
+def test_validate_reports_numbers_regexes_and_shapes_that_python_cannot_take(client, rules, line, words):
+    response = client.post("/api/rules/validate", json={"rules": rules})
+    assert response.status_code == 200, response.text  # was a 500
+    (problem,) = response.json()["problems"]
+    assert problem["line"] == line and words in problem["message"]
+    refused = client.post("/api/rules/check", json={"text": ENGLISH, "rules": rules})
+    assert refused.status_code == 422 and words in refused.json()["detail"]
+
+
+def test_a_regex_that_backtracks_for_ever_answers_in_time_as_not_evaluated(client):
+    text = "a" * 40 + "!"
+    rules = one_rule(to='{regex: "(a|aa)+$"}') + one_rule(name="fine").split("rules:\n")[1]
+    response = client.post("/api/rules/check", json={"text": text, "rules": rules})
+    assert response.status_code == 200, response.text
+    stopped, fine = response.json()["results"]
+    assert stopped["passed"] is None and stopped["value"] is None
+    assert stopped["note"] == 'regex "(a|aa)+$": the regex took longer than 1 s on this text'
+    assert fine["passed"] is not None and response.json()["summary"]["critical_not_evaluated"] == 1
+
+
+def test_personal_data_absent_from_the_text_gets_no_attention(client):
+    body = client.post("/api/rules/check", json={"text": ENGLISH, "rules": one_rule("{class: pii}", "0.05")}).json()
+    (result,) = body["results"]
+    assert (result["value"], result["passed"], result["note"]) == (0.0, True, "no tokens of class pii in this text")
+    assert body["summary"]["critical_not_evaluated"] == 0 and body["pii"] == []
+
+
+def test_a_rule_named_after_personal_data_is_logged_masked(stored, tmp_path):
+    host, client = stored
+    body = client.post("/api/rules/check", json={"text": ENGLISH, "rules": one_rule(name=f"phone-{PHONE}")}).json()
+    assert body["results"][0]["rule"] == f"phone-{PHONE}"  # the local page gets the rule as written
+    (row,) = client.get(f"/api/runs/{body['run_id']}/rules").json()["rows"]
+    assert row["rule"] == "phone-[PHONE]"
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as db:
+        assert db.execute("SELECT rule FROM rule_log").fetchall() == [("phone-[PHONE]",)]
+    host.store.close()
+    assert PHONE.encode() not in database_bytes(tmp_path)

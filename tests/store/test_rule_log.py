@@ -11,6 +11,7 @@ import pytest
 
 from attnscope.capture import capture
 from attnscope.errors import InputError, NotFoundError
+from attnscope.governance.privacy import mask_strings
 from attnscope.render.json import analysis_json
 from attnscope.store.database import SCHEMA_VERSION
 from attnscope.store.rule_log import log_rules, rule_log
@@ -92,3 +93,22 @@ def test_a_version_1_database_is_migrated_with_its_runs(tmp_path):
         assert len(rule_log(store, run_id=run.id)) == 1
     with sqlite3.connect(tmp_path / "runs.sqlite3") as db:
         assert db.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,) == (2,)
+
+
+def test_a_rule_named_after_personal_data_is_logged_masked(tmp_path):
+    with RunsStore(tmp_path) as store:
+        named = {**result(f"phone-{PHONE}", [], False), "description": f"call {PHONE}", "to": {"text": PHONE}}
+        log_rules(store, RULES, [named])
+        (row,) = rule_log(store)
+        assert (row["rule"], row["description"], row["to"]) == ("phone-[PHONE]", "call [PHONE]", {"text": "[PHONE]"})
+        with sqlite3.connect(tmp_path / "runs.sqlite3") as db:  # the column, read directly
+            assert db.execute("SELECT rule FROM rule_log").fetchall() == [("phone-[PHONE]",)]
+    assert PHONE.encode() not in database_bytes(tmp_path)
+
+
+def test_every_string_of_a_nested_value_is_masked_by_one_helper():
+    value = {"edits": [{"remove": f"拨打{PHONE}", "start": 3}], "spans": ((3, 14),), "kept": "France", 7: None}
+    masked = mask_strings(value)
+    assert masked == {"edits": [{"remove": "拨打[PHONE]", "start": 3}], "spans": [[3, 14]], "kept": "France", 7: None}
+    assert value["edits"][0]["remove"] == f"拨打{PHONE}"  # the value given is not changed
+    assert mask_strings([f"x {PHONE}"], "hash")[0].startswith("x [PHONE:")  # the policies of mask_text

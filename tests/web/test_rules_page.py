@@ -337,23 +337,80 @@ rules:
     assert len(logged) == 1 and phone not in str(logged) and "[PHONE]" in str(logged)
 
 
-def test_a_violation_offers_its_counterfactual(page, server):
-    """A failed "should attend" rule's "Try without it" opens the Counterfactual view with its span
-    deleted and runs it: the edited text is the text without the span, as the API edits it."""
-    rules = failing_rules(server, ENGLISH, "France")
-    analyze(page, ENGLISH)
+NURSE = "The nurse said he left and he came"
+LEXICON = 'lexicons:\n  picked: [nurse, "he left"]\n'
+
+
+def removal_rule(to: str, lexicons: str = "") -> str:
+    """One "should attend" rule that fails on any text (mass on a few words ≥ 1): its counterfactual
+    hint removes the spans ``to`` picks."""
+    return f"""version: 1
+{lexicons}rules:
+  - name: reads-span
+    from: {{answer: true}}
+    to: {to}
+    measure: mass
+    comparison: ">="
+    threshold: 1
+    severity: critical
+"""
+
+
+def without(text: str, edits: list[dict]) -> str:
+    """``text`` without each edit's span, placed by its own offset (code points, as the server counts)."""
+    kept, cursor = [], 0
+    for edit in sorted(edits, key=lambda e: e["start"]):
+        assert text[edit["start"] : edit["start"] + len(edit["remove"])] == edit["remove"]
+        kept.append(text[cursor : edit["start"]])
+        cursor = edit["start"] + len(edit["remove"])
+    return "".join(kept) + text[cursor:]
+
+
+@pytest.mark.parametrize(
+    ("text", "rules", "expected"),
+    [
+        (ENGLISH, removal_rule('{text: "France"}'), "The capital of  is"),
+        # the first whole word "he" only: not the "he" inside "The", not the second "he"
+        (NURSE, removal_rule('{text: "he", occurrence: first}'), "The nurse said  left and he came"),
+        # a lexicon rule over two spans of one text: both removed, the other "he" kept
+        (NURSE, removal_rule("{lexicon: picked}", LEXICON), "The  said  and he came"),
+    ],
+    ids=["word", "first-occurrence", "lexicon"],
+)
+def test_a_violation_offers_its_counterfactual(page, server, text, rules, expected):
+    """A failed "should attend" rule's "Try without it" opens the Counterfactual view and runs the
+    rule's own edits — every span it found, at its offset — whatever the view's form holds: the edited
+    text is the text without those spans, as the API edits it. Editing the form afterwards runs the
+    form's edit again."""
+    hint = check_api(server, text, rules)["results"][0]["counterfactual"]
+    assert without(text, hint["edits"]) == expected  # the hint's offsets, applied by hand
+    analyze(page, text)
+    page.get_by_role("tab", name="Counterfactual").click()  # an edit typed in the form is not the rule's
+    page.get_by_test_id("counterfactual-kind").select_option("replace")
+    page.get_by_test_id("counterfactual-old").fill("said")
+    page.get_by_test_id("counterfactual-new").fill("wrote")
     type_rules(page, rules)
     press_check(page)
-    reads = page.locator("[data-testid=rule-violation][data-rule=reads-word]")
     before = counter(page, "counterfactuals")
-    reads.get_by_test_id("rule-counterfactual").click()
+    page.locator("[data-testid=rule-violation][data-rule=reads-span]").get_by_test_id("rule-counterfactual").click()
     wait_for(page, "counterfactuals", before, timeout=300_000)
     assert page.locator("#tab-counterfactual").get_attribute("aria-selected") == "true"
     edited = page.get_by_test_id("counterfactual-edited-text").inner_text()
-    expected = httpx.post(
-        f"{server}/api/counterfactual", json={"text": ENGLISH, "edits": [{"delete": "France", "occurrence": "first"}]},
-        timeout=300,
+    layer = int(page.get_by_test_id("layer-select").input_value())
+    answer = httpx.post(
+        f"{server}/api/counterfactual", json={"text": text, "edits": hint["edits"], "layer": layer}, timeout=300
     ).json()  # fmt: skip
-    assert expected["counterfactual"]["text"] == ENGLISH.replace("France", "", 1)
-    assert edited.replace("‸", "") == expected["counterfactual"]["text"]
+    assert answer["counterfactual"]["text"] == expected
+    assert edited.replace("‸", "") == expected
     assert page.locator("[data-testid=error]").is_hidden()
+    mark = page.get_by_test_id("counterfactual-from-rule")
+    assert mark.is_visible() and mark.get_attribute("data-rule") == "reads-span"
+    assert mark.get_attribute("data-edits") == str(len(hint["edits"]))
+    if text != NURSE:
+        return
+    page.get_by_test_id("counterfactual-new").fill("told")  # the form edited: its own edit runs again
+    assert mark.is_hidden()
+    before = counter(page, "counterfactuals")
+    page.get_by_test_id("counterfactual-run").click()
+    wait_for(page, "counterfactuals", before, timeout=300_000)
+    assert page.get_by_test_id("counterfactual-edited-text").inner_text() == text.replace("said", "told")

@@ -13,16 +13,17 @@ are then aligned by characters (:mod:`attnscope.analysis.counterfactual`).
 - ``delete SPAN``: a replace with ``""``; the rules engine's hint ``{"remove": SPAN}`` is one.
 - ``insert TEXT at AT``: AT is a character offset (0 … len(text)), ``before:WORD`` or
   ``after:WORD`` (next to WORD's occurrences, chosen as for replace).
-- ``swap`` (:func:`swap_edits`): every identity term of a built-in table replaced by its
+- ``swap`` (:func:`attnscope.analysis.swaps.swap_edits`): every identity term of a built-in table replaced by its
   counterpart at once (``he`` ↔ ``she``, ``他`` ↔ ``她``, …); English terms match whole words and
-  keep their capitalisation. Ambiguous terms take one counterpart (``her`` → ``his``).
+  keep their capitalisation. A term two pairs name takes the counterpart :data:`SWAP_CHOICES`
+  gives it: ``her`` → ``his`` (possessive and objective ``her`` are one word; it is read as
+  possessive), while ``his`` → ``her`` and ``him`` → ``her``.
 
 The swapped text and the replaced spans map to ``None``: they are new characters.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -32,41 +33,6 @@ from attnscope.errors import InputError
 
 KINDS = ("replace", "delete", "insert")
 OCCURRENCES = ("all", "first", "last")
-
-# identity-term pairs per table; a pair swaps both ways unless its right side already swaps (her)
-SWAP_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "gender": (
-        ("he", "she"),
-        ("him", "her"),
-        ("his", "her"),  # "her" goes back to "his" (the first pair that names it)
-        ("himself", "herself"),
-        ("man", "woman"),
-        ("men", "women"),
-        ("boy", "girl"),
-        ("boys", "girls"),
-        ("father", "mother"),
-        ("fathers", "mothers"),
-        ("son", "daughter"),
-        ("sons", "daughters"),
-        ("brother", "sister"),
-        ("brothers", "sisters"),
-        ("husband", "wife"),
-        ("king", "queen"),
-        ("mr", "mrs"),
-        ("male", "female"),
-        ("他", "她"),
-        ("男人", "女人"),
-        ("男孩", "女孩"),
-        ("男性", "女性"),
-        ("父亲", "母亲"),
-        ("爸爸", "妈妈"),
-        ("儿子", "女儿"),
-        ("哥哥", "姐姐"),
-        ("弟弟", "妹妹"),
-        ("丈夫", "妻子"),
-        ("先生", "女士"),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -348,35 +314,3 @@ def apply_edits(text: str, edits: Sequence[Edit | Mapping[str, Any]]) -> EditedT
     if edited == text:
         raise InputError("the edits change nothing")
     return EditedText(text, edited, chosen, tuple(placed), tuple(char_map))
-
-
-def swap_edits(text: str, table: str = "gender") -> list[Edit]:
-    """One replace edit per identity term of ``table`` found in ``text`` (whole words for terms in
-    Latin letters, with the capitalisation kept; every occurrence for CJK terms)."""
-    pairs = SWAP_TABLES.get(table.strip().lower())
-    if pairs is None:
-        raise InputError(f"unknown swap table {table!r}; tables: {', '.join(sorted(SWAP_TABLES))}")
-    counterpart: dict[str, str] = {}
-    for left, right in pairs:
-        counterpart.setdefault(left, right)
-        counterpart.setdefault(right, left)
-    terms = sorted(counterpart, key=len, reverse=True)  # longest first: 男人 before 男
-    alternatives = [
-        rf"(?<![A-Za-z]){re.escape(term)}(?![A-Za-z])" if term.isascii() else re.escape(term) for term in terms
-    ]
-    pattern = re.compile("|".join(alternatives), re.IGNORECASE)
-    edits = []
-    for match in pattern.finditer(text):
-        found = match.group()
-        edits.append(Edit("replace", found, _cased(counterpart[found.lower()], found), start=match.start()))
-    if not edits:
-        raise InputError(f"no term of the {table} swap table occurs in the text")
-    return edits
-
-
-def _cased(word: str, like: str) -> str:
-    if like.isupper() and len(like) > 1:
-        return word.upper()
-    if like[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word

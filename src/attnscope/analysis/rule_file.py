@@ -4,6 +4,8 @@ A file is checked in two passes, and every problem is reported with its line (Py
 nodes; see :mod:`.rule_source`): the JSON Schema shipped beside this module (``rules.schema.json``,
 draft 2020-12) for its shape, then what a schema cannot say — one kind per selector, ``class`` only
 in ``to``, regexes that compile, lexicons that exist, distinct names, finite thresholds, layer forms.
+Regexes are compiled by the ``regex`` package, the engine that runs them (:mod:`.rule_spans`, with a
+time limit), so a pattern that validates is one that runs.
 :func:`check_rules_text` returns every problem; :func:`parse_rules` and :func:`load_rules` raise the
 first as a one-line :class:`InputError`. What depends on the model or the text (a layer the model
 lacks, a part the text has not) is found when the rules are evaluated (:mod:`.rules`).
@@ -18,11 +20,12 @@ import functools
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import regex
 
 from attnscope.analysis.rule_source import SourceProblem, read_source
 from attnscope.analysis.rule_types import CASE_KINDS, KINDS, OCCURRENCE_KINDS, Rule, RuleProblem, RuleSet, Selector
@@ -90,16 +93,33 @@ def _selector(data: dict[str, Any], side: str) -> tuple[Selector | None, str | N
         return None, f"ignore_case is for {', '.join(CASE_KINDS)} selectors, not {kind}"
     value = data[kind]
     if kind == "regex":
-        try:
-            re.compile(value)
-        except re.error as error:
-            return None, f"regex {value!r} does not compile: {error}"
+        error = regex_problem(value)
+        if error:
+            return None, f"regex {_quoted(value)} does not compile: {error}"
     if kind == "steps":
         first, last = value
         if (first >= 0) == (last >= 0) and first > last:
             return None, f"steps [{first}, {last}] is empty: the first step comes after the last"
         value = (first, last)
     return Selector(kind, value, data.get("occurrence", "all"), bool(data.get("ignore_case", False))), None
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` does not compile in the ``regex`` package (what rules run), or None."""
+    try:
+        regex.compile(pattern)
+    except regex.error as error:
+        return str(error)
+    except (OverflowError, ValueError) as error:  # a repeat count beyond any index
+        return str(error) or "a number in it is too large"
+    except RecursionError:
+        return "nested too deeply"
+    return None
+
+
+def _quoted(value: str, limit: int = 80) -> str:
+    """``value`` in quotes, its middle left out beyond ``limit`` characters (a problem is one line)."""
+    return repr(value) if len(value) <= limit else repr(value[: limit // 2] + "…" + value[-limit // 2 :])
 
 
 def _rule(
@@ -128,9 +148,13 @@ def _rule(
             known = ", ".join(sorted(lexicons)) or "none defined"
             problem(key, f"no lexicon named {selector.value!r} (lexicons: {known})")
         selectors[key] = selector
-    threshold = float(data["threshold"])
+    try:
+        threshold = float(data["threshold"])
+        got = str(threshold)
+    except OverflowError:  # an integer beyond a float's range (1 and 400 zeros)
+        threshold, got = math.inf, "an integer beyond a float's range"
     if not math.isfinite(threshold):
-        problem("threshold", f"threshold must be a finite number; got {threshold}")
+        problem("threshold", f"threshold must be a finite number; got {got}")
     measure, _, method = str(data["measure"]).partition(":")
     if measure == "entropy" and "to" in data:
         problem("to", "entropy measures the whole row: leave out 'to'")
@@ -141,6 +165,8 @@ def _rule(
         layers = parse_layers(layers)
     except InputError as error:
         problem("layers", str(error))
+    except ValueError:  # a layer number of more digits than Python converts
+        problem("layers", f"layers {_quoted(str(layers))}: a layer number is too long to read")
     heads = data.get("heads", "all")
     if problems or selectors["from"] is None:
         return None, problems

@@ -9,7 +9,10 @@ no characters and are picked only by ``class: special`` or ``class: first``.
   ``The``. Chinese and Japanese characters have no spaces between words, so a match that begins
   (ends) with a Han or kana character may begin (end) anywhere: ``头痛`` is found in ``服用后头痛``.
   ``occurrence``: ``all`` matches (default), the ``first`` or the ``last``.
-- ``regex``: a Python regular expression over the text (empty matches ignored); ``occurrence`` too.
+- ``regex``: a regular expression of the ``regex`` package (Python's ``re`` syntax, plus Unicode
+  properties such as ``\\p{Han}``) over the text (empty matches ignored); ``occurrence`` too. A user's
+  pattern may backtrack for ever (``(a|aa)+$``): a search stops after :data:`REGEX_TIMEOUT_S` seconds,
+  and the selector picks nothing, with a note saying so (the rule is not evaluated).
 - ``lexicon``: every term of the named list, matched as ``text`` is.
 - ``part`` / ``role``: the named parts of the text (chat turns are parts named by their role).
 - ``answer``: in ``from``, the rows that predicted the generated tokens (step ``s``: query
@@ -20,7 +23,9 @@ no characters and are picked only by ``class: special`` or ``class: first``.
 - ``class`` (``to`` only): ``first`` (position 0, special or not: the usual attention sink),
   ``special`` tokens, ``pii`` (tokens overlapping the personal-data spans given), ``numbers``
   (runs of digits, with inner ``.`` or ``,``), ``punctuation`` (tokens whose visible characters
-  are all Unicode punctuation).
+  are all Unicode punctuation). A class that no token has picks nothing, and says so: ``absent``
+  (no attention can go there: :mod:`.rules` measures its mass and max as 0). Personal data that was
+  not looked for (``pii_spans`` None) is not absent but unknown.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import regex
 
 from attnscope.analysis.rule_types import Selector
 from attnscope.capture.tokens import Part, Token
@@ -41,6 +47,7 @@ _CJK = re.compile(
     r"\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f]"
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+REGEX_TIMEOUT_S = 1.0  # the longest a rule's regex may search one text
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Picked:
     spans: tuple[tuple[int, int], ...] = ()  # character ranges matched, in text order
     steps: tuple[int, ...] | None = None  # 'from' answer/steps: the step of each position
     note: str | None = None  # why nothing was picked
+    absent: bool = False  # a 'to' class looked for that no token of this text has (its note says so)
 
 
 @dataclass(frozen=True)
@@ -113,8 +121,8 @@ def _spans(selector: Selector, context: Context) -> tuple[list[tuple[int, int]],
         terms = context.lexicons.get(value, ())
         return [span for term in terms for span in find_text(text, term, ignore_case=selector.ignore_case)], None
     if kind == "regex":
-        flags = re.IGNORECASE if selector.ignore_case else 0
-        return [m.span() for m in re.finditer(value, text, flags) if m.end() > m.start()], None
+        spans, note = _regex_spans(value, text, selector.ignore_case)
+        return spans, None if note is None else f"{selector.describe()}: {note}"
     named = [(p.start, p.end) for p in context.parts if p.name == value]
     if named:
         return named, None
@@ -122,6 +130,19 @@ def _spans(selector: Selector, context: Context) -> tuple[list[tuple[int, int]],
     if kind == "role":
         return [], f"no chat turn of role {value!r} (turns: {known}; give the text as chat messages)"
     return [], f"no part named {value!r} (parts: {known})"
+
+
+def _regex_spans(pattern: str, text: str, ignore_case: bool) -> tuple[list[tuple[int, int]], str | None]:
+    """The non-empty matches of a rule's ``pattern`` in ``text`` within :data:`REGEX_TIMEOUT_S` (the
+    search releases the GIL: other requests go on meanwhile), or none and why."""
+    flags = regex.IGNORECASE if ignore_case else 0
+    try:
+        found = regex.finditer(pattern, text, flags, concurrent=True, timeout=REGEX_TIMEOUT_S)
+        return [m.span() for m in found if m.end() > m.start()], None
+    except TimeoutError:
+        return [], f"the regex took longer than {REGEX_TIMEOUT_S:g} s on this text"
+    except (regex.error, OverflowError, ValueError, RecursionError) as error:  # rules built without a file
+        return [], f"the regex does not compile: {error}"
 
 
 def _generation(trace: Trace, selector: Selector, side: str) -> Picked:
@@ -178,6 +199,8 @@ def pick(selector: Selector, context: Context, side: str) -> Picked:
         picked = _generation(context.trace, selector, side)
     elif selector.kind == "class":
         picked = _class(context.trace, selector.value, context.pii_spans)
+        if picked.positions.size == 0 and picked.note is None:
+            picked = Picked(picked.positions, note=f"no tokens of class {selector.value} in this text", absent=True)
     else:
         spans, note = _spans(selector, context)
         spans = _choose(spans, selector.occurrence)

@@ -21,8 +21,13 @@ In a generation, a rule whose ``from`` is the answer or a step range is evaluate
 its own (that step's query row); the rule passes when every step passes, and its value and
 ``where`` are those of its worst step. ``steps`` lists them all.
 
-A rule that cannot be evaluated on this trace — a selector picking nothing, a layer or head the model
-lacks, a part the text has not — is not passed: its result has ``passed: null`` and a ``note``.
+A rule that cannot be evaluated on this trace — a span selector (text, regex, lexicon, part, role)
+or a step range picking nothing, a layer or head the model lacks, a part the text has not — is not
+passed: its result has ``passed: null`` and a ``note`` (a misspelt span must not pass silently). A
+``to`` class that no token of the text has (``class: pii`` on a text without personal data) is
+different: no attention can go to tokens that are not there, so its ``mass`` and ``max`` are 0.0,
+judged as any value, with a note saying the class is absent; its ``rank`` is undefined (not
+evaluated), and so is personal data that was not looked for.
 """
 
 from __future__ import annotations
@@ -123,8 +128,8 @@ def cell_values(weights: np.ndarray, target: np.ndarray | None, measure: str) ->
     chosen = np.asarray(weights[..., target], dtype=np.float64)  # (heads, rows, to)
     if measure == "mass":
         return np.asarray(chosen.sum(axis=-1).mean(axis=-1))
-    if measure == "max":
-        return np.asarray(chosen.max(axis=(-1, -2)))
+    if measure == "max":  # no 'to' key (an absent class): no weight goes there
+        return np.asarray(chosen.max(axis=(-1, -2)) if chosen.size else np.zeros(chosen.shape[0]))
     if measure == "rank":
         best = chosen.max(axis=-1, keepdims=True)  # (heads, rows, 1)
         return np.asarray((1 + (np.asarray(weights, dtype=np.float64) > best).sum(axis=-1)).mean(axis=-1))
@@ -248,7 +253,8 @@ def evaluate_rule(
     tokens = [{"index": int(i), "text": trace.tokens[i].text} for i in shown.positions]
     rows = [int(r) for r in source.positions]
     note = source.note or (target.note if target is not None else None)
-    if note is not None:
+    absent = target is not None and target.absent and rule.measure in ("mass", "max")  # measured: 0
+    if note is not None and (source.note is not None or not absent):
         return RuleResult(rule, None, None, tokens=tokens, rows=rows, note=note)
     mask = None
     if target is not None:
@@ -270,7 +276,7 @@ def evaluate_rule(
     passed = all(entry[4] for entry in known)
     if step is not None:
         rows = [int(source.positions[source.steps.index(step)])] if source.steps else rows
-    result = RuleResult(rule, value, passed, layer, head, step, tokens, rows)
+    result = RuleResult(rule, value, passed, layer, head, step, tokens, rows, note=note)
     if source.steps is not None:
         result.steps = [{"step": s, "value": v, "passed": p, "layer": la, "head": h} for s, v, la, h, p in judged]
     if not passed and target is not None:

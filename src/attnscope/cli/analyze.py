@@ -39,7 +39,7 @@ def add_dp_options(command: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="E",
-        help="noise the released weights or scores with ε = E (0 < E <= 100) before they are printed or stored",
+        help="noise the released weights or scores with ε = E (0.001 <= E <= 100) before they are printed or stored",
     )
     group.add_argument("--dp-mechanism", choices=("laplace", "gaussian"), default="laplace", help="default laplace")
     group.add_argument("--dp-delta", type=float, default=None, metavar="D", help="δ of the Gaussian mechanism (0-1)")

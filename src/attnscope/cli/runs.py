@@ -27,7 +27,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--text", help="runs whose text contains this (any case)")
     listing.add_argument("--model", help="runs whose model name or spec contains this")
     listing.add_argument("--method", help="runs of this attribution method")
-    listing.add_argument("--kind", choices=("analysis", "attribution", "generation"))
+    listing.add_argument("--kind", choices=("analysis", "attribution", "generation", "counterfactual", "bias"))
     listing.add_argument("--since", metavar="DATE", help="UTC date or time (ISO 8601), from")
     listing.add_argument("--until", metavar="DATE", help="UTC date or time (ISO 8601), before")
     listing.add_argument("--limit", type=int, default=50)

@@ -39,6 +39,8 @@ __all__ = ["MAX_EPSILON", "MECHANISMS", "check_parameters", "library", "privatiz
 
 MECHANISMS = ("laplace", "gaussian")
 MAX_EPSILON = 100.0  # above this the noise is negligible against values in [0, 1]: no privacy to speak of
+MIN_EPSILON = 1e-3  # below this the noise (scale ≥ 2000) swamps values in [0, 1] entirely: nothing is released
+MAX_DELTA = 1e-2  # δ is the chance the guarantee fails outright: above 1% it is no guarantee
 COMPOSITION = "sequential (basic): total ε = sum of the rows' ε, total δ = sum of their δ"
 
 # L1 and L2 sensitivity of one released vector, by answer kind (see the module docstring)
@@ -61,6 +63,8 @@ def check_parameters(epsilon: float, mechanism: str = "laplace", delta: float | 
         raise InputError(f"DP ε must be a finite number, not {epsilon!r}")
     if epsilon <= 0:
         raise InputError(f"DP ε must be above 0 (got {epsilon:g})")
+    if epsilon < MIN_EPSILON:
+        raise InputError(f"DP ε below {MIN_EPSILON:g} releases nothing but noise (got {epsilon:g})")
     if epsilon > MAX_EPSILON:
         raise InputError(f"DP ε above {MAX_EPSILON:g} gives no meaningful privacy (got {epsilon:g})")
     if mechanism not in MECHANISMS:
@@ -72,6 +76,8 @@ def check_parameters(epsilon: float, mechanism: str = "laplace", delta: float | 
             raise InputError("the Gaussian mechanism needs DP δ (e.g. 1e-6)")
         if isinstance(delta, bool) or not isinstance(delta, int | float) or not (0 < delta < 1):
             raise InputError(f"DP δ must be between 0 and 1, exclusive (got {delta!r})")
+        if delta > MAX_DELTA:
+            raise InputError(f"DP δ above {MAX_DELTA:g} is no guarantee (the chance it fails outright; got {delta:g})")
 
 
 def library() -> str:

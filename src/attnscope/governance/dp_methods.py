@@ -101,7 +101,12 @@ def _agreement(answer: dict[str, Any]) -> dict[str, Any]:
     names = list(answer["methods"])
     query = (answer.get("target") or {}).get("query")
     units = answer.get("units") or []
-    include = np.array([not unit.get("tokens") or query is None or min(unit["tokens"]) <= int(query) for unit in units])
+    # as the exact comparison: units that are in the text (not an inserted special token) and start by the
+    # explained token
+    include = np.array([
+        unit.get("start") is not None and (not unit.get("tokens") or query is None or min(unit["tokens"]) <= int(query))
+        for unit in units
+    ])  # fmt: skip
     scores = {
         name: np.array([np.nan if s is None else s for s in answer["methods"][name]["scores"]], dtype=np.float64)
         for name in names

@@ -13,11 +13,13 @@ What is masked, per kind of answer:
   completes across the two is found whole), their ``tokens``, each step's ``token.text`` (the
   generated token of that step), ``beam_tree`` token texts and ``target_tokens`` (tokens whose text
   contains a detected value).
-- ``counterfactual``: both sides' ``text`` and ``tokens`` (each by its own text's values), the
-  tokens of ``attention.matched``, ``attribution.matched`` and ``difference.tokens`` (as their
-  partners were masked), the changes' ``old`` and ``new`` (by their places in each text) and the
-  edits' strings, the attribution's targets, the notes, and the records of both texts (theirs and
-  the attribution's), each hashing its own masked text.
+- ``counterfactual``: both sides' ``text`` and ``tokens``, each by the values found in either text
+  and carried through the answer's ``char_map`` (:func:`spans_through`: an edit that deletes or
+  replaces part of a value leaves the rest of it masked, as the value it was), the tokens of
+  ``attention.matched``, ``attribution.matched`` and ``difference.tokens`` (as their partners were
+  masked), the changes' ``old`` and ``new`` (by their places in each text) and the edits' strings,
+  the attribution's targets (and those of its records) where they would continue a value, the notes,
+  and the records of both texts (theirs and the attribution's), each hashing its own masked text.
 
 Next-token candidates (``prediction.top``, a step's ``top``) are masked where they would continue a
 value: an analysis's candidates when the query token or the token after it is masked (the model
@@ -38,6 +40,14 @@ import hashlib
 from typing import Any, cast
 
 from attnscope.errors import InputError
+from attnscope.governance.counterfactual_masking import mask_counterfactual, spans_through
+from attnscope.governance.masked_values import (
+    mask_candidates,
+    mask_sequence,
+    masked_string,
+    records_in,
+    within,
+)
 from attnscope.governance.privacy import (
     MASKED_TOKEN_ID,
     POLICIES,
@@ -48,6 +58,8 @@ from attnscope.governance.privacy import (
     mask_tokens,
 )
 from attnscope.governance.provenance import seal
+
+__all__ = ["CHOICES", "OFF", "check_policy", "mask_answer", "mask_sequence", "spans_through"]
 
 OFF = "off"  # no masking (the user chose to keep personal data)
 CHOICES = (*POLICIES, OFF)
@@ -71,7 +83,7 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
     elif kind == "generation":
         count, text = _generation(answer, chosen)
     elif kind == "counterfactual":
-        count, text = _counterfactual(answer, text, chosen)
+        count, text = mask_counterfactual(answer, text, chosen)
     else:
         spans = _found(answer, text)
         if kind == "analysis":
@@ -84,11 +96,11 @@ def mask_answer(kind: str, text: str, answer: dict[str, Any], policy: str) -> tu
             for method in (answer.get("methods") or {}).values():
                 if isinstance(method, dict):
                     _attribution(method, text, spans, chosen)
-            answer["observations"] = [_masked_string(o, chosen) for o in answer.get("observations", [])]
+            answer["observations"] = [masked_string(o, chosen) for o in answer.get("observations", [])]
         extra = _values_in(answer, chosen)
         count = len(spans) + extra
         text = mask_text(text, spans, chosen) if spans else text
-    records = _records(answer, kind)
+    records = records_in(answer, kind)
     if policy != OFF:
         count += sum(_target_of(record, chosen) for record in records)
     for record in records:
@@ -113,19 +125,6 @@ def _found(answer: dict[str, Any], text: str) -> list[PiiSpan]:
     if isinstance(carried, list) and same and all(isinstance(span, dict) for span in carried):
         return [PiiSpan(s["start"], s["end"], s["kind"], s["label"]) for s in carried]
     return find_pii(text)
-
-
-def _records(answer: dict[str, Any], kind: str = "") -> list[dict[str, Any]]:
-    """Every provenance record in ``answer``: its own (one, or one per prompt), a report's methods'
-    and a counterfactual's attribution's (one per text)."""
-    found: list[Any] = []
-    holders = [answer, *((answer.get("methods") or {}).values())]
-    if kind == "counterfactual":
-        holders.append(answer.get("attribution"))
-    for holder in holders:
-        record = holder.get("provenance") if isinstance(holder, dict) else None
-        found += record if isinstance(record, list) else [record]
-    return [record for record in found if isinstance(record, dict)]
 
 
 def _sha256(text: str) -> str:
@@ -163,17 +162,7 @@ def _analysis(answer: dict[str, Any], text: str, spans: list[PiiSpan], policy: M
         at = prediction.get("position")
         near = [t for t in tokens[at : at + 2] if t.get("id") == MASKED_TOKEN_ID] if isinstance(at, int) else []
         if near:  # the query token or the next one is part of a value: its candidates continue it
-            _mask_candidates(prediction.get("top") or [], near[-1]["text"])
-
-
-def _mask_candidates(candidates: list[dict[str, Any]], label: str) -> None:
-    """Candidates' texts and ids replaced by ``label`` in place; their probabilities stay."""
-    for candidate in candidates:
-        for key in ("token", "text"):
-            if key in candidate:
-                candidate[key] = label
-        if "id" in candidate:
-            candidate["id"] = MASKED_TOKEN_ID
+            mask_candidates(prediction.get("top") or [], near[-1]["text"])
 
 
 def _attribution(answer: dict[str, Any], text: str, spans: list[PiiSpan], policy: MaskPolicy) -> None:
@@ -206,118 +195,18 @@ def _generation(answer: dict[str, Any], policy: MaskPolicy) -> tuple[int, str]:
             {**m, "start": t.get("start"), "end": t.get("end")}
             for m, t in zip(masked, generated["tokens"], strict=True)
         ]
-        generated["text"] = mask_text(generated["text"], _within(spans, offset, len(whole)), policy)
-        prompt["text"] = mask_text(prompt["text"], _within(spans, 0, offset), policy)
+        generated["text"] = mask_text(generated["text"], within(spans, offset, len(whole)), policy)
+        prompt["text"] = mask_text(prompt["text"], within(spans, 0, offset), policy)
         for step, token in zip(answer.get("steps", []), generated["tokens"], strict=False):
             if token.get("id") == MASKED_TOKEN_ID:
                 step["token"] = {"id": MASKED_TOKEN_ID, "text": token["text"]}
-                _mask_candidates(step.get("top") or [], token["text"])
+                mask_candidates(step.get("top") or [], token["text"])
     extra = _values_in(answer, policy)
     return len(spans) + extra, prompt["text"]
 
 
-def _counterfactual(answer: dict[str, Any], text: str, policy: MaskPolicy) -> tuple[int, str]:
-    """Masks a counterfactual answer in place (module docstring); the count and its masked original."""
-    sides = [answer.get("original") or {}, answer.get("counterfactual") or {}]
-    texts = [str(side.get("text", text)) for side in sides]
-    found = [find_pii(one) for one in texts]
-    for side, one, spans in zip(sides, texts, found, strict=True):
-        if spans:
-            side["text"] = mask_text(one, spans, policy)
-            side["tokens"] = mask_tokens(side.get("tokens") or [], spans, policy, text=one)
-            _analysis_candidates(side, side["tokens"])
-    masked = [
-        {t["index"]: t["text"] for t in side.get("tokens") or [] if t.get("id") == MASKED_TOKEN_ID} for side in sides
-    ]
-    labels: dict[int, str] = {}  # original token index -> the label of it or of its partner
-    pairs = [tuple(pair) for pair in (answer.get("alignment") or {}).get("pairs") or []]
-    for i, j in pairs:
-        if i in masked[0] or j in masked[1]:
-            labels[i] = masked[0].get(i) or masked[1][j]
-    for block in (answer.get("attention"), answer.get("attribution")):
-        for entry in (block or {}).get("matched") or []:
-            if entry.get("original") in labels:
-                entry["token"] = labels[entry["original"]]
-    difference = answer.get("difference") or {}
-    if isinstance(difference.get("tokens"), list) and len(difference["tokens"]) == len(pairs):
-        difference["tokens"] = [labels.get(i, token) for (i, _), token in zip(pairs, difference["tokens"], strict=True)]
-    cross = answer.get("prediction") or {}
-    for side, key in zip(sides, ("original_top_in_counterfactual", "counterfactual_top_in_original"), strict=True):
-        top = (side.get("prediction") or {}).get("top") or []
-        if top and top[0].get("id") == MASKED_TOKEN_ID and isinstance(cross.get(key), dict):
-            _mask_candidates([cross[key]], top[0]["token"])  # the same token: its label
-    edits = _masked_edits(answer, found, policy)
-    for record in _records(answer, "counterfactual"):
-        options = record.get("method_options")
-        if isinstance(options, dict) and isinstance(options.get("edits"), list):
-            options["edits"] = copy.deepcopy(edits)
-    attribution = answer.get("attribution") or {}
-    extra = 0
-    for target in attribution.get("targets") or []:
-        if isinstance(target, dict) and isinstance(target.get("text"), str) and find_pii(target["text"]):
-            extra += 1
-            target.update(text=_masked_string(target["text"], policy), ids=[])
-    answer["notes"] = [_masked_string(note, policy) for note in answer.get("notes") or []]
-    return len(found[0]) + len(found[1]) + extra, sides[0].get("text", text)
-
-
-def _analysis_candidates(side: dict[str, Any], tokens: list[dict[str, Any]]) -> None:
-    """A side's candidates masked when its query token or the next one is (as for an analysis)."""
-    prediction = side.get("prediction") or {}
-    at = prediction.get("position")
-    near = [t for t in tokens[at : at + 2] if t.get("id") == MASKED_TOKEN_ID] if isinstance(at, int) else []
-    if near:
-        _mask_candidates(prediction.get("top") or [], near[-1]["text"])
-
-
-def _masked_edits(answer: dict[str, Any], found: list[list[PiiSpan]], policy: MaskPolicy) -> list[dict[str, Any]]:
-    """The changes' ``old`` (by its place in the original) and ``new`` (by its place in the edited
-    text) masked in place, and the edits' strings as their changes were; the masked edits."""
-    edits = [edit for edit in answer.get("edits") or [] if isinstance(edit, dict)]
-    hidden: dict[tuple[int, str], str] = {}  # (edit, field) -> its masked string
-    for change in answer.get("changes") or []:
-        for key, at, spans in (("old", change["start"], found[0]), ("new", change["edited_start"], found[1])):
-            value = str(change.get(key, ""))
-            inside = _within(spans, at, at + len(value))
-            touching = [s for s in spans if s.start <= at <= s.end] if not value else []
-            if inside:
-                change[key] = mask_text(value, inside, policy)
-            else:
-                change[key] = _masked_string(value, policy)
-            if inside or change[key] != value:
-                hidden[(change["edit"], key)] = change[key]
-            if touching and key == "old":  # an insertion into a value: its anchor word is part of it
-                hidden[(change["edit"], "at")] = touching[0].label
-    for index, edit in enumerate(edits):
-        for key in ("old", "new"):
-            if isinstance(edit.get(key), str):
-                edit[key] = hidden.get((index, key), _masked_string(edit[key], policy))
-        if isinstance(edit.get("at"), str):
-            side = edit["at"].partition(":")[0]
-            label = hidden.get((index, "at"))
-            edit["at"] = f"{side}:{label}" if label else _masked_string(edit["at"], policy)
-    return edits
-
-
-def _masked_string(text: str, policy: MaskPolicy) -> str:
-    """A sentence with whatever personal data it quotes masked (a report's observations quote units)."""
-    found = find_pii(text)
-    return mask_text(text, found, policy) if found else text
-
-
 def _shift(value: int | None, offset: int) -> int | None:
     return None if value is None else value + offset
-
-
-def _within(spans: list[PiiSpan], start: int, end: int) -> list[PiiSpan]:
-    """The spans cut to [start, end), offsets relative to ``start`` (a value across the prompt's end
-    is masked on both sides)."""
-    out = []
-    for span in spans:
-        lo, hi = max(span.start, start), min(span.end, end)
-        if lo < hi:
-            out.append(PiiSpan(lo - start, hi - start, span.kind, span.label))
-    return out
 
 
 def _values_in(answer: dict[str, Any], policy: MaskPolicy) -> int:
@@ -338,21 +227,3 @@ def _values_in(answer: dict[str, Any], policy: MaskPolicy) -> int:
                 rank = parent.get("parent")
             sequences.append(path)
     return sum(mask_sequence(tokens, policy) for tokens in sequences)
-
-
-def mask_sequence(tokens: list[dict[str, Any]], policy: MaskPolicy) -> int:
-    """Masks, in place, the tokens over a value found in their joined texts; the count of values."""
-    pieces: list[str] = [t["text"] if isinstance(t.get("text"), str) else "" for t in tokens]
-    joined = "".join(pieces)
-    found = find_pii(joined)
-    if not found:
-        return 0
-    starts = [0]
-    for piece in pieces:
-        starts.append(starts[-1] + len(piece))
-    for token, start, end in zip(tokens, starts, starts[1:], strict=False):
-        hits = [span for span in found if span.start < max(end, start + 1) and span.end > start]
-        if hits:
-            token["text"] = "".join(span.label for span in hits)
-            token["id"] = MASKED_TOKEN_ID
-    return len(found)

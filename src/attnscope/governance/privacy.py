@@ -209,3 +209,17 @@ def _overlapping(spans: list[PiiSpan], starts: list[int], start: int, end: int) 
             hits.append(at)
         at += 1
     return hits
+
+
+def mask_strings(value: Any, policy: MaskPolicy = "mask") -> Any:
+    """``value`` with the personal data in every string inside it masked by ``policy`` (nested
+    mappings, lists and tuples, as lists; keys and other values as they are). Texts without personal
+    data are returned as they are; ``value`` itself is not changed."""
+    if isinstance(value, str):
+        found = find_pii(value)
+        return mask_text(value, found, policy) if found else value
+    if isinstance(value, Mapping):
+        return {key: mask_strings(item, policy) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_strings(item, policy) for item in value]
+    return value

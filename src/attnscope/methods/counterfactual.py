@@ -31,7 +31,8 @@ from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.analysis.compare import TraceDifference, prompt_stack, trace_difference
 from attnscope.analysis.counterfactual import HeadShift, ScoreShift, TokenAlignment, align_by_characters, head_shift
 from attnscope.analysis.counterfactual import score_shift as scores_shift
-from attnscope.analysis.edits import Edit, EditedText, apply_edits, as_edit, swap_edits
+from attnscope.analysis.edits import Edit, EditedText, apply_edits, as_edit
+from attnscope.analysis.swaps import swap_edits
 from attnscope.capture.selection import Selection
 from attnscope.capture.tokens import check_text, tokenize
 from attnscope.errors import InputError, UnsupportedError

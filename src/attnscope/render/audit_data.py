@@ -209,9 +209,10 @@ def _counterfactuals(
         if len(made) >= limit or not isinstance(hint, dict) or result.get("passed") is not False:
             continue
         where = result.get("where") or {}
+        edits = hint.get("edits") or [hint]  # every span the rule's "to" matched, each at its own offset
         try:
             answer = counterfactual_answer(
-                model, text, [hint], layer=where.get("layer", -1), head="mean" if where.get("head") is None
+                model, text, edits, layer=where.get("layer", -1), head="mean" if where.get("head") is None
                 else where["head"], method="none", top_heads=5,
             )  # fmt: skip
         except AttnscopeError as error:  # a span the edit cannot remove (it was the whole text, …): said
@@ -219,7 +220,7 @@ def _counterfactuals(
             continue
         made.append({
             "rule": result["rule"], "edit": hint, "counterfactual_text": answer["counterfactual"]["text"],
-            "changes": answer["changes"], "prediction": answer["prediction"],
+            "char_map": answer["char_map"], "changes": answer["changes"], "prediction": answer["prediction"],
             "top_original": (answer["original"]["prediction"] or {}).get("top", [])[:5],
             "top_counterfactual": (answer["counterfactual"]["prediction"] or {}).get("top", [])[:5],
             "heads": answer["heads"]["top"][:5], "view": answer["view"],

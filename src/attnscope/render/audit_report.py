@@ -230,13 +230,19 @@ def _counterfactuals(data: dict[str, Any]) -> list[Block]:
         moved = ", ".join(f"L{h['layer']} H{h['head']} (TVD {fmt(h['tvd'])})" for h in item["heads"][:3])
         blocks.append(
             Paragraph(
-                f"{item['rule']}: without {item['edit'].get('remove')!r} the top prediction goes from "
+                f"{item['rule']}: without {_removed(item)} the top prediction goes from "
                 f"{before.get('token')!r} ({fmt_prob(before.get('prob'))}) to {after.get('token')!r} "
                 f"({fmt_prob(after.get('prob'))}); heads that moved most: {moved or '—'}.",
                 testid="audit-counterfactual",
             )
         )
     return blocks
+
+
+def _removed(item: dict[str, Any]) -> str:
+    """The spans a counterfactual removed, quoted (as the changes say them, masked where needed)."""
+    olds = [repr(change.get("old", "")) for change in item.get("changes") or []]
+    return " and ".join(olds[:4]) + (f" (+{len(olds) - 4} more)" if len(olds) > 4 else "") if olds else "the span"
 
 
 def _snapshot(data: dict[str, Any]) -> list[Block]:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from attnscope.server.errors import add_error_handlers
+from attnscope.server.errors import MaskedErrors, add_error_handlers
 from attnscope.server.guards import BodyLimit, HostCheck
 from attnscope.server.host import ModelHost
 from attnscope.version import __version__
@@ -46,7 +46,8 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
 
     app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
     if allowed_hosts is not None:
-        app.add_middleware(HostCheck, allowed=list(allowed_hosts))  # added last: checked first
+        app.add_middleware(HostCheck, allowed=list(allowed_hosts))  # added late: checked early
+    app.add_middleware(MaskedErrors)  # outermost: every unexpected error answered and logged masked
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -58,6 +59,7 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
         analysis,
         analyze,
         arrays,
+        bias,
         counterfactual,
         generation,
         models,
@@ -73,6 +75,7 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
     app.include_router(generation.router(host))
     app.include_router(analysis.router(host))
     app.include_router(counterfactual.router(host))
+    app.include_router(bias.router(host))
     app.include_router(openai.router(host, api_key))
     app.include_router(runs.router(host))
     app.include_router(reports.router(host))

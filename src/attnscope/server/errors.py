@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from attnscope.errors import AttnscopeError
 
@@ -93,3 +94,33 @@ def _masked_trace(error: BaseException) -> str:
 
     trace = "".join(traceback.format_exception(error))
     return mask_text(trace, find_pii(trace))
+
+
+class MaskedErrors:
+    """The outermost middleware of the app: an exception no handler answered becomes the 500 answer
+    here, logged once with personal data masked. Left to Starlette's own error middleware, it would
+    be answered and then raised again for the server to log — raw (uvicorn's "Exception in ASGI
+    application"), with whatever text of the request the traceback quotes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as error:
+            log.error("unexpected error\n%s", _masked_trace(error))
+            if not started:  # else an answer (a stream) has begun: it ends here, nothing more can be said
+                await error_response(500, "internal error; the server log has the details", "internal")(
+                    scope, receive, send
+                )

@@ -6,8 +6,9 @@ it could not be evaluated) and the generation step, with the whole result as JSO
 Token texts in a result (``where.tokens``) leave the process here: they are masked as the run's
 stored answer masks them (a token the answer shows as ``[PHONE]`` is logged as ``[PHONE]``); a
 result logged without a run has the personal data found in each of its texts masked. Every other
-text a result quotes (its note, description and selectors, a counterfactual's edits) is masked too.
-Deleting a run deletes its rows (``ON DELETE CASCADE``).
+text a result quotes (the rule's name — in its column too —, its note, description and selectors, a
+counterfactual's edits) is masked too (:func:`mask_strings`). Deleting a run deletes its rows
+(``ON DELETE CASCADE``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Any
 
 from attnscope.errors import InputError
 from attnscope.governance.masking import mask_sequence
-from attnscope.governance.pii import find_pii
-from attnscope.governance.privacy import mask_text
+from attnscope.governance.privacy import mask_strings
 from attnscope.store.runs import RunsStore, check_run_id, utc_now
 
 SEVERITIES = ("info", "warning", "critical")
@@ -97,23 +97,13 @@ def _masked(result: dict[str, Any], shown: dict[int, str] | None) -> dict[str, A
     if tokens:
         where["tokens"] = tokens
         result["where"] = where
-    # the texts the result quotes: a note, the rule's own words and selectors (a literal may be a
-    # phone number), a counterfactual's span and each of its edits
-    for key in ("note", "description", "from", "to", "counterfactual"):
+    # the texts the result quotes: the rule's name (a name may be "phone-13812345678"), a note, the
+    # rule's own words and selectors (a literal may be a phone number), a counterfactual's span and
+    # each of its edits
+    for key in ("rule", "note", "description", "from", "to", "counterfactual"):
         if result.get(key) is not None:
-            result[key] = _masked_texts(result[key])
+            result[key] = mask_strings(result[key])
     return result
-
-
-def _masked_texts(value: Any) -> Any:
-    """``value`` with the personal data in every text inside it (nested dicts and lists) masked."""
-    if isinstance(value, str):
-        return mask_text(value, find_pii(value))
-    if isinstance(value, Mapping):
-        return {key: _masked_texts(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked_texts(item) for item in value]
-    return value
 
 
 def _plain(value: Any) -> Any:

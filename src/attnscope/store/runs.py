@@ -30,10 +30,11 @@ from attnscope.governance.masking import mask_answer
 from attnscope.governance.provenance import with_run_id
 from attnscope.home import home, private_folder, write_synced
 from attnscope.store.database import connect
+from attnscope.store.summaries import summary_of
 
 RESULT = "result.json"  # the answer as it was shown (the JSON contract of its kind)
 KINDS = ("analysis", "attribution", "generation", "heads", "parts", "agreement", "comparison", "report",
-         "counterfactual")  # fmt: skip
+         "counterfactual", "bias")  # fmt: skip
 ORIGINS = ("server", "cli", "library", "import")
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 _UNUSED = "SELECT sha256 FROM objects WHERE sha256 NOT IN (SELECT sha256 FROM run_objects)"
@@ -76,24 +77,6 @@ def check_when(value: str | None, name: str) -> str | None:
     if when.tzinfo is not None:
         when = when.astimezone(UTC).replace(tzinfo=None)
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if "T" in value or " " in value else when.strftime("%Y-%m-%d")
-
-
-def summary_of(kind: str, result: Mapping[str, Any]) -> str:
-    """One line saying what a result showed, for a run's listing."""
-    if kind == "generation":
-        return f"{len(result['steps'])} tokens: {result['generated']['text'][:80]}"
-    if kind == "attribution":
-        target = result.get("target") or {}
-        return f"{result['method']} for {target.get('text') or 'the prediction'}"
-    if kind == "counterfactual":  # replace 'he' → 'she' (+1 more): top ' Paris' → ' Berlin'
-        changes, sides = result.get("changes") or [{}], [result.get(s) or {} for s in ("original", "counterfactual")]
-        old, new = changes[0].get("old", ""), changes[0].get("new", "")
-        line = f"insert {new!r}" if not old else f"delete {old!r}" if not new else f"replace {old!r} → {new!r}"
-        line += f" (+{len(changes) - 1} more)" if len(changes) > 1 else ""
-        tops = [(side.get("prediction") or {}).get("top") or [{}] for side in sides]
-        return line + (f": top {tops[0][0]['token']!r} → {tops[1][0]['token']!r}" if all(t[0] for t in tops) else "")
-    attention = result.get("attention") or {}
-    return str(attention.get("label", kind))
 
 
 def _sync_folder(folder: Path) -> None:

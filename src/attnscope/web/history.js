@@ -3,6 +3,7 @@
 // shows exactly the numbers it was answered with, whatever model is loaded now), with the rule log
 // of the rules checked on it (rule-log.js); delete; export.
 import { ApiError, deleteJSON, getJSON } from "./api.js";
+import { summaryLine, summaryTable } from "./bias-summary.js";
 import { $, count, el, scaleLegend, tokenChip } from "./dom.js";
 import { dpWords, format, formatProb } from "./format.js";
 import { NEGATIVE, POSITIVE, attentionRGB, colourBar, css, scoreColour } from "./palette.js";
@@ -121,7 +122,8 @@ export class History {
         el("a", { href: `/api/runs/${run.id}/export`, download: `attnscope-run-${run.id}.zip`, testid: "run-export" }, "Export"));
       const body = run.kind === "generation" ? generationOf(answer)
         : run.kind === "attribution" ? attributionOf(run.text, answer)
-          : run.kind === "counterfactual" ? counterfactualOf(answer) : analysisOf(answer);
+          : run.kind === "counterfactual" ? counterfactualOf(answer)
+            : run.kind === "bias" ? [summaryLine(answer), summaryTable(answer)] : analysisOf(answer);
       const noised = answer.dp ? [el("p", { className: "legend", testid: "stored-dp-label" },
         dpWords(run.kind === "attribution" ? "Scores" : "Attention weights", answer.dp,
           ": the stored values are the noised ones (the raw ones were never stored)"))] : [];

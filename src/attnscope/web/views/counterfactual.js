@@ -3,6 +3,7 @@
 // token's probability under the other text, the query's attention rows aligned by characters with
 // their difference, the difference map of the shared tokens, the heads that changed most and the
 // attribution shift (POST /api/counterfactual; every difference is counterfactual − original).
+// runEdits(): another view's edits run as they are (the Rules view's "Try without it").
 import { postJSON } from "../api.js";
 import { $, count, el, scaleLegend, table, tokenChip } from "../dom.js";
 import { drawDifferenceMap, signedRGB, tokenText } from "../counterfactual-map.js";
@@ -13,6 +14,7 @@ const MAX_COLUMNS = 200; // aligned token columns shown; longer texts show the t
 const MAX_UNMATCHED = 40;
 const MAX_ATTRIBUTION_ROWS = 60;
 let shown = null; // {body, scale}
+let fromRule = null; // {edits, label, text}: another view's edits of text, sent as they are until the form is edited
 
 // ---- the request ------------------------------------------------------------------------------------
 function edit() { // the inputs as the request's edits and swap (throws on a missing field)
@@ -31,7 +33,19 @@ function edit() { // the inputs as the request's edits and swap (throws on a mis
 
 function request(state) { // the options of the request (also the cache key with the model and text)
   const { layer, head, query } = state.result.attention;
-  return { ...edit(), layer, head, query };
+  if (fromRule && fromRule.text !== state.text) { fromRule = null; showRule(); } // the offsets were another text's
+  return { ...(fromRule ? { edits: fromRule.edits, swap: null } : edit()), layer, head, query };
+}
+
+function showRule() { // the form says whose edits run while they are a rule's, not its own inputs
+  const line = $("cf-from-rule");
+  if (!line) return;
+  line.hidden = !fromRule;
+  line.dataset.rule = fromRule ? fromRule.label : "";
+  line.dataset.edits = fromRule ? String(fromRule.edits.length) : "";
+  line.replaceChildren(...(fromRule ? [el("strong", {}, `edits from rule ${fromRule.label}`),
+    `: ${fromRule.edits.length} edit${fromRule.edits.length === 1 ? "" : "s"} at the places the rule found, sent ` +
+    "as they are; the inputs below are not used until you change them."] : []));
 }
 
 function showInputs() {
@@ -211,6 +225,32 @@ function attribution(body) {
     `Kendall τ-b ${format(a.kendall)} over ${a.n_compared} matched tokens up to the query.${more}`), t);
 }
 
+// ---- the request sent, the answer drawn ----------------------------------------------------------------
+async function run(ctx) {
+  if (!ctx.state.result) return;
+  ctx.showError("");
+  try {
+    const text = ctx.state.text;
+    const options = request(ctx.state);
+    const body = await ctx.cached("counterfactual", options, "counterfactual",
+      (id) => postJSON("/api/counterfactual", { text, ...options, progress_id: id }), { progress: true });
+    if (body) { shown = { body, scale: ctx.state.display.scale }; render($("counterfactual-result"), body, ctx, ctx.state.display); }
+  } catch (error) {
+    ctx.fail(error);
+  } finally {
+    count("counterfactuals");
+  }
+}
+
+// The view shown and run on `edits` (the request's JSON forms, e.g. a rule's [{remove, start}, ...])
+// exactly as given, the form marked "edits from rule LABEL" until the user changes one of its inputs.
+export async function runEdits(ctx, edits, label) {
+  fromRule = { edits: edits.map((one) => ({ ...one })), label: String(label), text: ctx.state.text };
+  $("tab-counterfactual").click(); // shows (and on first use builds) the view
+  showRule();
+  await run(ctx);
+}
+
 // ---- the whole answer -------------------------------------------------------------------------------
 function render(container, body, ctx, display) {
   const map = el("div", { className: "cf-block", testid: "counterfactual-map" });
@@ -242,31 +282,22 @@ export default {
     const kind = el("select", { id: "cf-kind", testid: "counterfactual-kind" }, ...[["replace", "replace"],
       ["delete", "delete"], ["insert", "insert"], ["swap", "swap gender terms"]].map(([v, t]) => new Option(t, v)));
     const button = el("button", { type: "button", id: "counterfactual-run", testid: "counterfactual-run" }, "Run");
+    const inputs = el("div", { className: "actions cf-inputs" }, el("label", {}, "edit ", kind),
+      el("label", { id: "cf-old-box" }, "OLD ", input("cf-old", "text to change")),
+      el("label", { id: "cf-new-box" }, "NEW ", input("cf-new", "new text")),
+      el("label", { id: "cf-at-box", hidden: true }, "AT ", input("cf-at", "offset, before:WORD, after:WORD")),
+      el("label", { id: "cf-occurrence-box" }, "occurrence ", occurrence), button);
     root.append(
       el("p", { className: "legend" }, "Edit the analysed text and compare: the model runs on both texts (layer and head " +
         "as above; the query's partner in the edited text). Differences are counterfactual − original."),
-      el("div", { className: "actions cf-inputs" }, el("label", {}, "edit ", kind),
-        el("label", { id: "cf-old-box" }, "OLD ", input("cf-old", "text to change")),
-        el("label", { id: "cf-new-box" }, "NEW ", input("cf-new", "new text")),
-        el("label", { id: "cf-at-box", hidden: true }, "AT ", input("cf-at", "offset, before:WORD, after:WORD")),
-        el("label", { id: "cf-occurrence-box" }, "occurrence ", occurrence), button),
+      el("p", { id: "cf-from-rule", className: "legend", testid: "counterfactual-from-rule", hidden: true }),
+      inputs,
       el("div", { id: "counterfactual-result", testid: "counterfactual-result" }));
     kind.addEventListener("change", showInputs);
-    button.addEventListener("click", async () => {
-      if (!ctx.state.result) return;
-      ctx.showError("");
-      try {
-        const text = ctx.state.text;
-        const options = request(ctx.state);
-        const body = await ctx.cached("counterfactual", options, "counterfactual",
-          (id) => postJSON("/api/counterfactual", { text, ...options, progress_id: id }), { progress: true });
-        if (body) { shown = { body, scale: ctx.state.display.scale }; render($("counterfactual-result"), body, ctx, ctx.state.display); }
-      } catch (error) {
-        ctx.fail(error);
-      } finally {
-        count("counterfactuals");
-      }
-    });
+    const own = () => { if (fromRule) { fromRule = null; showRule(); } }; // the user edits: the form's edit again
+    for (const type of ["input", "change"]) inputs.addEventListener(type, own);
+    button.addEventListener("click", () => run(ctx));
+    showRule();
   },
 
   update(state, ctx) { // the answer for this model, text, edit and view when there is one
@@ -275,7 +306,8 @@ export default {
     if (shown && body === shown.body && shown.scale === state.display.scale) return;
     shown = body ? { body, scale: state.display.scale } : null;
     if (body) render($("counterfactual-result"), body, ctx, state.display);
-    else $("counterfactual-result").replaceChildren(el("p", { className: "muted" }, "Type an edit and press Run."));
+    else $("counterfactual-result").replaceChildren(el("p", { className: "muted" },
+      fromRule ? `Press Run to compare without the spans of rule ${fromRule.label}.` : "Type an edit and press Run."));
   },
 
   exportPNG() {

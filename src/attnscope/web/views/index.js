@@ -6,6 +6,7 @@
 // async); follow(), when a view has it, after every render whichever view is shown (the Rules view
 // checks each new analysis with it). Adding a view is one module and one line here.
 import agreement from "./agreement.js";
+import bias from "./bias.js";
 import counterfactual from "./counterfactual.js";
 import grid from "./grid.js";
 import heatmap from "./heatmap.js";
@@ -15,4 +16,4 @@ import parts from "./parts.js";
 import rules from "./rules.js";
 import tokens from "./tokens.js";
 
-export const VIEWS = [tokens, heatmap, grid, lines, metrics, agreement, parts, counterfactual, rules];
+export const VIEWS = [tokens, heatmap, grid, lines, metrics, agreement, parts, counterfactual, rules, bias];

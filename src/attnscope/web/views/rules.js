@@ -11,6 +11,7 @@ import { format } from "../format.js";
 import { track } from "../jobs.js";
 import { CONTINUED, masked, revealed } from "../privacy.js";
 import { markSteps, setFlags } from "../rule-flags.js";
+import { runEdits } from "./counterfactual.js";
 
 const STORED = "attnscope.rules"; // localStorage key of the rules text
 const SEVERITY_ORDER = ["critical", "warning", "info"];
@@ -187,31 +188,34 @@ function violation(result, body, tokens, ctx) {
   failedSteps.length ? el("div", { className: "muted" }, `failed at step${failedSteps.length === 1 ? "" : "s"} ` +
     failedSteps.map((s) => `${s.step} (${format(s.value)})`).join(", ")) : null,
   result.counterfactual ? el("div", { className: "muted" }, "counterfactual: remove ",
-    tokenChip(hintText(body, result.counterfactual)), " and compare ", tryWithout(result.counterfactual, body)) : null,
+    tokenChip(hintText(body, result.counterfactual)), ...moreSpans(result.counterfactual), " and compare ",
+    tryWithout(result, body, ctx)) : null,
   result.note ? el("div", { className: "muted" }, result.note) : null);
   item.title = w.layer !== null && w.layer !== undefined ? "show this layer and head (and step) in the Tokens view" : "";
   item.addEventListener("click", () => follow(result, body, ctx));
   return item;
 }
 
-// "Try without it": the Counterfactual view with the span deleted (the occurrence the rule found),
-// run at once — how attention redistributes without it, and whether the prediction changes.
-function tryWithout(hint, body) {
-  const button = el("button", { type: "button", testid: "rule-counterfactual",
-    title: "open the Counterfactual view with this span deleted, and run it" }, "Try without it");
+function hintEdits(hint) { // one edit per span the rule found, each pinned by its offset (code points)
+  return hint.edits && hint.edits.length ? hint.edits : [{ remove: hint.remove, start: hint.start }];
+}
+
+function moreSpans(hint) {
+  const more = hintEdits(hint).length - 1;
+  return more > 0 ? [` and ${more} more span${more === 1 ? "" : "s"}`] : [];
+}
+
+// "Try without it": the Counterfactual view run at once on the rule's own edits — every span it found,
+// at the offset it found it, sent to the server as they are (the page never searches the text again) —
+// how attention redistributes without them, and whether the prediction changes.
+function tryWithout(result, body, ctx) {
+  const current = Boolean(ctx.state.result) && body.text === ctx.state.text;
+  const button = el("button", { type: "button", testid: "rule-counterfactual", disabled: !current,
+    title: current ? "open the Counterfactual view with this rule's spans deleted, and run it"
+      : "these results are of another text than the one analysed now: analyse it, or Check again" }, "Try without it");
   button.addEventListener("click", (event) => {
     event.stopPropagation(); // not the violation's own click (it selects the layer and head)
-    const text = body.text;
-    const places = [];
-    for (let at = text.indexOf(hint.remove); at >= 0; at = text.indexOf(hint.remove, at + 1)) places.push(at);
-    const which = places.length <= 1 || hint.start === places[0] ? "first"
-      : hint.start === places[places.length - 1] ? "last" : "all";
-    $("tab-counterfactual").click(); // shows (and on first use builds) the view
-    $("cf-kind").value = "delete";
-    $("cf-kind").dispatchEvent(new Event("change"));
-    $("cf-old").value = hint.remove;
-    $("cf-occurrence").value = which;
-    $("counterfactual-run").click();
+    runEdits(ctx, hintEdits(result.counterfactual), result.rule);
   });
   return button;
 }
