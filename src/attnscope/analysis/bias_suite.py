@@ -39,11 +39,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from attnscope.analysis.words import find_words
 from attnscope.errors import InputError
 
 SUITE_FORMAT = 1
 MAX_PAIRS = 5000
 MAX_TEXT_CHARS = 2000  # a probe is a sentence; longer prompts are a mistake in the file
+NAME_JOINERS = "'’-"  # inside a term's word: Jean-Luc, O'Neil
 SUITE_KEYS = {"name", "version", "language", "description", "source", "licence", "order", "pairs"}
 PAIR_KEYS = {"id", "template", "continuation", "terms", "tags", "variants"}
 VARIANT_KEYS = {"identity", "text", "continuation", "terms"}
@@ -211,25 +213,10 @@ def _locate(role: str, spec: Any, prompt: str, ending: str, query: str, where: s
 
 
 def find_word(text: str, word: str) -> int:
-    """The first index of ``word`` in ``text`` as a whole word (not inside a longer word of a spaced
-    script: "he" is not found in "The"); scripts without spaces (Chinese) match anywhere. -1: not found."""
-    start = text.find(word)
-    while start >= 0:
-        before = text[start - 1] if start > 0 else ""
-        after = text[start + len(word)] if start + len(word) < len(text) else ""
-        if not (_joins(before, word[0]) or _joins(word[-1], after)):
-            return start
-        start = text.find(word, start + 1)
-    return -1
-
-
-def _joins(left: str, right: str) -> bool:
-    """Whether two neighbouring characters belong to one word of a spaced script."""
-    return bool(left) and bool(right) and _spaced_word_char(left) and _spaced_word_char(right)
-
-
-def _spaced_word_char(char: str) -> bool:
-    return (char.isalnum() or char in "'’-_") and ord(char) < 0x2E80  # CJK and later scripts: no spaces
+    """The first index of ``word`` in ``text`` as a whole word (:mod:`attnscope.analysis.words`; in a
+    suite, apostrophes and hyphens join words too: "Luc" is not found in "Jean-Luc"); -1: not found."""
+    found = find_words(text, word, joiners=NAME_JOINERS)
+    return found[0] if found else -1
 
 
 def _terms_spec(data: Any, where: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from attnscope.analysis.words import find_words
 from attnscope.errors import InputError
 
 KINDS = ("replace", "delete", "insert")
@@ -211,27 +212,15 @@ def as_edit(value: Edit | Mapping[str, Any]) -> Edit:
     return value if isinstance(value, Edit) else edit_from_dict(value)
 
 
-def _spaced_letter(char: str) -> bool:
-    """A letter or digit of a script written with spaces between words (not CJK, kana or Thai)."""
-    code = ord(char)
-    unspaced = 0x2E80 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0x0E00 <= code <= 0x0EFF or code >= 0x20000
-    return char.isalnum() and not unspaced
-
-
 def _occurrences(text: str, needle: str, words: bool = True) -> list[int]:
-    """Where ``needle`` starts in ``text``, left to right without overlaps; with ``words``, not inside
-    a longer word (a needle that begins or ends with a letter of a spaced script needs a non-letter,
-    or the text's edge, beside it: ``he`` is not found in ``The``)."""
+    """Where ``needle`` starts in ``text``, left to right without overlaps; with ``words``, as a whole
+    word (:mod:`attnscope.analysis.words`: ``he`` is not found in ``The``)."""
+    if words:
+        return find_words(text, needle)
     found, begin = [], text.find(needle)
     while begin >= 0:
-        end = begin + len(needle)
-        inside = words and (
-            (_spaced_letter(needle[0]) and begin > 0 and _spaced_letter(text[begin - 1]))
-            or (_spaced_letter(needle[-1]) and end < len(text) and _spaced_letter(text[end]))
-        )
-        if not inside:
-            found.append(begin)
-        begin = text.find(needle, end if not inside else begin + 1)
+        found.append(begin)
+        begin = text.find(needle, begin + len(needle))
     return found
 
 

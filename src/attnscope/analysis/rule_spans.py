@@ -39,13 +39,10 @@ import numpy as np
 import regex
 
 from attnscope.analysis.rule_types import Selector
+from attnscope.analysis.words import whole_word
 from attnscope.capture.tokens import Part, Token
 from attnscope.capture.trace import GenerationTrace, Trace
 
-_CJK = re.compile(
-    r"[\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    r"\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f]"
-)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 REGEX_TIMEOUT_S = 1.0  # the longest a rule's regex may search one text
 
@@ -69,18 +66,6 @@ class Context:
     parts: Sequence[Part]
     pii_spans: Sequence[tuple[int, int]] | None  # None: not looked for (class pii cannot be resolved)
     lexicons: Mapping[str, Sequence[str]]
-
-
-def _word_char(char: str) -> bool:
-    return (char.isalnum() or char == "_") and not _CJK.match(char)
-
-
-def whole_word(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` neither begins nor ends inside a run of letters or digits (Han and
-    kana characters are words of their own: see the module docstring)."""
-    left = start == 0 or not (_word_char(text[start - 1]) and _word_char(text[start]))
-    right = end >= len(text) or not (_word_char(text[end - 1]) and _word_char(text[end]))
-    return left and right
 
 
 def find_text(text: str, term: str, *, ignore_case: bool = False) -> list[tuple[int, int]]:
