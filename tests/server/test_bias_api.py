@@ -4,9 +4,6 @@ can be cancelled, and keep the answer as a run of kind bias with a one-line summ
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,27 +13,10 @@ from attnscope.server.app import create_app
 from attnscope.server.host import ModelHost
 from attnscope.store.runs import RunsStore
 from tests.conftest import tiny
-from tests.server.conftest import loader
+from tests.server.conftest import assert_same, loader
 
 SUITE = "gender-occupation-zh"  # Chinese text, tags, one term role; 32 pairs: ~10 s on the tiny model
 OPTIONS = {"resamples": 300, "seed": 7, "confidence": 0.9, "top": 3}
-VOLATILE = {"provenance", "run_id"}  # times and ids differ between two runs of the same request
-
-
-def assert_same(shown: Any, expected: Any, path: str = "") -> None:
-    """Equal JSON, numbers within 1e-6 (the same model on the same CPU: only summation order may differ)."""
-    if isinstance(expected, dict):
-        assert isinstance(shown, dict) and set(shown) - VOLATILE == set(expected) - VOLATILE, path
-        for key in set(expected) - VOLATILE:
-            assert_same(shown[key], expected[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(shown, list) and len(shown) == len(expected), path
-        for index, (a, b) in enumerate(zip(shown, expected, strict=True)):
-            assert_same(a, b, f"{path}[{index}]")
-    elif isinstance(expected, float) and not isinstance(shown, bool):
-        assert isinstance(shown, int | float) and math.isclose(shown, expected, rel_tol=1e-6, abs_tol=1e-6), path
-    else:
-        assert shown == expected, path
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ error shape) and keeps its answer as a run of kind counterfactual, masked."""
 from __future__ import annotations
 
 import json
-import math
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,29 +13,11 @@ from attnscope.server.app import create_app
 from attnscope.server.host import ModelHost
 from attnscope.store.runs import RunsStore
 from tests.conftest import tiny
-from tests.server.conftest import loader
+from tests.server.conftest import assert_same, loader
 
 TEXT = "The capital of France is"
 CHINESE = "我爱中国，他的首都在于"
 PHONE = "13812345678"
-# answer parts that differ between two runs of the same request (times, ids) or only exist on the server
-VOLATILE = {"provenance", "run_id"}
-
-
-def assert_same(shown: Any, expected: Any, path: str = "") -> None:
-    """Equal JSON, numbers within 1e-6 (the same model on the same CPU: only summation order may differ)."""
-    if isinstance(expected, dict):
-        assert isinstance(shown, dict) and set(shown) - VOLATILE == set(expected) - VOLATILE, path
-        for key in set(expected) - VOLATILE:
-            assert_same(shown[key], expected[key], f"{path}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(shown, list) and len(shown) == len(expected), path
-        for index, (a, b) in enumerate(zip(shown, expected, strict=True)):
-            assert_same(a, b, f"{path}[{index}]")
-    elif isinstance(expected, float) and not isinstance(shown, bool):
-        assert isinstance(shown, int | float) and math.isclose(shown, expected, rel_tol=1e-6, abs_tol=1e-6), path
-    else:
-        assert shown == expected, path
 
 
 @pytest.mark.parametrize(
