@@ -62,6 +62,8 @@ def test_cli_json_is_the_library_answer_and_the_text_shows_both_runs():
         (["--replace", "he=she", "--occurrence", "twice"], "occurrence must be"),
         ([], "no edit given"),
         (["--replace", "he=she", "--top-k", "0"], "--top-k"),
+        (["--replace", "he=she", "--method", "nope"], "unknown method 'nope'"),
+        (["--replace", "he=she", "--method", "head-metrics"], "not a token attribution method"),
     ],
 )
 def test_bad_edits_are_refused_in_one_line_before_a_model_loads(args, message, capsys):

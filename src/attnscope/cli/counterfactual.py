@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from attnscope.analysis.edits import Edit, apply_edits, parse_insert, parse_occurrence, parse_replace
     from attnscope.capture.selection import parse_head, parse_layers
     from attnscope.errors import InputError
+    from attnscope.methods import catalogue
     from attnscope.methods.counterfactual import collect_edits
 
     text = common.read_text(args.text)
@@ -68,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     edits += [parse_insert(spec, occurrence=occurrence, words=words) for spec in args.insert]
     apply_edits(text, collect_edits(text, edits, args.swap))  # refused before the model loads
     layer, head = parse_layers(args.layer), parse_head(args.head)
+    if args.method not in ("auto", "none") and args.method not in catalogue.attribution_names():
+        catalogue.get(args.method)  # an unknown name: its one-line error, before the model loads
+        raise InputError(f"{args.method} is not a token attribution method; these are: "
+                         f"{', '.join(catalogue.attribution_names())} (or none)")  # fmt: skip
     model = common.load(args)
     from attnscope.render.counterfactual import counterfactual_answer, counterfactual_text
 

@@ -282,11 +282,11 @@ def privatize_answer(
     private["dp"] = block
     record = private.get("provenance")
     if isinstance(record, dict):
-        private["provenance"] = _record(record, private, block, kind)
+        private["provenance"] = released_record(record, private, block, kind)
     return private
 
 
-def _record(record: dict[str, Any], answer: dict[str, Any], block: dict[str, Any], kind: str) -> dict[str, Any]:
+def released_record(record: dict[str, Any], answer: dict[str, Any], block: dict[str, Any], kind: str) -> dict[str, Any]:
     """The provenance record with the ``dp_*`` fields, the released values' output hashes, and no
     completeness delta (computed from the exact scores)."""
     record = {

@@ -25,8 +25,8 @@ import numpy as np
 
 from attnscope.analysis.faithfulness import rank_agreement
 from attnscope.errors import InputError
-from attnscope.governance.dp import check_parameters, privatize_answer
-from attnscope.governance.provenance import value_sha256
+from attnscope.governance.dp import check_parameters, privatize_answer, released_record
+from attnscope.governance.provenance import output_hashes
 
 KINDS = ("agreement", "report")
 # the facts every method's release shares (same mechanism, ε, δ and sensitivity)
@@ -115,37 +115,9 @@ def _agreement(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _record(record: dict[str, Any], answer: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
-    """The answer's record with the ``dp_*`` fields and the output hashes of what is released now."""
-    record = {
-        **record,
-        **{f"dp_{key}": block[key] for key in ("mechanism", "epsilon", "delta", "sensitivity", "noise_scale")},
-        "dp_sensitivity_norm": block["sensitivity_norm"],
-        "dp_rows_released": block["rows_released"],
-        "dp_composition": block["composition"],
-        "dp_total_epsilon": block["total_epsilon"],
-        "dp_library": block["library"],
-    }
-    if "completeness_delta" in record:  # computed from the exact scores
-        record["completeness_delta"] = None
-    target = record.get("target")
-    if isinstance(target, dict):
-        record["target"] = {key: (value if key in ("text", "ids", "objective", "query") else None)
-                            for key, value in target.items()}  # fmt: skip
-    hashes = record.get("output_hashes")
-    if isinstance(hashes, dict):
-        record["output_hashes"] = {path: _hash_at(answer, path) for path in hashes}
+    """The answer's record with the ``dp_*`` fields (as for one attribution: no completeness delta, the
+    target's model outputs withheld) and the output hashes of what is released now."""
+    record = released_record(record, answer, block, "attribution")
+    if isinstance(record.get("output_hashes"), dict):
+        record["output_hashes"] = output_hashes(answer)
     return record
-
-
-def _hash_at(answer: dict[str, Any], path: str) -> str | None:
-    """The hash of the value at dotted ``path`` (method names may hold dots: the longest key wins)."""
-    value: Any = answer
-    rest = path
-    while rest:
-        if not isinstance(value, dict):
-            return None
-        key = next((k for k in sorted(value, key=len, reverse=True) if rest == k or rest.startswith(f"{k}.")), None)
-        if key is None:
-            return None
-        value, rest = value[key], rest[len(key) + 1 :]
-    return value_sha256(value)

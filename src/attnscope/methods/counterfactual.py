@@ -109,6 +109,7 @@ def counterfactual(
     method: str | None = "auto",
     top_k: int = 10,
     backend: str = "auto",
+    trace: Trace | None = None,
     progress: Callable[..., None] | None = None,
 ) -> Counterfactual:
     """``text`` and ``text`` edited by ``edits`` (and/or the ``swap`` table), compared (module docstring).
@@ -122,6 +123,7 @@ def counterfactual(
         query: a token of the original (negative from the end); the last token is compared with
             the edited text's last token, another with its partner.
         method: an attribution method, ``auto`` or ``none`` (module docstring).
+        trace: the original's capture when the caller has it (an audit): not captured again.
     """
     from attnscope.capture.engine import capture
     from attnscope.models.provenance import derive, utc_now
@@ -131,10 +133,13 @@ def counterfactual(
     edited = apply_edits(text, collect_edits(text, edits, swap))
     name = check_method(model, method)
     bar: Progress | None = adapt(progress)
+    if trace is not None and (trace.text != text or trace.model.fingerprint != model.fingerprint):
+        raise InputError("trace= is not this model's capture of this text")
     original, changed = (
-        capture(model, one, backend=backend, top_k=top_k, progress=scaled(bar, 40 * n, 40, 100, "capturing"))  # type: ignore[arg-type]
+        trace if n == 0 and trace is not None
+        else capture(model, one, backend=backend, top_k=top_k, progress=scaled(bar, 40 * n, 40, 100, "capturing"))  # type: ignore[arg-type]
         for n, one in enumerate((text, edited.text))
-    )
+    )  # fmt: skip
     traces = (original, changed)
     stack = prompt_stack(original)
     view = original.select(layer=layer, head=head, query=query, stack=stack)

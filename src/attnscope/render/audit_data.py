@@ -204,6 +204,7 @@ def _counterfactuals(
     from attnscope.capture.trace import GenerationTrace
 
     text = trace.prompt_text if isinstance(trace, GenerationTrace) else trace.text
+    original = None if isinstance(trace, GenerationTrace) else trace  # captured once: not again per rule
     for result in failed:
         hint = result.get("counterfactual")
         if len(made) >= limit or not isinstance(hint, dict) or result.get("passed") is not False:
@@ -211,10 +212,10 @@ def _counterfactuals(
         where = result.get("where") or {}
         edits = hint.get("edits") or [hint]  # every span the rule's "to" matched, each at its own offset
         try:
+            head = "mean" if where.get("head") is None else where["head"]
             answer = counterfactual_answer(
-                model, text, edits, layer=where.get("layer", -1), head="mean" if where.get("head") is None
-                else where["head"], method="none", top_heads=5,
-            )  # fmt: skip
+                model, text, edits, trace=original, layer=where.get("layer", -1), head=head, method="none", top_heads=5
+            )
         except AttnscopeError as error:  # a span the edit cannot remove (it was the whole text, …): said
             made.append({"rule": result["rule"], "edit": hint, "error": str(error)})
             continue

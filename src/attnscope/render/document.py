@@ -190,14 +190,11 @@ def document_pdf(title: str, blocks: list[Block], path: Path) -> None:
 
 
 def _png_dpi(png: bytes) -> float:
-    """The resolution a PNG says it has (matplotlib writes it in a ``pHYs`` chunk); 72 when it says none."""
-    import struct
+    """The resolution a PNG says it has (matplotlib writes it); 72 when it says none."""
+    from PIL import Image as Picture
 
-    at = png.find(b"pHYs")
-    if at < 0:
-        return 72.0
-    per_metre_x, _, unit = struct.unpack(">IIB", png[at + 4 : at + 13])
-    return per_metre_x * 0.0254 if unit == 1 and per_metre_x else 72.0
+    with Picture.open(io.BytesIO(png)) as picture:
+        return float(picture.info.get("dpi", (72.0, 72.0))[0]) or 72.0
 
 
 def figure_font() -> list[str]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from typing import Any
 
 import numpy as np
 
-from attnscope.render.palette import colormap, colour, fmt, fmt_prob, label_colour, label_colours, palette, rgb
+from attnscope.render.palette import colour, fmt, fmt_prob, label_colour, label_colours, palette, rgb
 from attnscope.render.text import dp_line
 
 STYLE = """
@@ -87,29 +86,13 @@ def _unit_view(data: dict[str, Any], method: str) -> str:
 
 
 def _heatmap_png(values: list[list[float | None]], title: str) -> str:
-    """A layers × heads heatmap in the palette's sequential colormap, with labelled axes and a colour
-    bar whose ticks are in the house number format."""
-    import matplotlib
+    """A layers × heads heatmap (:func:`attnscope.render.figures.heatmap`: the palette's sequential
+    colormap, labelled axes, a colour bar in the house number format) as a ``data:`` URI."""
+    from attnscope.render.figures import heatmap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-    array = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
-    figure, axes = plt.subplots(figsize=(4.2, 3.2), dpi=100)
-    image = axes.imshow(array, aspect="auto", cmap=colormap(), interpolation="nearest")
-    axes.set_xlabel("head")
-    axes.set_ylabel("layer")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_title(title, fontsize=9)
-    bar = figure.colorbar(image, ax=axes)
-    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: fmt(value)))
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    array = [[np.nan if v is None else v for v in row] for row in values]
+    png = heatmap(array, title, xlabel="head", ylabel="layer", bar_label=title.split(" (")[0])
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
