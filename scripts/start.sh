@@ -9,6 +9,6 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 # torch is pinned to the CPU build (an unpinned torch pulls a CUDA build of several GB).
 echo "installing attnscope and torch (CPU) into .venv: a minute or two the first time…" >&2
-.venv/bin/python -m pip install --quiet torch==2.13.0 -e .
+.venv/bin/python -m pip install --quiet torch==2.13.0 -e ".[syntax]"
 .venv/bin/attnscope models install default
 exec .venv/bin/attnscope serve "$@"

@@ -510,7 +510,7 @@ CLI_CASES = [
     analyze_cl("analyze-device-cuda", ["--model", SPEC, "--device", "cuda:7"], "cuda"),
     analyze_cl("analyze-dtype-unknown", ["--model", SPEC, "--dtype", "float7"], "--dtype: unknown dtype 'float7'"),
     # analyze: argparse
-    cl("analyze-no-text", ["analyze", *MQ], USAGE),
+    cl("analyze-no-text", ["analyze", *MQ], "give the text as TEXT or as --file PATH"),
     cl("analyze-query-word", ["analyze", "hi", "--query", "last", *MQ], USAGE),
     cl("analyze-top-k-float", ["analyze", "hi", "--top-k", "1.5", *MQ], USAGE),
     cl("analyze-backend", ["analyze", "hi", "--backend", "fast", *MQ], USAGE),

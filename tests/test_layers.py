@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "attnscope"
 
 # Lowest first; a module may import its own package and the packages before it, never one after it.
 LAYERS = [
-    {"version", "errors", "progress", "contracts"},
+    {"version", "errors", "progress", "contracts", "documents"},
     {"home"},
     {"models"},
     {"capture"},

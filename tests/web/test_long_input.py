@@ -67,6 +67,7 @@ def test_long_input_stays_bounded_and_interactive(page, server):
         " for (let i = 0; i < d.length; i += 4) if (d[i + 1] < 200) red++; return red; }"
     )
     assert colours > 100, "the overview is blank"
+    canvas.scroll_into_view_if_needed()  # the view area may start low (controls above it): the map in the window
     box = canvas.bounding_box()
     before_bytes = int(canvas.get_attribute("data-bytes"))
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)

@@ -8,6 +8,11 @@
   aligning their tokens: tokens are matched by ``difflib.SequenceMatcher`` on their texts, so two
   prompts that share words (or two models' tokenizations of one text, when pieces agree) are compared
   on the tokens they have in common; unmatched tokens are listed, not guessed.
+- :func:`unit_difference` compares the whole maps (every query row) on words (sentences,
+  paragraphs): each text's units are matched by their texts (``difflib`` again), each trace's full
+  map is aggregated onto its matched units (keys summed, queries averaged:
+  :func:`attnscope.analysis.units.aggregate_map`) and b is subtracted from a. ``compare_prompts``
+  attaches it to the difference of two prompts (``difference.units`` in the JSON).
 
 Prompts are compared on a self-attention stack over their own tokens: the decoder of a causal LM,
 the encoder of an encoder or of an encoder–decoder (:func:`prompt_stack`).
@@ -23,7 +28,7 @@ import numpy as np
 
 from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.analysis.heads import head_metrics
-from attnscope.analysis.units import Granularity, aggregate_scores, make_units
+from attnscope.analysis.units import Granularity, Unit, aggregate_map, aggregate_scores, make_units
 from attnscope.capture.selection import HeadSelector, LayerSelector, Selection
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
@@ -61,9 +66,10 @@ class TraceDifference:
     difference: np.ndarray  # (matched, matched): a − b on matched query/key pairs
     only_a: list[int]  # tokens of a without a partner
     only_b: list[int]
+    units: UnitDifference | None = None  # the whole maps on matched words (two prompts compared)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "pairs": [list(p) for p in self.pairs],
             "tokens": self.tokens,
             "difference": np.round(self.difference, 6).tolist(),
@@ -71,6 +77,67 @@ class TraceDifference:
             "only_a": self.only_a,
             "only_b": self.only_b,
         }
+        if self.units is not None:
+            body["units"] = self.units.to_json()
+        return body
+
+
+@dataclass
+class UnitDifference:
+    """Two texts' whole attention maps on their matched units (see :func:`unit_difference`)."""
+
+    granularity: str
+    units_a: list[Unit]  # matched units of a, in order
+    units_b: list[Unit]  # their partners in b
+    map_a: np.ndarray  # (matched units, matched units): every query row of a, on its matched units
+    map_b: np.ndarray
+    only_a: list[str]  # texts of a's units without a partner
+    only_b: list[str]
+
+    @property
+    def difference(self) -> np.ndarray:
+        return self.map_a - self.map_b
+
+    def to_json(self) -> dict[str, Any]:
+        difference = self.difference
+        return {
+            "granularity": self.granularity,
+            "units": [
+                {"text": ua.text, "a": [ua.start, ua.end], "b": [ub.start, ub.end], "special": ua.special}
+                for ua, ub in zip(self.units_a, self.units_b, strict=True)
+            ],
+            "map_a": np.round(self.map_a, 6).tolist(),
+            "map_b": np.round(self.map_b, 6).tolist(),
+            "difference": np.round(difference, 6).tolist(),
+            "max_abs": float(np.abs(difference).max()) if difference.size else 0.0,
+            "only_a": self.only_a,
+            "only_b": self.only_b,
+        }
+
+
+def unit_difference(
+    a: Trace, b: Trace, *, layer: LayerSelector = -1, head: HeadSelector = "mean", granularity: Granularity = "word"
+) -> UnitDifference:
+    """The whole maps of ``a`` and ``b`` (every query row, ``layer`` and ``head`` combined) on the
+    units of ``granularity`` they share by text, a − b; unmatched units are listed by text."""
+    stack_a, stack_b = prompt_stack(a), prompt_stack(b)
+    units_a = make_units(a.text, a.key_tokens(stack_a), granularity)
+    units_b = make_units(b.text, b.key_tokens(stack_b), granularity)
+    matcher = difflib.SequenceMatcher(a=[u.text for u in units_a], b=[u.text for u in units_b], autojunk=False)
+    pairs = [(m.a + k, m.b + k) for m in matcher.get_matching_blocks() for k in range(m.size)]
+    chosen_a, chosen_b = [units_a[i] for i, _ in pairs], [units_b[j] for _, j in pairs]
+    full_a = aggregate_attention(a, layers=layer, head=head, stack=stack_a)  # (query, key)
+    full_b = aggregate_attention(b, layers=layer, head=head, stack=stack_b)
+    matched_a, matched_b = {i for i, _ in pairs}, {j for _, j in pairs}
+    return UnitDifference(
+        granularity,
+        chosen_a,
+        chosen_b,
+        aggregate_map(full_a, chosen_a, chosen_a),
+        aggregate_map(full_b, chosen_b, chosen_b),
+        [u.text for i, u in enumerate(units_a) if i not in matched_a],
+        [u.text for j, u in enumerate(units_b) if j not in matched_b],
+    )
 
 
 def align_tokens(a: Trace, b: Trace) -> list[tuple[int, int]]:
@@ -118,5 +185,8 @@ def compare_prompts(
     if views[0].head is None:
         raise InputError("a difference map combines heads: choose a head, a list of heads, mean or max (not all)")
     summaries = [prompt_summary(trace, granularity=granularity) for trace in traces]
-    difference = trace_difference(traces[0], traces[1], layer=layer, head=head) if len(traces) == 2 else None
+    difference = None
+    if len(traces) == 2:
+        difference = trace_difference(traces[0], traces[1], layer=layer, head=head)
+        difference.units = unit_difference(traces[0], traces[1], layer=layer, head=head, granularity=granularity)
     return summaries, difference, views[0]

@@ -44,3 +44,19 @@ def without_special(weights: npt.ArrayLike, special: npt.ArrayLike) -> np.ndarra
     row = np.where(np.asarray(special, dtype=bool), 0.0, np.asarray(weights, dtype=np.float64))
     total = row.sum()
     return row / total if total > 0 else row
+
+
+def display_rows(weights: npt.ArrayLike, special: npt.ArrayLike) -> dict[str, np.ndarray]:
+    """The (key,) row on every basis the page can show, each renormalised to sum to 1 (see
+    :func:`without_special`): ``raw``; ``without_special``; ``without_first``, the first key left out
+    (it often soaks up attention it does not use: an attention sink); ``without_first_and_special``."""
+    row = np.asarray(weights, dtype=np.float64)
+    special = np.asarray(special, dtype=bool)
+    first = np.zeros(row.shape, dtype=bool)
+    first[:1] = True
+    return {
+        "raw": row,
+        "without_special": without_special(row, special),
+        "without_first": without_special(row, first),
+        "without_first_and_special": without_special(row, special | first),
+    }

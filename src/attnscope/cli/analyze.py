@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from attnscope.capture.selection import parse_head, parse_layers
     from attnscope.errors import InputError
 
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     if not 1 <= args.top_k <= 100:
         raise InputError("--top-k must be between 1 and 100")
     check_dp(args)

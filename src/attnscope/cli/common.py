@@ -21,8 +21,21 @@ EXAMPLE_ZH = "我爱中国，他的首都在于"
 
 
 def add_text(command: argparse.ArgumentParser) -> None:
+    """TEXT, or ``--file PATH``: every command that reads one text (:func:`read_text` takes both)."""
     command.add_argument(
-        "text", metavar="TEXT", help="the input text; '-' reads UTF-8 from standard input (a final line break dropped)"
+        "text",
+        metavar="TEXT",
+        nargs="?",
+        default=None,
+        help="the input text; '-' reads UTF-8 from standard input (a final line break dropped); or give --file",
+    )
+    command.add_argument(
+        "--file",
+        dest="text_file",
+        metavar="PATH",
+        default=None,
+        help="read the text from a file instead of TEXT: .txt or .md (UTF-8, kept as written), .pdf (its text "
+        "layer; no OCR) or .docx (paragraphs and tables); at most 8 MB, 1000 PDF pages, 1,000,000 characters",
     )
 
 
@@ -46,11 +59,18 @@ def _dtype(value: str) -> str:
     return name
 
 
-def add_model_options(command: argparse.ArgumentParser, *, backend: bool = True, stash: bool = False) -> None:
+def add_model_options(
+    command: argparse.ArgumentParser, *, backend: bool = True, stash: bool = False, repeat_model: bool = False
+) -> None:
     """--model, --device, --dtype, --trust-remote-code (--backend; --stash and --stash-budget where the
-    command keeps a long capture): every command that loads a model."""
+    command keeps a long capture): every command that loads a model. ``repeat_model``: --model may be
+    given more than once (``args.model`` is then a list, or None)."""
     group = command.add_argument_group("model")
-    group.add_argument("--model", "-m", default=None, help="catalog alias, hub id, folder, .gguf or tiny:<family>")
+    spec_help = "catalog alias, hub id, folder, .gguf or tiny:<family>"
+    if repeat_model:
+        group.add_argument("--model", "-m", action="append", default=None, help=spec_help + " (repeatable)")
+    else:
+        group.add_argument("--model", "-m", default=None, help=spec_help)
     add_device_options(group)
     group.add_argument(
         "--trust-remote-code", action="store_true", help="let transformers run code shipped with a hub model"
@@ -154,14 +174,33 @@ def store_run(
     return {**body, "run_id": run.id}
 
 
-def read_text(value: str) -> str:
+def read_text(value: str | None, file: str | None = None) -> str:
+    """The text a command reads: TEXT itself, standard input for ``-``, or the text of ``--file``'s
+    document (:func:`attnscope.documents.document_text`, the same as the page's upload)."""
     from attnscope.capture.tokens import check_text
 
+    if (value is None) == (file is None):
+        raise InputError("give the text as TEXT or as --file PATH" + (", not both" if file is not None else ""))
+    if file is not None:
+        return check_text(read_document(file), allow_blank=False)
+    assert value is not None
     if value == "-":  # one final line break, as `echo` and editors add, is not part of the text
         data = sys.stdin.buffer.read()
         data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
         return check_text(data, allow_blank=False)
     return check_text(value, allow_blank=False)
+
+
+def read_document(path: str) -> str:
+    """The text of the document at ``path`` (a .txt, .md, .pdf or .docx file), read within its size limit."""
+    from attnscope.documents import MAX_DOCUMENT_BYTES, document_text
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)  # one byte more says "too large" without reading it all
+    except OSError as error:
+        raise InputError(f"cannot read --file {path}: {error.strerror or error}") from None
+    return document_text(data, os.path.basename(path)).text
 
 
 def say(args: argparse.Namespace) -> Any:

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from attnscope.methods import catalogue
     from attnscope.methods.counterfactual import collect_edits
 
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     if not 1 <= args.top_k <= 100:
         raise InputError("--top-k must be between 1 and 100")
     if args.top_heads < 0:

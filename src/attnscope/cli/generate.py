@@ -73,7 +73,7 @@ def add(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from attnscope.capture.selection import parse_head, parse_layers
 
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     if not 1 <= args.top_k <= 100:
         raise InputError("--top-k must be between 1 and 100")
     if args.system is not None and not args.chat:

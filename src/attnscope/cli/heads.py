@@ -41,7 +41,7 @@ def add(commands: argparse._SubParsersAction) -> None:
 def run_heads(args: argparse.Namespace) -> int:
     from attnscope.methods import catalogue
 
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     catalogue.get("head-metrics").parse_options({"threshold": args.threshold})  # refused before loading
     model = common.load(args)
     from attnscope.capture import capture
@@ -77,7 +77,7 @@ def named_parts(text: str, given: list[str]) -> list[Part]:
 
 
 def run_parts(args: argparse.Namespace) -> int:
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     parts = named_parts(text, args.part)
     source: int | str | None = args.source
     if isinstance(source, str) and source.lstrip("-").isdigit():

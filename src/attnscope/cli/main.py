@@ -22,12 +22,14 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from attnscope.cli import (
         analyze,
+        atlas,
         audit,
         bias,
         compare,
         counterfactual,
         doctor,
         generate,
+        graph,
         heads,
         keys,
         methods,
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         rules,
         runs,
         serve,
+        syntax,
     )
 
     parser = Parser(
@@ -52,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         serve,
         methods,
         heads,
+        atlas,
+        graph,
         compare,
         counterfactual,
+        syntax,
         rules,
         bias,
         report,

@@ -141,7 +141,7 @@ def _scorer(args: argparse.Namespace) -> Any:
 
 
 def run_attribute(args: argparse.Namespace) -> int:
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     options = method_options(args, args.method)
     check_dp(args)
     scorer = _scorer(args)
@@ -174,7 +174,7 @@ def run_attribute(args: argparse.Namespace) -> int:
 
 
 def run_agreement(args: argparse.Namespace) -> int:
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     if args.methods is not None and len(set(args.methods)) < 2:
         raise InputError("--methods: name at least two different methods to compare (or leave it out: all)")
     options = catalogue.shared_options(args.methods, method_options(args, None))

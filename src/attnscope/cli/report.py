@@ -13,6 +13,7 @@ from attnscope.cli.keys import add_signing_options, signing_key_of
 from attnscope.cli.methods import method_options
 from attnscope.errors import InputError
 from attnscope.methods import catalogue
+from attnscope.methods.spec import OBJECTIVES
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -29,7 +30,17 @@ def add(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--granularity", choices=catalogue.GRANULARITIES, default="word")
     report.add_argument("--methods", nargs="+", default=None, choices=catalogue.attribution_names())
     report.add_argument("--target", default=None)
+    report.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=None,
+        help="what gradient and occlusion methods explain (default: next-token, or continuation with --target; "
+        "loss: the text's own mean log-likelihood, gradient methods only, occlusion is skipped)",
+    )
     report.add_argument("--steps", default=None, help="integrated-gradients steps (default auto)")
+    report.add_argument(
+        "--language", choices=("en", "zh-CN"), default="en", help="the words of PATH.html: English or 简体中文"
+    )
     add_signing_options(report, "also write PATH.intoto.json, signed (attnscope verify)")
     common.add_pii_option(report)
     add_dp_options(report)
@@ -77,7 +88,7 @@ def _private(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError("--out must name an .html file (the JSON is written beside it)")
@@ -104,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             methods=args.methods,
             granularity=args.granularity,
             target=args.target,
+            objective=args.objective,
             backend=args.backend,
             progress=bar,
             **options,
@@ -116,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
         data["provenance"] = with_signing_key(data["provenance"], key_id(signing_key.public_key()))
     json_path = out.with_suffix(".json")
-    write_atomic(out, report_html(data))
+    write_atomic(out, report_html(data, args.language))
     write_atomic(json_path, json.dumps(data, ensure_ascii=False, indent=1))
     envelope = None
     if signing_key is not None:

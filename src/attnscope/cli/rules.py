@@ -75,7 +75,7 @@ def rules_inputs(args: argparse.Namespace) -> tuple[Any, str, list[dict[str, str
     problems = method_problems(rule_set)
     if problems:
         raise InputError(problems[0].describe(args.rules))
-    text = common.read_text(args.text)
+    text = common.read_text(args.text, args.text_file)
     if args.system is not None and not args.chat:
         raise InputError("--system is for --chat")
     if args.generate is not None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.analysis.stats import row_stats, without_special
+from attnscope.analysis.stats import display_rows, row_stats
 from attnscope.errors import InputError
 from attnscope.governance.provenance import value_sha256
 
@@ -155,8 +155,7 @@ def _analysis(answer: dict[str, Any], noise: Any) -> dict[str, Any]:
     keys = answer.get("tokens") if stack in ("encoder", "cross") else answer.get("target_tokens", answer.get("tokens"))
     if "stats" in answer and released.size and keys is not None and len(keys) == released.size:
         special = [bool(token.get("special")) for token in keys]
-        without = without_special(released, special)
-        answer["stats"] = {"raw": _stats(released), "without_special": _stats(without)}
+        answer["stats"] = {basis: _stats(shown) for basis, shown in display_rows(released, special).items()}
         derived.append("stats: recomputed from the released row")
     elif "stats" in answer:
         del answer["stats"]

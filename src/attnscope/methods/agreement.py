@@ -59,6 +59,7 @@ def compare_methods(
     methods: Sequence[str] | None = None,
     granularity: str = "word",
     target: str | None = None,
+    objective: str | None = None,
     query: int = -1,
     trace: Trace | None = None,
     backend: str = "auto",
@@ -67,7 +68,9 @@ def compare_methods(
 ) -> MethodComparison:
     """Every method in ``methods`` (default: all token attribution methods) on ``text``, explaining the
     prediction after token ``query``; ``options`` go to the methods that have them (``steps`` to
-    integrated gradients, ...); ``backend`` is the capture's when no ``trace`` is given."""
+    integrated gradients, ...); ``backend`` is the capture's when no ``trace`` is given. ``objective``
+    (``next-token``, ``continuation``, ``loss``) goes to the methods that explain a target; one that
+    cannot explain it (occlusion and the loss) is skipped, with the reason."""
     from attnscope.models.provenance import derive, utc_now
 
     started_at = utc_now()
@@ -94,6 +97,9 @@ def compare_methods(
                 f"attention flow is skipped above {FLOW_COMPARISON_LIMIT} tokens when comparing methods"
             )
             continue
+        if spec.explains_target and objective is not None and objective not in spec.objectives:
+            skipped[spec.name] = f"{spec.title} cannot explain the {objective} objective"
+            continue
         mine = {key: value for key, value in options.items() if any(o.name == key for o in spec.options)}
         begin = time.perf_counter()
         try:
@@ -105,6 +111,7 @@ def compare_methods(
                 query=query,
                 trace=trace if "trace" in spec.needs else None,
                 target=target if spec.explains_target else None,
+                objective=objective if spec.explains_target else None,
                 progress=step,
                 **mine,
             )

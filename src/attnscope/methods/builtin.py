@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attnscope.analysis.flow import MAX_FLOW_TOKENS
 from attnscope.attribution import schedule
-from attnscope.methods.spec import GRANULARITIES, MethodInput, MethodOutput, MethodSpec, Option
+from attnscope.methods.spec import GRANULARITIES, OBJECTIVES, MethodInput, MethodOutput, MethodSpec, Option
 
 RESIDUAL = Option(
     "residual", "float", 0.5, "weight of the residual connection, r in r·I + (1 − r)·A", minimum=0.0, maximum=1.0
@@ -129,6 +129,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         needs=("model",),
         kinds=CAUSAL,
         explains_target=True,
+        objectives=OBJECTIVES,
         run=_run_gradient,
         explains_steps=True,
     ),
@@ -140,6 +141,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         needs=("model",),
         kinds=CAUSAL,
         explains_target=True,
+        objectives=OBJECTIVES,
         signed=True,
         run=_run_gradient,
         explains_steps=True,
@@ -166,6 +168,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         ),
         kinds=CAUSAL,
         explains_target=True,
+        objectives=OBJECTIVES,
         signed=True,
         slow=True,
         reference="Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks",
@@ -189,6 +192,7 @@ BUILTIN: tuple[MethodSpec, ...] = (
         ),
         kinds=CAUSAL,
         explains_target=True,
+        objectives=("next-token", "continuation"),
         signed=True,
         slow=True,
         reference="Zeiler & Fergus 2014 (occlusion); any OpenAI-compatible endpoint can score",

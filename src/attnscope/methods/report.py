@@ -55,12 +55,14 @@ def explain(
     methods: Sequence[str] | None = None,
     granularity: str = "word",
     target: str | None = None,
+    objective: str | None = None,
     backend: str = "auto",
     progress: Any = None,
     **options: Any,
 ) -> Report:
     """Run ``methods`` (default: every token attribution method) on ``text``, compare them and
-    measure every head (see the module docstring)."""
+    measure every head (see the module docstring). ``objective`` is what the target-explaining methods
+    explain (default: the next token; ``loss``: the text's own log-likelihood), stated in the report."""
     from attnscope.contracts import plain
     from attnscope.models.provenance import derive, utc_now
 
@@ -72,6 +74,7 @@ def explain(
         methods=methods,
         granularity=granularity,
         target=target,
+        objective=objective,
         backend=backend,
         progress=scaled(report, 0, 80, 100, "methods"),
         **options,

@@ -126,6 +126,7 @@ class MethodSpec:
     max_tokens: int | None = None  # a hard limit of the method itself (None: the model's context)
     scores_tokens: bool = True  # gives one score per unit: attribute, agreement, the token strip, reports
     explains_target: bool = False  # scores depend on a target (the predicted token or a given continuation)
+    objectives: tuple[str, ...] = ()  # what it can explain (OBJECTIVES; the page's objective select lists them)
     signed: bool = False  # scores can be negative
     slow: bool = False  # runs the model many times: progress is reported and the job can be cancelled
     explains_steps: bool = False  # scores each step of a generation (generate --attribute, methods.steps)
@@ -161,6 +162,7 @@ class MethodSpec:
             "max_tokens": self.max_tokens,
             "scores_tokens": self.scores_tokens,
             "explains_target": self.explains_target,
+            "objectives": list(self.objectives),
             "signed": self.signed,
             "slow": self.slow,
             "explains_steps": self.explains_steps,

@@ -68,12 +68,15 @@ class LoadedModel:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies these weights, tokenizer, dtype and device (cache keys use it)."""
+        """Identifies these weights, tokenizer, dtype and device, and an adapter applied over the
+        weights (its SHA-256, only when there is one: fingerprints without adapters are unchanged)."""
+        adapter = self.provenance.get("adapter_sha256")
         return fingerprint(
             self.weights_sha256 or f"{self.provenance.get('source') or self.spec}@{self.provenance.get('revision')}",
             self.provenance.get("tokenizer_sha256"),
             self.dtype,
             self.device,
+            *((f"adapter:{adapter}",) if adapter else ()),
         )
 
     def check_length(self, n_tokens: int, what: str = "the text") -> None:

@@ -5,7 +5,8 @@ report data itself embedded as JSON. Token-importance views colour each unit by 
 by the method's largest |score| (display scaling, labelled); the raw values are in the tables and
 tooltips. Colours and numbers come from the palette the web page uses (:mod:`attnscope.render.palette`,
 ``web/palette.json``): the same colormap stops, red/teal for signed scores, head-label colours, and
-every number in the page's format (3 significant digits, probabilities as percentages).
+every number in the page's format (3 significant digits, probabilities as percentages). The words
+are in the report's language (:mod:`attnscope.render.language`: English or Simplified Chinese).
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from attnscope.render.palette import colour, fmt, fmt_prob, label_colour, label_colours, palette, rgb
+from attnscope.render.language import metric_title, threshold_name, words
+from attnscope.render.palette import (
+    colour,
+    fmt,
+    fmt_prob,
+    ink_on_css,
+    label_colour,
+    label_colours,
+    palette,
+    rgb,
+)
 from attnscope.render.text import dp_line
 
 STYLE = """
@@ -43,12 +54,11 @@ def _style() -> str:
 
 
 def _ink_on(hex_colour: str) -> str:
-    """Dark text on light colours, white on dark ones (as ``inkOn`` in ``palette.js``)."""
-    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-    return str(palette()["ink"]["text"]) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#ffffff"
+    """Black or white text, whichever contrasts more (WCAG ≥ 4.5; as ``inkOn`` in ``palette.js``)."""
+    return ink_on_css(hex_colour)
 
 
-def _score_bar(scale: float, signed: bool) -> str:
+def _score_bar(scale: float, signed: bool, caption: str = "score") -> str:
     """The colour bar of a unit view: teal (−scale) through white (0) to red (+scale), or white to red."""
     (pr, pg, pb), (nr, ng, nb) = rgb("positive"), rgb("negative")
     low = f"rgb({nr},{ng},{nb}),#fff 50%" if signed else "#fff"
@@ -56,11 +66,11 @@ def _score_bar(scale: float, signed: bool) -> str:
     return (
         f"<span class='note'>{html.escape(fmt(-scale) if signed else '0')}</span>"
         f"<span class='bar' style='background:{gradient}'>"
-        f"</span><span class='note'>{html.escape(fmt(scale))} (score)</span>"
+        f"</span><span class='note'>{html.escape(fmt(scale))} ({html.escape(caption)})</span>"
     )
 
 
-def _unit_view(data: dict[str, Any], method: str) -> str:
+def _unit_view(data: dict[str, Any], method: str, caption: str = "score") -> str:
     body = data["methods"][method]
     scores = body["scores"]
     finite = [abs(s) for s in scores if s is not None]
@@ -81,17 +91,18 @@ def _unit_view(data: dict[str, Any], method: str) -> str:
         )
         position = unit["end"]
     pieces.append(html.escape(text[position:]))
-    bar = _score_bar(scale, any(s is not None and s < 0 for s in scores))
+    bar = _score_bar(scale, any(s is not None and s < 0 for s in scores), caption)
     return f'<p>{bar}</p><div class="units" data-method="{html.escape(method)}">{"".join(pieces)}</div>'
 
 
-def _heatmap_png(values: list[list[float | None]], title: str) -> str:
+def _heatmap_png(values: list[list[float | None]], title: str, axes: tuple[str, str] = ("head", "layer")) -> str:
     """A layers × heads heatmap (:func:`attnscope.render.figures.heatmap`: the palette's sequential
     colormap, labelled axes, a colour bar in the house number format) as a ``data:`` URI."""
     from attnscope.render.figures import heatmap
 
     array = [[np.nan if v is None else v for v in row] for row in values]
-    png = heatmap(array, title, xlabel="head", ylabel="layer", bar_label=title.split(" (")[0])
+    bar_label = title.split(" (")[0].split("（")[0]
+    png = heatmap(array, title, xlabel=axes[0], ylabel=axes[1], bar_label=bar_label)
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
@@ -105,8 +116,7 @@ def _num(value: float | None, background: str = "") -> str:
     """A number cell in the house format (the exact value in ``data-value``), on ``background``."""
     style = ""
     if background:
-        strong = value is not None and abs(value) > 0.55  # white text on the darker cells, as the page
-        style = f" style='background:{background}{';color:#fff' if strong else ''}'"
+        style = f" style='background:{background};color:{ink_on_css(background)}'"  # WCAG ≥ 4.5, as the page
     exact = "" if value is None else repr(float(value))
     return f"<td class='num' data-value='{exact}'{style}>{html.escape(fmt(value))}</td>"
 
@@ -137,25 +147,33 @@ def _threshold(value: Any) -> str:
     return fmt(value) if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
 
 
-def report_html(data: dict[str, Any]) -> str:
-    """The report page for ``data`` (from ``explain``)."""
+def report_html(data: dict[str, Any], language: str = "en") -> str:
+    """The report page for ``data`` (from ``explain``), its words in ``language`` (``en``, ``zh-CN``)."""
+    w = words(language)
     model = data["model"]
+    spec, kind = html.escape(str(model.get("spec"))), html.escape(str(model.get("kind")))
+    heading = w["model"].format(
+        spec=spec,
+        kind=kind,
+        layers=model.get("layers"),
+        heads=model.get("heads"),
+        granularity=html.escape(data["granularity"]),
+    )
     parts: list[str] = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>attnscope report — {html.escape(model.get('spec', ''))}</title><style>{_style()}</style></head><body>",
-        "<h1>attnscope report</h1>",
-        f"<p><b>Model</b> {html.escape(str(model.get('spec')))} ({html.escape(str(model.get('kind')))}, "
-        f"{model.get('layers')} layers × {model.get('heads')} heads) · <b>granularity</b> "
-        f"{html.escape(data['granularity'])}</p>",
-        f"<p><b>Text</b></p><div class='units' data-testid='report-text'>{html.escape(data['text'])}</div>",
+        f"<!doctype html><html lang='{language}'><head><meta charset='utf-8'>",
+        f"<title>{w['title'].format(spec=html.escape(model.get('spec', '')))}</title>",
+        f"<style>{_style()}</style></head><body>",
+        f"<h1>{w['heading']}</h1>",
+        f"<p>{heading}</p>",
+        f"<p><b>{w['text']}</b></p><div class='units' data-testid='report-text'>{html.escape(data['text'])}</div>",
     ]
     if data.get("dp"):  # every number below that comes from the model's scores is noised: said first
         dp = data["dp"]
-        parts.append(
-            f"<p class='note' data-testid='dp-label'><b>Differential privacy</b> — {html.escape(dp_line(data) or '')}"
-            f" · {dp['rows_released']} releases, total ε = {dp['total_epsilon']:g} "
-            f"({html.escape(dp['composition'])})</p>"
-        )
+        line = w["dp"].format(
+            line=html.escape(dp_line(data) or ""), releases=dp["rows_released"], epsilon=f"{dp['total_epsilon']:g}",
+            composition=html.escape(dp["composition"]),
+        )  # fmt: skip
+        parts.append(f"<p class='note' data-testid='dp-label'>{line}</p>")
     if data.get("prediction"):
         rows = [
             [
@@ -165,33 +183,37 @@ def report_html(data: dict[str, Any]) -> str:
             ]
             for c in data["prediction"]
         ]
-        parts += ["<h2>Next-token prediction (raw probabilities)</h2>", _table(["token", "id", "probability"], rows)]
+        parts += [f"<h2>{w['prediction']}</h2>", _table([w["token"], w["id"], w["probability"]], rows)]
 
-    parts.append("<h2>Observations</h2><ul data-testid='observations'>")
-    parts += [f"<li>{html.escape(line)}</li>" for line in data["observations"]]
+    parts.append(f"<h2>{w['observations']}</h2><ul data-testid='observations'>")
+    said = data["observations"]
+    if language != "en":  # the JSON keeps the English sentences; the page words them again
+        from attnscope.render.observations import observations
+
+        said = observations(data, language)
+    parts += [f"<li>{html.escape(line)}</li>" for line in said]
     parts.append("</ul>")
     threshold_rows = [
-        [f"<td>{html.escape(k)}</td>", f"<td class='num'>{html.escape(_threshold(v))}</td>"]
+        [f"<td>{html.escape(threshold_name(language, k))}</td>", f"<td class='num'>{html.escape(_threshold(v))}</td>"]
         for k, v in data["thresholds"].items()
     ]
-    parts += ["<p class='note'>Thresholds used by the observations:</p>", _table(["rule", "threshold"], threshold_rows)]
+    parts += [f"<p class='note'>{w['thresholds']}</p>", _table([w["rule"], w["threshold"]], threshold_rows)]
 
-    parts.append("<h2>Token importance by method</h2>")
-    parts.append(
-        "<p class='note'>Colour: score ÷ the method's largest |score| (display scaling only): red positive and, "
-        "for the methods whose scores can be negative, teal negative. Hover a unit for its raw score.</p>"
-    )
+    parts.append(f"<h2>{w['importance']}</h2>")
+    parts.append(f"<p class='note'>{w['importance.note']}</p>")
     for method, body in data["methods"].items():
         extra = ""
         details = body.get("details") or {}
         if "delta" in details:
-            extra = f" — completeness delta {fmt(details['delta'])} ({details.get('steps')} steps)"
+            extra = w["delta"].format(delta=fmt(details["delta"]), steps=details.get("steps"))
         seconds = data.get("seconds", {}).get(method)
-        timing = f" · {fmt(seconds)} s" if seconds is not None else ""
+        timing = w["seconds"].format(seconds=fmt(seconds)) if seconds is not None else ""
         parts.append(f"<h3>{html.escape(method)}{html.escape(extra)}{timing}</h3>")
-        parts.append(_unit_view(data, method))
+        parts.append(_unit_view(data, method, w["score"]))
     for method, reason in data.get("skipped", {}).items():
-        parts.append(f"<p class='note'>{html.escape(method)} skipped: {html.escape(reason)}</p>")
+        parts.append(
+            f"<p class='note'>{w['skipped'].format(method=html.escape(method), reason=html.escape(reason))}</p>"
+        )
 
     names = list(data["methods"])
     score_rows = []
@@ -199,7 +221,7 @@ def report_html(data: dict[str, Any]) -> str:
         cells = [f"<td>{html.escape(_quoted(unit['text']))}</td>"]
         cells += [_num(data["methods"][m]["scores"][index]) for m in names]
         score_rows.append(cells)
-    parts += ["<h2>Scores (raw)</h2>", _table(["unit", *names], score_rows, "scores")]
+    parts += [f"<h2>{w['scores']}</h2>", _table([w["unit"], *names], score_rows, "scores")]
 
     agreement = data["agreement"]
     for statistic in ("spearman", "kendall"):
@@ -213,16 +235,18 @@ def report_html(data: dict[str, Any]) -> str:
         ]
         title = "Spearman ρ" if statistic == "spearman" else "Kendall τ-b"
         parts += [
-            f"<h2>Agreement between methods: {title}</h2>",
-            "<p class='note'>Cells coloured red (agree, +1) to teal (disagree, −1).</p>",
+            f"<h2>{w['agreement'].format(title=title)}</h2>",
+            f"<p class='note'>{w['agreement.note']}</p>",
             _table(["", *agreement["methods"]], rows, "agreement"),
         ]
 
     heads = data["heads"]
-    parts.append("<h2>Head metrics (layers × heads)</h2><div class='grid'>")
+    parts.append(f"<h2>{w['heads']}</h2><div class='grid'>")
     titles = heads.get("titles", {})
     for metric, values in heads["metrics"].items():
-        parts.append(f"<img alt='{html.escape(metric)}' src='{_heatmap_png(values, titles.get(metric, metric))}'>")
+        title = metric_title(language, metric, titles.get(metric, metric))
+        png = _heatmap_png(values, title, (w["head"], w["layer"]))
+        parts.append(f"<img alt='{html.escape(metric)}' src='{png}'>")
     parts.append("</div>")
     if heads.get("note"):
         parts.append(f"<p class='note'>{html.escape(heads['note'])}</p>")
@@ -239,18 +263,18 @@ def report_html(data: dict[str, Any]) -> str:
         for layer, row in enumerate(heads["labels"])
     ]
     parts += [
-        "<h3>Head types</h3>",
+        f"<h3>{w['head_types']}</h3>",
         f"<p>{legend}</p>",
         _table(
             [""] + [f"H{h}" for h in range(len(heads["labels"][0]))] if heads["labels"] else [""], label_rows, "labels"
         ),
     ]
 
-    parts.append("<h2>Provenance</h2>")
+    parts.append(f"<h2>{w['provenance']}</h2>")
     provenance_rows = [
         [f"<td>{html.escape(str(k))}</td>", f"<td>{_value(v)}</td>"] for k, v in data["provenance"].items()
     ]
-    parts.append(_table(["field", "value"], provenance_rows, "provenance"))
+    parts.append(_table([w["field"], w["value"]], provenance_rows, "provenance"))
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     parts.append(f"<script type='application/json' id='report-data'>{payload}</script></body></html>")
     return "".join(parts)

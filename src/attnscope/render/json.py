@@ -14,13 +14,14 @@ import numpy as np
 
 from attnscope.analysis.aggregate import aggregate_attention
 from attnscope.analysis.heads import metric_titles
-from attnscope.analysis.stats import row_stats, without_special
+from attnscope.analysis.stats import display_rows, row_stats
 from attnscope.contracts import SCHEMA_VERSION, plain
 from attnscope.errors import InputError
 from attnscope.governance.provenance import seal
 
 if TYPE_CHECKING:
     from attnscope.analysis.compare import TraceDifference
+    from attnscope.analysis.model_compare import ModelComparison
     from attnscope.capture.selection import Selection
     from attnscope.capture.tiles import TilePyramid
     from attnscope.capture.tokens import Part
@@ -59,10 +60,7 @@ def analysis_json(
         "tokens": [t.to_dict() for t in trace.tokens],
         "attention": {**view.to_json(), "weights": [float(w) for w in row]},
         "prediction": _prediction(trace, view.stack, view.query, top_k),
-        "stats": {
-            "raw": row_stats(row).to_dict(),
-            "without_special": row_stats(without_special(row, specials)).to_dict(),
-        },
+        "stats": {basis: row_stats(shown).to_dict() for basis, shown in display_rows(row, specials).items()},
         "view": {
             "stacks": trace.stacks(),
             "layers": trace.num_layers(view.stack),
@@ -364,3 +362,17 @@ def step_attribution_json(result: StepAttribution) -> dict[str, Any]:
         "scores": [plain(row[:position]) for row, position in zip(result.scores, result.positions, strict=True)],
         "details": plain(result.details),
     }
+
+
+def model_comparison_json(comparison: ModelComparison) -> dict[str, Any]:
+    """``attnscope compare TEXT --model A --model B --json`` (or ``--adapter``) and ``POST /api/compare/models``:
+    ``model`` is A, ``model_b`` is B; differences are A − B; ``provenance`` has A's and B's capture records."""
+    first, second = comparison.traces
+    answer = {
+        **_head("model_comparison", first.model),
+        "model_b": second.model.to_dict(),
+        "same_model": first.model.fingerprint == second.model.fingerprint,
+        **comparison.to_json(),
+        "provenance": [first.provenance, second.provenance],
+    }
+    return seal(answer)

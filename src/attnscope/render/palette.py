@@ -81,6 +81,40 @@ def colour(value: float | None, scale: float) -> str:
     return f"rgba({r},{g},{b},{_fixed3(min(1.0, abs(value) / scale))})"
 
 
+def contrast_ratio(first: RGB, second: RGB) -> float:
+    """The WCAG 2 contrast ratio of two sRGB colours (1 to 21)."""
+
+    def luminance(colour: RGB) -> float:
+        def channel(c: int) -> float:
+            s = c / 255
+            return s / 12.92 if s <= 0.03928 else float(((s + 0.055) / 1.055) ** 2.4)
+
+        r, g, b = (channel(c) for c in colour)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def readable_ink(background: RGB) -> str:
+    """Black or white text, whichever contrasts more with ``background`` (always at least 4.58:1,
+    above WCAG's 4.5); the page's ``readableInk`` gives the same answer."""
+    black = contrast_ratio(background, (0, 0, 0))
+    return "#000000" if black >= contrast_ratio(background, (255, 255, 255)) else "#ffffff"
+
+
+def ink_on_css(css: str, base: RGB = (255, 255, 255)) -> str:
+    """:func:`readable_ink` of a ``#rrggbb`` or ``rgba(r,g,b,a)`` colour drawn over ``base``."""
+    if css.startswith("#"):
+        return readable_ink((int(css[1:3], 16), int(css[3:5], 16), int(css[5:7], 16)))
+    if not css.startswith("rgb"):  # "transparent": the base shows
+        return readable_ink(base)
+    parts = [float(p) for p in css[css.index("(") + 1 : css.index(")")].split(",")]
+    alpha = parts[3] if len(parts) == 4 else 1.0
+    r, g, b = (_round_js(low + (high - low) * alpha) for high, low in zip(parts[:3], base, strict=True))
+    return readable_ink((r, g, b))
+
+
 def _fixed3(value: float) -> str:
     """``value.toFixed(3)`` of JavaScript (exact value, ties away from zero)."""
     with localcontext() as context:

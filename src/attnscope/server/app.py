@@ -59,25 +59,35 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
         analysis,
         analyze,
         arrays,
+        atlas,
         bias,
+        compare_models,
         counterfactual,
+        documents,
         generation,
+        graph,
         models,
         openai,
         reports,
         rules,
         runs,
+        syntax,
     )
 
     app.include_router(models.router(host))
     app.include_router(analyze.router(host))
     app.include_router(arrays.router(host))
+    app.include_router(graph.router(host))
     app.include_router(generation.router(host))
     app.include_router(analysis.router(host))
     app.include_router(counterfactual.router(host))
+    app.include_router(compare_models.router(host))
+    app.include_router(syntax.router(host))
     app.include_router(bias.router(host))
     app.include_router(openai.router(host, api_key))
     app.include_router(runs.router(host))
     app.include_router(reports.router(host))
     app.include_router(rules.router(host))
+    app.include_router(atlas.router(host))
+    app.include_router(documents.router())
     return app

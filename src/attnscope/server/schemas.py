@@ -196,7 +196,9 @@ class ReportRequest(HasText, HasJob, HasDP):
     methods: list[MethodName] | None = Field(None, min_length=1, max_length=32, description="default: every method")
     granularity: Granularity = "word"
     target: str | None = Field(None, min_length=1, max_length=2000)
+    objective: Objective | None = Field(None, description="what gradient and occlusion methods explain")
     sign: bool = Field(False, description="add report.intoto.json, signed with the server's key")
+    language: Literal["en", "zh-CN"] = Field("en", description="the language of report.html's words (the page's)")
 
 
 class HeadsRequest(HasText, HasJob):

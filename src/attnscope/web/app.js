@@ -6,6 +6,7 @@ import { Cache, cacheKey, sameKey } from "./cache.js";
 import { $, count, download, el, fillSelect, hideTip } from "./dom.js";
 import { renderPanels } from "./info.js";
 import { decodingSettings, wireDecoding } from "./decoding.js";
+import { wireDocuments } from "./documents.js";
 import { Generation } from "./generation.js";
 import { History } from "./history.js";
 import { masked } from "./privacy.js";
@@ -14,6 +15,10 @@ import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
 import { ModelPicker } from "./models.js";
 import { VIEWS } from "./views/index.js";
+import { wireDesign } from "./design.js";
+import { t } from "./i18n.js";
+import { wireLanguage } from "./language.js";
+import { methodTitle } from "./locales/methods.js"; // the shell's own strings: locales/shell.js (jobs.js loads it)
 
 const PROGRESS_MIN_CHARS = 2000; // analyses of longer texts stream their progress and can be cancelled
 
@@ -24,7 +29,7 @@ const state = {
   result: null, // the last /api/analyze answer for it
   layer: -1, head: "mean", query: -1, stack: null, // stack: an encoder-decoder's encoder, decoder or cross (null: the default)
   view: VIEWS[0].id,
-  display: { scale: "raw", excludeSpecial: false, hideSpecial: false },
+  display: { scale: "raw", excludeSpecial: false, excludeFirst: false, hideSpecial: false },
   attribution: null, // {key, body, spec}: the chosen method's answer, or null (the attention row)
 };
 
@@ -42,7 +47,7 @@ function showError(message) {
 }
 
 function fail(error, prefix = "") {
-  if (error instanceof Cancelled) setStatus("cancelled");
+  if (error instanceof Cancelled) setStatus(t("shell.cancelled"));
   else showError(prefix + error.message);
 }
 
@@ -59,7 +64,7 @@ function learnModel(model) {
 // requests and into their cache keys, so a noised answer never stands in for an exact one or the reverse.
 function privacy() {
   const input = $("dp-epsilon");
-  if (input.validity.badInput) throw new Error("DP ε: a number above 0 and at most 100 (empty: off)");
+  if (input.validity.badInput) throw new Error(t("shell.dp.invalid"));
   return input.value.trim() === "" ? {} : { dp_epsilon: Number(input.value) };
 }
 
@@ -96,17 +101,17 @@ const ctx = {
     const keysAreQueries = !["encoder", "cross"].includes(state.stack);
     if (!(keysAreQueries && generation.followQuery(index))) { state.query = index; analyze(); }
   },
-  selectHead(layer, head) {
+  selectHead(layer, head, view = "tokens") { // view: where the head opens (the model view and atlas: heatmap)
     state.layer = layer;
     state.head = head;
-    selectView("tokens", { render: false }); // the analysis renders once, with the new head
+    selectView(view, { render: false }); // the analysis renders once, with the new head
     analyze();
   },
   showStep: (step) => generation.setStep(step, { show: false }), // the timeline at a step; the caller analyses
   showError,
   fail,
   unit: () => methods.unit(),
-  title: (name) => ((state.catalogue && state.catalogue.methods.find((m) => m.name === name)) || { title: name }).title,
+  title: (name) => methodTitle((state.catalogue && state.catalogue.methods.find((m) => m.name === name)) || { name, title: name }),
   // The answer of a request for the current model and text with these options: cached, or sent
   // (label: the busy line; progress: stream its progress, allow Cancel). null when the model or the
   // text changed while it ran (the caller shows nothing; the next render asks again).
@@ -123,11 +128,11 @@ const ctx = {
 function syncControls(result) {
   const { layers, heads, stacks } = result.view;
   $("stack-box").hidden = stacks.length < 2; // an encoder-decoder's encoder, decoder and cross stacks
-  fillSelect($("stack"), stacks.map((s) => [s, s === "cross" ? "cross (decoder → encoder)" : s]), result.attention.stack);
+  fillSelect($("stack"), stacks.map((s) => [s, t(`shell.stack.${s}`)]), result.attention.stack);
   state.stack = result.attention.stack;
-  fillSelect($("layer"), [...Array(layers).keys()].map((l) => [l, `layer ${l}`]), result.attention.layer);
-  const headOptions = [["mean", "mean of heads"], ["max", "max over heads"],
-    ...[...Array(heads).keys()].map((h) => [h, `head ${h}`])];
+  fillSelect($("layer"), [...Array(layers).keys()].map((l) => [l, t("shell.layer.n", { n: l })]), result.attention.layer);
+  const headOptions = [["mean", t("shell.head.mean")], ["max", t("shell.head.max")],
+    ...[...Array(heads).keys()].map((h) => [h, t("shell.head.n", { n: h })])];
   fillSelect($("head"), headOptions, result.attention.head);
   state.layer = result.attention.layer;
   state.head = result.attention.head;
@@ -138,7 +143,7 @@ function syncControls(result) {
 // for a noised answer: it comes whole, with its own provenance).
 async function requestAnalysis(text) {
   const dp = privacy();
-  const send = (includeTokens) => track("running the model", (id) => postJSON("/api/analyze", {
+  const send = (includeTokens) => track(t("shell.running"), (id) => postJSON("/api/analyze", {
     text, layer: state.layer, head: state.head, query: state.query, stack: state.stack ?? undefined, top_k: 10, progress_id: id,
     include_tokens: includeTokens, trace_id: generation.active ? generation.body.trace_id : undefined, ...dp,
   }), { progress: text.length > PROGRESS_MIN_CHARS });
@@ -174,7 +179,7 @@ async function analyze({ fresh = false } = {}) {
       await loadAttribution();
     } catch (error) {
       state.attribution = null;
-      fail(error, `${methods.current() ? methods.current().title : "method"}: `);
+      fail(error, `${methods.current() ? ctx.title(methods.current().name) : t("shell.method.fallback")}: `);
     }
     await render();
     await generation.sync(); // the views' layer or head may have changed: the timeline follows
@@ -190,17 +195,17 @@ async function generate() {
   showError("");
   const max = Number($("max-new-tokens").value);
   if (!Number.isInteger(max) || max < 1 || max > 8192) {
-    showError("new tokens: a whole number from 1 to 8192");
+    showError(t("shell.new_tokens.invalid"));
     return;
   }
   $("generate").disabled = true;
   $("analyze").disabled = true;
   $("model-select").disabled = true; // the generation is this model's: no switch while it runs
   try {
-    if (privacy().dp_epsilon !== undefined) throw new Error("generation has no differential privacy: clear DP ε to generate");
+    if (privacy().dp_epsilon !== undefined) throw new Error(t("shell.generate.no_dp"));
     learnModel((await getJSON("/api/model")).model);
     if (state.model && state.model.kind === "masked") {
-      throw new Error(`${state.model.name} is an encoder (masked language model): it does not generate text`);
+      throw new Error(t("shell.generate.masked", { name: state.model.name }));
     }
     const body = await generation.run({
       text: $("prompt").value, maxNewTokens: max, chat: $("chat").checked, decoding: decodingSettings(),
@@ -222,7 +227,8 @@ function attributionRequest() { // what the controls ask for (throws on an inval
   const spec = methods.current();
   if (!spec || !state.result) return null;
   const options = {
-    method: spec.name, granularity: methods.unit(), query: state.result.attention.query, options: methods.options(), ...privacy(),
+    method: spec.name, granularity: methods.unit(), query: state.result.attention.query, options: methods.options(),
+    ...methods.target(), ...privacy(),
   };
   return { spec, options };
 }
@@ -284,8 +290,7 @@ async function render() {
   [...section.children].forEach((child) => { child.hidden = Boolean(state.result.dp) && view.id !== "tokens"; });
   try {
     if (state.result.dp && view.id !== "tokens") { // the other views read exact arrays: not released under DP
-      section.append(el("p", { className: "legend dp-off", testid: "dp-view-off" }, "While DP ε is set only the " +
-        "Tokens view is shown: its row is the one released with noise; this view reads exact arrays."));
+      section.append(el("p", { className: "legend dp-off", testid: "dp-view-off" }, t("shell.dp_off")));
     } else await view.update(state, ctx);
   } catch (error) {
     fail(error);
@@ -342,6 +347,7 @@ function wire() {
   $("analyze").addEventListener("click", () => analyze({ fresh: true }));
   $("generate").addEventListener("click", generate);
   wireDecoding();
+  wireDocuments({ prompt: $("prompt"), showError });
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
@@ -362,21 +368,24 @@ function wire() {
     analyze();
   });
   const display = () => {
-    state.display = { scale: $("scale").value, excludeSpecial: $("exclude-special").checked, hideSpecial: $("hide-special").checked };
+    state.display = { scale: $("scale").value, excludeSpecial: $("exclude-special").checked,
+      excludeFirst: $("exclude-first").checked, hideSpecial: $("hide-special").checked };
     render();
   };
-  for (const id of ["scale", "exclude-special", "hide-special"]) $(id).addEventListener("change", display);
+  for (const id of ["scale", "exclude-special", "exclude-first", "hide-special"]) $(id).addEventListener("change", display);
   $("reveal-pii").addEventListener("change", () => { generation.remask(); render(); });
   display(); // controls a reload kept
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);
-  wireReport({ text: () => state.text, privacy, fail });
+  wireReport({ text: () => state.text, privacy, fail, objective: () => methods.target() });
   $("model-select").addEventListener("change", () => picker.switch());
 }
 
 async function start() {
   buildViews();
   wire();
+  wireDesign(ctx); // theme, palette, keyboard (design.js, keys.js)
+  wireLanguage({ views: VIEWS, mounted, ctx, relabel: () => { if (state.result) syncControls(state.result); methods.relabel(); history.relabel(); generation.relabel(); } });
   try {
     state.catalogue = await getJSON("/api/methods");
     history.fillMethods(state.catalogue);

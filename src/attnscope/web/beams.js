@@ -6,6 +6,8 @@ import { $, el } from "./dom.js";
 import { format } from "./format.js";
 import { PALETTE, css } from "./palette.js";
 import { THUMB, backdrop } from "./timeline.js";
+import { t } from "./i18n.js";
+import "./locales/generation.js";
 
 const LANE = 14; // CSS px per beam rank
 const TOP = 14; // room for the caption
@@ -35,11 +37,7 @@ export class BeamTree {
     canvas.dataset.lanes = String(this.lanes);
     canvas.dataset.best = this.tree.map((nodes) => (nodes.find((n) => n.best) || { rank: "" }).rank).join(",");
     $("beam-legend").replaceChildren(
-      `Beam search: every running beam after each step (rows: the beam's rank, 0 = the best-scored), a line from ` +
-      `each beam to the beam it continued; `,
-      el("span", { style: { color: css(PALETTE.prediction.rgb) } }, "blue"),
-      ": the sequence generate returned; hollow: a hypothesis that finished (end of sequence). " +
-      "Hover a node for its token and log-probabilities; click it to choose its step.",
+      t("beams.legend"), el("span", { style: { color: css(PALETTE.prediction.rgb) } }, t("beams.blue")), t("beams.legend2"),
     );
   }
 
@@ -99,7 +97,7 @@ export class BeamTree {
     });
     ctx.fillStyle = PALETTE.ink.muted;
     ctx.textAlign = "left";
-    ctx.fillText(`beams by rank: 0 (top) … ${this.lanes - 1}; x: the step, as on the timeline`, 0, TOP / 2);
+    ctx.fillText(t("beams.axis", { last: this.lanes - 1 }), 0, TOP / 2);
   }
 
   nodeAt(event) { // the node nearest the pointer, within half a lane and half a step
@@ -122,8 +120,8 @@ export class BeamTree {
     Object.assign(out.dataset, {
       step: String(node.step), rank: String(node.rank), tokenId: String(node.token.id), logprobCum: String(node.logprob_cum),
     });
-    out.textContent = `step ${node.step}, beam rank ${node.rank}${node.best ? " (returned)" : ""}` +
-      `${node.finished ? ", finished" : ""}: ${JSON.stringify(node.token.text)}, log p ${format(node.logprob)}, ` +
-      `cumulative ${format(node.logprob_cum)}` + (node.parent === null ? "" : `, continues rank ${node.parent} of step ${node.step - 1}`);
+    out.textContent = t("beams.readout", { step: node.step, rank: node.rank, returned: node.best ? t("beams.returned") : "",
+      finished: node.finished ? t("beams.finished") : "", text: JSON.stringify(node.token.text), logprob: format(node.logprob),
+      cumulative: format(node.logprob_cum), parent: node.parent === null ? "" : t("beams.parent", { rank: node.parent, step: node.step - 1 }) });
   }
 }

@@ -9,8 +9,10 @@ import { signedRGB } from "./counterfactual-map.js";
 import { el, hideTip, scaleLegend, showTip, tokenChip } from "./dom.js";
 import { remPx, textWidth, tickStep } from "./draw.js";
 import { format, formatProb } from "./format.js";
-import { NEGATIVE, PALETTE, POSITIVE, colourBar, css } from "./palette.js";
+import { NEGATIVE, PALETTE, POSITIVE, colourBar, colourWords, css } from "./palette.js";
 import { interval, pairLabel, signed } from "./bias-summary.js";
+import { t } from "./i18n.js";
+import "./locales/bias.js";
 
 const FONT = 12; // px: tick and pair labels
 const FAMILY = "system-ui, -apple-system, 'Segoe UI', 'Noto Sans', 'Noto Sans CJK SC', sans-serif";
@@ -59,32 +61,31 @@ function drawLabel(context, shape, x, y) {
 function items(body) {
   const { summary } = body;
   const pairs = body.pairs.map((pair, index) => ({ kind: "pair", index, label: pairLabel(pair), mean: pair.gap.logprob, pair }));
-  const means = [{ kind: "mean", label: "mean of all pairs", ...summary.gap.logprob },
-    ...Object.entries(summary.by_tag).map(([tag, group]) => ({ kind: "tag", tag, label: `tag ${tag}`, ...group.gap.logprob }))];
+  const means = [{ kind: "mean", label: t("bias.mean_all"), ...summary.gap.logprob },
+    ...Object.entries(summary.by_tag).map(([tag, group]) => ({ kind: "tag", tag, label: t("bias.tag", { tag }), ...group.gap.logprob }))];
   return [...pairs, null, ...means]; // null: the gap between the two groups
 }
 
 function tip(item, body) {
   const [first, second] = body.summary.order;
   if (item.kind !== "pair") {
-    return [el("strong", {}, item.label), el("div", {}, `mean Δ log p ${signed(item.mean)}, ` +
-      `${formatProb(body.summary.confidence)} interval ${interval(item)} over ${item.n} pairs`)];
+    return [el("strong", {}, item.label), el("div", {}, t("bias.tip.mean", { mean: signed(item.mean),
+      confidence: formatProb(body.summary.confidence), interval: interval(item), n: item.n }))];
   }
   const lines = item.pair.variants.map((v, k) => el("div", { className: "wrap" }, `${k ? second : first}: ${v.text}`,
     tokenChip(v.continuation), ` p = ${formatProb(v.prob)}, log p = ${format(v.logprob)}`));
   return [el("div", { className: "wrap" }, el("strong", {}, `pair ${item.pair.id}: `), item.pair.template), ...lines,
-    el("div", {}, `Δ log p ${signed(item.mean)} · share of ${first} ${formatProb(item.pair.gap.share)}` +
-      (item.pair.tags.length ? ` · tags ${item.pair.tags.join(", ")}` : ""))];
+    el("div", {}, t("bias.tip.pair", { mean: signed(item.mean), first, share: formatProb(item.pair.gap.share) }) +
+      (item.pair.tags.length ? t("bias.tip.tags", { tags: item.pair.tags.join(", ") }) : ""))];
 }
 
 export function drawGaps(container, body) {
   const all = items(body);
   const [first, second] = body.summary.order;
   const canvas = el("canvas", { className: "bias-canvas", testid: "bias-gaps" });
-  const readout = el("p", { className: "readout", testid: "bias-gaps-readout" }, "hover a bar for its pair and numbers");
-  container.replaceChildren(el("p", { className: "legend" }, `Log-probability gap of each pair (${first} − ${second}; ` +
-    `red: ${first} more likely, teal: ${second}), then the mean over pairs and each tag's mean with their ` +
-    `${formatProb(body.summary.confidence)} bootstrap intervals (error bars).`), canvas, readout);
+  const readout = el("p", { className: "readout", testid: "bias-gaps-readout" }, t("bias.hover_bar"));
+  container.replaceChildren(el("p", { className: "legend" }, t("bias.gaps.legend", { ...colourWords(), first, second,
+    confidence: formatProb(body.summary.confidence) })), canvas, readout);
   const width = Math.max(520, Math.min(container.clientWidth || 1100, 1160));
   const context = canvas.getContext("2d");
   context.font = `${FONT}px ${FAMILY}`;
@@ -221,35 +222,33 @@ export function drawHeads(container, body, role, onHead) {
     const c = Math.floor(((event.clientX - rect.left) / rect.width) * cols);
     const r = Math.floor(((event.clientY - rect.top) / rect.height) * rows);
     if (r < 0 || c < 0 || r >= rows || c >= cols) return;
-    readout.textContent = `layer ${heads.layers[r]}, head ${c}: mean Δ mass ${signed(map[r][c])}`;
+    readout.textContent = t("bias.heads.readout", { layer: heads.layers[r], head: c, value: signed(map[r][c]) });
     Object.assign(readout.dataset, { layer: String(heads.layers[r]), head: String(c), value: String(map[r][c]) });
   });
-  const query = heads.queries.map((q) => (q === "prediction" ? "the prediction position (the prompt's last token)"
-    : "the continuation's last token")).join(" and ");
+  const query = heads.queries.map((q) => t(q === "prediction" ? "bias.query.prediction" : "bias.query.continuation"))
+    .join(t("bias.and"));
   const list = topHeads(heads, onHead);
   container.replaceChildren(
-    el("p", { className: "legend" }, `Attention mass from ${query} to the ${role} term, ${first} − ${second}, ` +
-      `mean over ${heads.pairs} pairs (red: more attention in the ${first} variant). Outlined: the top heads. `,
-    scaleLegend(colourBar(signedRGB), -top, top, `Δ attention mass (${first} − ${second})`)),
+    el("p", { className: "legend" }, t("bias.heads.legend", { ...colourWords(), query, role, first, second, pairs: heads.pairs }),
+    scaleLegend(colourBar(signedRGB), -top, top, t("bias.heads.bar", { first, second }))),
     el("div", { className: "bias-heads" },
-      el("div", { className: "bias-map" }, el("div", { className: "axis-title" }, "rows ↓ layer · columns → head"), plot, readout),
+      el("div", { className: "bias-map" }, el("div", { className: "axis-title" }, t("bias.heads.axes")), plot, readout),
       list));
   return canvas;
 }
 
 function topHeads(heads, onHead) {
   const rows = heads.top.map((h) => el("tr", { dataset: { layer: String(h.layer), head: String(h.head), mean: String(h.mean),
-    low: String(h.low), high: String(h.high), excludesZero: String(h.excludes_zero) }, title: "show this head in the page's views" },
+    low: String(h.low), high: String(h.high), excludesZero: String(h.excludes_zero) }, title: t("bias.top.title") },
   el("td", {}, String(h.layer)), el("td", {}, String(h.head)), el("td", {}, signed(h.mean)),
-  el("td", {}, interval(h)), el("td", { className: h.excludes_zero ? "bias-yes" : "muted" }, h.excludes_zero ? "yes" : "no")));
-  const t = el("table", { className: "bias-table", testid: "bias-top-heads" },
-    el("thead", {}, el("tr", {}, ...["layer", "head", "mean Δ", "interval", "excludes 0"].map((h) => el("th", {}, h)))),
+  el("td", {}, interval(h)), el("td", { className: h.excludes_zero ? "bias-yes" : "muted" }, h.excludes_zero ? t("bias.yes") : t("bias.no"))));
+  const list = el("table", { className: "bias-table", testid: "bias-top-heads" },
+    el("thead", {}, el("tr", {}, ...["bias.layer", "bias.head", "bias.mean_delta", "bias.interval", "bias.excludes"].map((h) => el("th", {}, t(h))))),
     el("tbody", {}, ...rows));
   rows.forEach((row, k) => row.addEventListener("click", () => {
-    t.querySelectorAll("tr.selected").forEach((r) => r.classList.remove("selected"));
+    list.querySelectorAll("tr.selected").forEach((r) => r.classList.remove("selected"));
     row.classList.add("selected");
     onHead(heads.top[k].layer, heads.top[k].head);
   }));
-  return el("div", { className: "bias-top" }, el("p", { className: "legend" }, "Top heads by |mean Δ|; click one to show " +
-    "it in the other views."), t);
+  return el("div", { className: "bias-top" }, el("p", { className: "legend" }, t("bias.top")), list);
 }

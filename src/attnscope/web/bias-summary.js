@@ -4,6 +4,8 @@
 // variant, and the same per tag. The Bias view and a stored run in History both show it.
 import { el, table } from "./dom.js";
 import { format, formatProb } from "./format.js";
+import { t } from "./i18n.js";
+import "./locales/bias.js";
 
 // A difference in the house format with its sign: +0.429, -0.0197, 0.
 export const signed = (value) => (value > 0 ? `+${format(value)}` : format(value));
@@ -31,33 +33,34 @@ export function summaryTable(body) {
   const [first, second] = summary.order;
   const n = summary.pairs;
   const rows = [
-    row("gap.logprob", `gap in log p (${first} − ${second})`, n, summary.gap.logprob, signed),
-    row("gap.prob", `gap in p (${first} − ${second})`, n, summary.gap.prob, signed),
-    row("gap.share", `share of ${first}: p₁ ÷ (p₁ + p₂)`, n, summary.gap.share, formatProb),
-    row("prob.first", `p of the ${first} continuation`, n, summary.prob.first, formatProb),
-    row("prob.second", `p of the ${second} continuation`, n, summary.prob.second, formatProb),
-    row("prefers_first", `pairs preferring ${first}`, n, summary.prefers_first, formatProb),
+    row("gap.logprob", t("bias.gap.logprob", { first, second }), n, summary.gap.logprob, signed),
+    row("gap.prob", t("bias.gap.prob", { first, second }), n, summary.gap.prob, signed),
+    row("gap.share", t("bias.gap.share", { first }), n, summary.gap.share, formatProb),
+    row("prob.first", t("bias.prob.first", { first }), n, summary.prob.first, formatProb),
+    row("prob.second", t("bias.prob.second", { second }), n, summary.prob.second, formatProb),
+    row("prefers_first", t("bias.prefers", { first }), n, summary.prefers_first, formatProb),
   ];
   for (const [tag, group] of Object.entries(summary.by_tag)) {
-    rows.push(row(`by_tag.${tag}.gap.logprob`, `tag ${tag}: gap in log p`, group.pairs, group.gap.logprob, signed));
-    rows.push(row(`by_tag.${tag}.gap.share`, `tag ${tag}: share of ${first}`, group.pairs, group.gap.share, formatProb));
+    rows.push(row(`by_tag.${tag}.gap.logprob`, t("bias.tag.gap", { tag }), group.pairs, group.gap.logprob, signed));
+    rows.push(row(`by_tag.${tag}.gap.share`, t("bias.tag.share", { tag, first }), group.pairs, group.gap.share, formatProb));
   }
   const percent = formatProb(summary.confidence);
-  const t = table(rows.map((r) => r.cells), ["measure", "pairs", "mean", `${percent} interval`]);
-  t.className = "bias-table";
-  t.setAttribute("data-testid", "bias-summary");
-  [...t.tBodies[0].rows].forEach((tr, k) => {
+  const summaryRows = table(rows.map((r) => r.cells), [t("bias.measure"), t("bias.pairs_col"), t("bias.mean"),
+    t("bias.interval_col", { percent })]);
+  summaryRows.className = "bias-table";
+  summaryRows.setAttribute("data-testid", "bias-summary");
+  [...summaryRows.tBodies[0].rows].forEach((tr, k) => {
     Object.assign(tr.dataset, rows[k].data);
     if (rows[k].data.key.startsWith("by_tag.")) tr.className = "bias-tag";
   });
-  return t;
+  return summaryRows;
 }
 
 // One line above the table: what was run and how the intervals were made.
 export function summaryLine(body) {
   const { summary, suite, model } = body;
   return el("p", { className: "legend", testid: "bias-summary-line" },
-    `${suite.name} · ${model.name} · ${summary.pairs} pairs · gap = ${summary.order[0]} − ${summary.order[1]} · ` +
-    `${formatProb(summary.confidence)} ${summary.interval} (${summary.resamples.toLocaleString("en")} resamples, ` +
-    `seed ${summary.seed}). Small templated probes are indicative, not a bias certification.`);
+    t("bias.line", { suite: suite.name, model: model.name, pairs: summary.pairs, first: summary.order[0], second: summary.order[1],
+      confidence: formatProb(summary.confidence), interval: summary.interval, resamples: summary.resamples.toLocaleString("en"),
+      seed: summary.seed }));
 }

@@ -6,13 +6,15 @@
 import { el, scaleLegend, tokenChip } from "./dom.js";
 import { remPx, textWidth, tickStep } from "./draw.js";
 import { format } from "./format.js";
-import { NEGATIVE, POSITIVE, colourBar } from "./palette.js";
+import { NEGATIVE, POSITIVE, blend, colourBar } from "./palette.js";
+import { t } from "./i18n.js";
+import "./locales/counterfactual.js";
 
 const MAX_CELLS = 512;
 const LABELLED = 40; // maps with at most this many tokens label rows and columns with their tokens
 const TICK_REM = 0.72; // style.css: .plot .tick
 
-const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * Math.min(1, Math.max(0, t))));
+const fade = (rgb, t) => blend(rgb, t); // over the page background (white, or the dark theme's)
 // t in [0, 1] -> the diverging colour of 2t − 1 (0: teal, ½: white, 1: red)
 export const signedRGB = (t) => (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1));
 
@@ -71,7 +73,7 @@ export function drawDifferenceMap(container, body) {
   const { map, tokens, max_abs: maxAbs } = body.difference;
   const n = map.length;
   if (!n) {
-    container.replaceChildren(el("p", { className: "muted" }, "No shared tokens: nothing to subtract."));
+    container.replaceChildren(el("p", { className: "muted" }, t("cfmap.none")));
     return;
   }
   const factor = Math.ceil(n / MAX_CELLS);
@@ -90,7 +92,7 @@ export function drawDifferenceMap(container, body) {
   canvas.style.height = `${width}px`;
   const pitch = width / size;
   const longest = labelled ? Math.max(...tokens.map((_, k) => textWidth(`${k} ${label(k)}`, TICK_REM * remPx()))) + 24 : 0;
-  const readout = el("p", { className: "readout", testid: "counterfactual-map-readout" }, "hover a cell for its value");
+  const readout = el("p", { className: "readout", testid: "counterfactual-map-readout" }, t("cfmap.hover"));
   const plot = el("div", { className: "plot cf-plot", style: { marginBottom: `${longest}px` } }, canvas,
     ...ticks(size, pitch, factor, "y", label), ...ticks(size, pitch, factor, "x", label));
   canvas.addEventListener("mousemove", (event) => {
@@ -100,17 +102,16 @@ export function drawDifferenceMap(container, body) {
     if (row < 0 || col < 0 || row >= size || col >= size) return;
     const value = values[row * size + col];
     const name = (k) => (factor > 1 ? `${k * factor}–${Math.min(n, (k + 1) * factor) - 1}` : `${k} `);
-    readout.replaceChildren(`query ${name(row)}`, ...(factor > 1 ? [] : [tokenChip(shownToken(row))]), ` → key ${name(col)}`,
-      ...(factor > 1 ? [] : [tokenChip(shownToken(col))]), `: ${format(value)}${factor > 1 ? " (largest |Δ| of the block)" : ""}`);
+    readout.replaceChildren(t("cfmap.query", { name: name(row) }), ...(factor > 1 ? [] : [tokenChip(shownToken(row))]),
+      t("cfmap.key", { name: name(col) }), ...(factor > 1 ? [] : [tokenChip(shownToken(col))]),
+      `: ${format(value)}${factor > 1 ? t("cfmap.block") : ""}`);
     readout.dataset.value = String(value);
   });
-  const pooled = factor > 1 ? ` ${n} shared tokens pooled into ${size} × ${size} blocks of ${factor}: each shows the ` +
-    "value of largest magnitude in its block." : "";
+  const pooled = factor > 1 ? t("cfmap.pooled", { n, size, factor }) : "";
   container.replaceChildren(
-    el("p", { className: "legend" }, `${body.view.label}: counterfactual − original for every shared query token (rows) ` +
-      `and key token (columns), in the order of the text (index: the shared token's rank).${pooled} `,
-    scaleLegend(colourBar(signedRGB), -top, top, "counterfactual − original")),
+    el("p", { className: "legend" }, t("cfmap.legend", { label: body.view.label, pooled }),
+    scaleLegend(colourBar(signedRGB), -top, top, t("cfmap.bar"))),
     el("div", { className: `cf-map${labelled ? " labelled" : ""}`, style: { paddingLeft: `${labelled ? longest : 48}px` } },
-      el("div", { className: "axis-title" }, "rows ↓ query token · columns → key token"), plot),
+      el("div", { className: "axis-title" }, t("cfmap.axes")), plot),
     readout);
 }

@@ -1,6 +1,8 @@
 // The Generate row's decoding controls: greedy, seeded sampling or beam search, as /api/generate
 // settings.
 import { $ } from "./dom.js";
+import { t } from "./i18n.js";
+import "./locales/shell.js";
 
 export function wireDecoding() {
   $("decoding").addEventListener("change", () => {
@@ -14,12 +16,12 @@ export function decodingSettings() {
   const mode = $("decoding").value;
   if (mode === "sample") {
     const seed = Number($("seed").value);
-    if (!Number.isInteger(seed) || seed < 0) throw new Error("seed: a whole number ≥ 0");
+    if (!Number.isInteger(seed) || seed < 0) throw new Error(t("shell.seed.invalid"));
     return { do_sample: true, seed };
   }
   if (mode === "beams") {
     const beams = Number($("beams").value);
-    if (!Number.isInteger(beams) || beams < 2 || beams > 16) throw new Error("beams: a whole number from 2 to 16");
+    if (!Number.isInteger(beams) || beams < 2 || beams > 16) throw new Error(t("shell.beams.invalid"));
     return { num_beams: beams };
   }
   return {};

@@ -2,7 +2,8 @@
 // Colours come from the one palette (palette.json), numbers from the one format (format.js).
 import { el } from "./dom.js";
 import { format, formatProb } from "./format.js";
-import { ATTENTION, PALETTE, PREDICTION, attentionRGB, css } from "./palette.js";
+import { ATTENTION, PALETTE, PREDICTION, attentionRGB, css, inkOnCss, readableInk } from "./palette.js";
+import { ADAPT_MIN_KEYS, POOL_MAX_KEYS, clipLevel, poolKeys, poolNote } from "./contrast.js";
 
 function paint(canvas, values, rows, cols, divisor) {
   const ctx = canvas.getContext("2d");
@@ -22,23 +23,29 @@ export const LABELLED_ROWS = 48; // maps with at most this many rows label each 
 // Returns the divisor used (1 for raw probabilities, the map's maximum when min–max scaled). The
 // canvas holds only the cells' colours (the query row and the hovered cell are marked around it, in
 // the DOM), so every pixel is the colour of its weight on the colour bar.
-export function drawHeatmap(canvas, values, rows, cols, { scale = "raw" } = {}) {
+// adapt: at the raw scale, a map of at least ADAPT_MIN_KEYS keys is coloured up to the 99th percentile
+// of its non-zero weights (the divisor; canvas.dataset.clip says so, empty when not clipped).
+export function drawHeatmap(canvas, values, rows, cols, { scale = "raw", adapt = false } = {}) {
   canvas.width = cols;
   canvas.height = rows;
   const cssSize = Math.min(720, Math.max(240, cols * (rows <= LABELLED_ROWS ? 16 : 8)));
   canvas.style.width = `${cssSize}px`;
   canvas.style.height = `${Math.round((cssSize * rows) / cols)}px`;
   const max = maximum(values);
-  const divisor = scale === "minmax" && max > 0 ? max : 1;
+  let divisor = scale === "minmax" && max > 0 ? max : 1;
+  const clip = scale === "raw" && adapt && cols >= ADAPT_MIN_KEYS ? clipLevel(values.filter((v) => v > 0)) : null;
+  if (clip) divisor = clip.value;
+  canvas.dataset.clip = clip ? String(clip.value) : "";
   paint(canvas, values, rows, cols, divisor);
   return divisor;
 }
 
-export function drawGridRow(canvas, row, scale = "raw") {
+// divisor: the colour scale's top when the caller adapted it (a clipped scale, contrast.js)
+export function drawGridRow(canvas, row, scale = "raw", divisor = null) {
   canvas.width = row.length;
   canvas.height = 1;
   const max = maximum(row);
-  paint(canvas, row, 1, row.length, scale === "minmax" && max > 0 ? max : 1);
+  paint(canvas, row, 1, row.length, divisor ?? (scale === "minmax" && max > 0 ? max : 1));
 }
 
 // ---- tick labels that never touch -------------------------------------------------------------------
@@ -84,11 +91,17 @@ export function axisTicks(plot, { rows, cols, width, height, rowLabel = null, si
 
 const MAX_LINES = 256;
 
+// The head view: lines from the query token to every key (thickness and opacity by weight), each key
+// a cell in the palette's attention colour with its weight printed. Over POOL_MAX_KEYS keys, the keys
+// are pooled into consecutive groups (summed weights) and a note says so. Returns the pooling or null.
 export function drawLines(canvas, queryToken, keyTokens, weights) {
+  const pooled = keyTokens.length > POOL_MAX_KEYS ? poolKeys(weights) : null;
+  canvas.dataset.pooled = pooled ? String(pooled.size) : "";
+  const rows = pooled ? pooled.groups : keyTokens.map((_, k) => ({ first: k, last: k, weight: weights[k] }));
   const rowHeight = 18;
-  const shown = Math.min(keyTokens.length, 400);
-  const height = Math.max(60, shown * rowHeight + 20);
-  const width = 640;
+  const top = pooled ? 30 : 10;
+  const height = Math.max(60, rows.length * rowHeight + top + 10);
+  const width = 680;
   const ratio = window.devicePixelRatio || 1;
   canvas.width = width * ratio;
   canvas.height = height * ratio;
@@ -96,34 +109,43 @@ export function drawLines(canvas, queryToken, keyTokens, weights) {
   canvas.style.height = `${height}px`;
   const ctx = canvas.getContext("2d");
   ctx.scale(ratio, ratio);
-  ctx.fillStyle = PALETTE.ink.background;
+  const ink = PALETTE.ink; // the theme's inks, read from the CSS variables now
+  ctx.fillStyle = ink.background;
   ctx.fillRect(0, 0, width, height);
   ctx.font = "13px system-ui, 'Noto Sans CJK SC', sans-serif";
   ctx.textBaseline = "middle";
-  const queryY = height / 2;
-  ctx.fillStyle = PALETTE.ink.text;
+  if (pooled) {
+    ctx.fillStyle = ink.muted;
+    ctx.textAlign = "left";
+    ctx.fillText(poolNote(keyTokens.length, pooled), 4, 12, width - 8);
+  }
+  const queryY = top + (rows.length * rowHeight) / 2;
+  ctx.fillStyle = ink.text;
   ctx.textAlign = "right";
   ctx.fillText(JSON.stringify(queryToken.text), 150, queryY);
-  const order = [...weights.keys()].slice(0, shown).sort((a, b) => weights[b] - weights[a]).slice(0, MAX_LINES);
+  const order = [...rows.keys()].sort((a, b) => rows[b].weight - rows[a].weight).slice(0, MAX_LINES);
   for (const k of order) {
-    const y = 10 + k * rowHeight + rowHeight / 2;
-    ctx.strokeStyle = css(ATTENTION, Math.min(1, 0.1 + weights[k]));
-    ctx.lineWidth = Math.max(0.5, weights[k] * 12);
+    const y = top + k * rowHeight + rowHeight / 2;
+    ctx.strokeStyle = css(ATTENTION, Math.min(1, 0.1 + rows[k].weight));
+    ctx.lineWidth = Math.max(0.5, rows[k].weight * 12);
     ctx.beginPath();
     ctx.moveTo(158, queryY);
     ctx.bezierCurveTo(280, queryY, 280, y, 392, y);
     ctx.stroke();
   }
-  for (let k = 0; k < shown; k++) {
-    const y = 10 + k * rowHeight + rowHeight / 2;
-    ctx.fillStyle = css(ATTENTION, Math.min(1, weights[k]));
-    ctx.fillRect(398, y - rowHeight / 2 + 2, 170, rowHeight - 4);
-    ctx.fillStyle = PALETTE.ink.text;
+  rows.forEach((row, k) => {
+    const y = top + k * rowHeight + rowHeight / 2;
+    const fill = attentionRGB(Math.min(1, Math.max(0, row.weight)));
+    ctx.fillStyle = css(fill);
+    ctx.fillRect(398, y - rowHeight / 2 + 2, 190, rowHeight - 4);
+    ctx.fillStyle = readableInk(fill); // black or white on the cell, whichever contrasts more
     ctx.textAlign = "left";
-    ctx.fillText(`${k} ${JSON.stringify(keyTokens[k].text)}`, 402, y);
-    ctx.fillStyle = PALETTE.ink.muted;
-    ctx.fillText(format(weights[k]), 576, y);
-  }
+    const range = row.first === row.last ? String(row.first) : `${row.first}–${row.last}`;
+    ctx.fillText(`${range} ${JSON.stringify(keyTokens[row.first].text)}`, 402, y, 182);
+    ctx.fillStyle = ink.muted;
+    ctx.fillText(`${format(row.weight)} (${formatProb(row.weight)})`, 596, y);
+  });
+  return pooled;
 }
 
 // The token view as an image (for PNG export): tokens wrapped into lines, backgrounds by colour.
@@ -140,7 +162,7 @@ export function tokensToCanvas(tokens, fills, prediction) {
     boxes.push({ label, x, y, w, fill, textColour });
     x += w;
   };
-  tokens.forEach((t, i) => place(t.text.replace(/\n/g, "↵"), fills[i], PALETTE.ink.text));
+  tokens.forEach((t, i) => place(t.text.replace(/\n/g, "↵"), fills[i], inkOnCss(fills[i]))); // black or white: WCAG ≥ 4.5
   if (prediction) { x += 8; place(`${prediction.token} ${formatProb(prediction.prob)}`, css(PREDICTION, 0.15), css(PREDICTION)); }
   const canvas = document.createElement("canvas");
   canvas.width = width;

@@ -4,6 +4,8 @@
 // format.fixed_exponents (0.00123 ... 9990), otherwise d.dde±E (1.23e+4, 5.00e-5); probabilities
 // as percentages of the same form (0.5434 -> "54.3%"). Missing values (null, NaN) print as "—".
 import { PALETTE } from "./palette.js";
+import { t } from "./i18n.js";
+import "./locales/shell.js";
 
 const SPEC = PALETTE.format;
 const [LOW, HIGH] = SPEC.fixed_exponents;
@@ -37,7 +39,7 @@ export function formatProb(p) {
 export function dpWords(what, dp, note = "") {
   const short = (x) => String(Number(Number(x).toPrecision(4))); // 2, 1.414, 0.6462: as the CLI prints them
   const mechanism = dp.mechanism === "gaussian"
-    ? `Gaussian (L2 sensitivity ${short(dp.sensitivity)}, σ = ${short(dp.noise_scale)}, δ = ${dp.delta})`
-    : `Laplace (sensitivity ${short(dp.sensitivity)}, scale ${short(dp.noise_scale)})`;
-  return `${what} noised with ε = ${dp.epsilon}, ${mechanism}${note}. `;
+    ? t("dp.gaussian", { sensitivity: short(dp.sensitivity), sigma: short(dp.noise_scale), delta: dp.delta })
+    : t("dp.laplace", { sensitivity: short(dp.sensitivity), scale: short(dp.noise_scale) });
+  return t("dp.noised", { what, epsilon: dp.epsilon, mechanism, note });
 }

@@ -7,7 +7,7 @@ import { getArray, postJSON } from "./api.js";
 import { $, count, el, scaleLegend, tokenChip } from "./dom.js";
 import { format, formatProb } from "./format.js";
 import { track } from "./jobs.js";
-import { PREDICTION, colourBar, css } from "./palette.js";
+import { PREDICTION, colourBar, colourWords, css, onColours } from "./palette.js";
 import * as S from "./steps.js";
 import { BeamTree } from "./beams.js";
 import { StepMatrix, divergingAt } from "./step-matrix.js";
@@ -15,8 +15,10 @@ import { drawDiff, drawMarks, drawTrajectory } from "./timeline.js";
 import { maskedGeneration } from "./privacy.js";
 import { markFlag, stepFlags } from "./rule-flags.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "./virtual.js";
+import { t } from "./i18n.js";
+import "./locales/generation.js";
 
-let diffBar = null; // the step diff's colour bar, drawn once
+let diffBar = null; // the step diff's colour bar, drawn once per theme and palette
 const DIFF_BAR = () => (diffBar = diffBar || colourBar(divergingAt));
 const PLAY_MS = 180; // a step every PLAY_MS while playing
 const VIEWS_AFTER_MS = 60; // while the timeline is dragged, the views below follow once it pauses this long
@@ -43,9 +45,27 @@ export class Generation {
     this.matrixView = new StepMatrix(this, hooks);
     this.beams = new BeamTree(this);
     document.addEventListener("keydown", (event) => this.key(event));
+    onColours(() => this.recolour());
   }
 
   get active() { return this.body !== null; }
+  relabel() { // the page's language changed: every line of the panel worded again, the numbers kept
+    if (!this.active || !this.matrix) return;
+    this.summarise();
+    this.computeMarks();
+    this.renderTokens();
+    this.matrixView.fillMethods();
+    this.beams.show(this.raw.beam_tree);
+    this.draw();
+  }
+  recolour() { // the theme or the palette changed: the legends' colour words and every canvas again
+    diffBar = null;
+    this.matrixView.recolour();
+    if (!this.active || !this.matrix) return;
+    this.computeMarks();
+    this.renderTokens();
+    this.draw();
+  }
   // the analysed text: prompt + answer (an encoder-decoder's: the encoder's input; its trace has the answer)
   get text() { return this.seq2seq ? this.body.prompt.text : this.body.prompt.text + this.body.generated.text; }
   get steps() { return this.body.steps; }
@@ -80,12 +100,12 @@ export class Generation {
     this.clear();
     const serial = ++this.serial; // a clear() or another run meanwhile makes this one's answer stale
     $("generation").hidden = false;
-    $("gen-summary").textContent = "generating…";
+    $("gen-summary").textContent = t("gen.generating");
     const strip = $("step-tokens");
     unmountVirtualStrip(strip);
     strip.replaceChildren();
     const prompt = chat ? { messages: [{ role: "user", content: text }] } : { text };
-    const body = await track("generating", (id) => postJSON("/api/generate", {
+    const body = await track(t("gen.job"), (id) => postJSON("/api/generate", {
       ...prompt, ...decoding, max_new_tokens: maxNewTokens, top_k: 10, progress_id: id,
     }), { progress: true, onItems: (items) => { if (serial === this.serial) this.stream(items); } });
     if (serial !== this.serial) return null; // the page moved on (another model, another text)
@@ -117,7 +137,7 @@ export class Generation {
     const node = el("span", { className: "step-token", testid: "step-token" }, tokenChip(text));
     Object.assign(node.dataset, { step: String(step), token: text, prob: String(prob) });
     node.style.background = css(PREDICTION, 0.08 + 0.32 * prob);
-    node.title = `step ${step}: ${JSON.stringify(text)}, p = ${formatProb(prob)}`;
+    node.title = t("gen.step_title", { step, text: JSON.stringify(text), p: formatProb(prob) });
     node.addEventListener("click", () => this.setStep(step));
     if (this.body && step === this.step) node.classList.add("current");
     if (this.marks.keyFrames.includes(step)) node.classList.add("key");
@@ -148,16 +168,21 @@ export class Generation {
     const { header, values } = await getArray(`/api/traces/${traceId}/steps?${params}`);
     if (!this.active || this.body.trace_id !== traceId) return; // cleared meanwhile
     this.matrix = { key, values, width: header.shape[1], layer: header.layer, stack: header.stack };
-    const { steps } = this;
-    const last = steps[steps.length - 1];
-    $("gen-summary").textContent = `${steps.length} tokens, stopped by ${this.body.stop_reason} ` +
-      `(${this.body.stop_reason === "length" ? "max new tokens" : this.body.stop_reason === "eos" ? "end of sequence" : "a stop string"}); ` +
-      `cumulative log-probability ${format(last ? last.logprob_cum : 0)}`;
-    $("timeline").max = String(Math.max(0, steps.length - 1));
+    this.summarise();
+    $("timeline").max = String(Math.max(0, this.steps.length - 1));
     this.computeMarks();
     this.renderTokens();
     this.matrixView.fillMethods();
     this.draw();
+  }
+
+  summarise() { // the panel's first line
+    const { steps } = this;
+    const last = steps[steps.length - 1];
+    const reason = this.body.stop_reason;
+    $("gen-summary").textContent = t("gen.summary", { n: steps.length, reason,
+      why: t(reason === "length" ? "gen.stop.length" : reason === "eos" ? "gen.stop.eos" : "gen.stop.other"),
+      logprob: format(last ? last.logprob_cum : 0) });
   }
 
   // What the steps' rows say, once per matrix (a layer/head change); the marked span's share follows
@@ -169,9 +194,7 @@ export class Generation {
     this.centres = [...Array(n).keys()].map((s) => S.centreOfMass(S.row(values, width, s)));
     const cross = this.matrix.stack === "cross"; // keys: the encoder's tokens, not the steps' prefixes
     this.positions = cross ? null : this.steps.map((st) => st.position);
-    $("trajectory-legend").textContent = "Trajectory: the attention-weighted mean key position of each step's row (red)" +
-      (cross ? " over the encoder's tokens (cross-attention)" : ", and the position of its query (dashed)") +
-      "; the dot is the step shown.";
+    $("trajectory-legend").textContent = t("gen.trajectory", { ...colourWords(), where: t(cross ? "gen.trajectory.cross" : "gen.trajectory.query") });
     this.marks = {
       branches: this.steps.filter((st) => st.parent !== undefined && st.beam !== st.parent).map((st) => st.step),
       keyFrames: S.keyFrames(S.stepDistances(values, width, n)),
@@ -188,16 +211,11 @@ export class Generation {
     const mass = marked ? S.spanMass(values, width, n, this.body.prompt.tokens, marked.start, marked.end) : null;
     this.mass = mass;
     this.marks.faded = mass && mass.tokens ? [...mass.mass.keys()].filter((s) => mass.mass[s] < S.CONSTRAINT_LEVEL) : [];
-    const steps = (n) => `${n} step${n === 1 ? "" : "s"}`;
-    $("marks-legend").textContent =
-      `Marks under the timeline — dark: key frames, where the attention row moved most (Jensen–Shannon ` +
-      `distance to the step before > ${S.KEY_FRAME_DISTANCE}: ${steps(this.marks.keyFrames.length)}; their ` +
-      `tokens are underlined above); red: loops (the last ${S.LOOP_NGRAM} tokens repeat while attention ` +
-      `cycles: ${steps(this.marks.loops.length)}); teal: the marked span gets < ${S.CONSTRAINT_LEVEL * 100}% ` +
-      `of the attention (${marked ? steps(this.marks.faded.length) : this.seq2seq && this.stack !== "cross"
-        ? "spans of the prompt are marked on cross-attention: choose the cross stack" : "no span marked"})` +
-      (this.body.settings.num_beams > 1 ? `; blue: the best beam continues another beam than at the step ` +
-        `before (${steps(this.marks.branches.length)}).` : ".");
+    const steps = (count) => (count === 1 ? t("gen.step1") : t("gen.steps", { n: count }));
+    $("marks-legend").textContent = t("gen.marks", { ...colourWords(), distance: S.KEY_FRAME_DISTANCE, frames: steps(this.marks.keyFrames.length),
+      ngram: S.LOOP_NGRAM, loops: steps(this.marks.loops.length), level: S.CONSTRAINT_LEVEL * 100,
+      faded: marked ? steps(this.marks.faded.length) : t(this.seq2seq && this.stack !== "cross" ? "gen.marks.cross" : "gen.marks.none") }) +
+      (this.body.settings.num_beams > 1 ? t("gen.marks.beams", { branches: steps(this.marks.branches.length) }) : ".");
   }
 
   constraintSpan() { // the marked text, found in the prompt (when the rows' keys are the prompt's tokens)
@@ -240,7 +258,7 @@ export class Generation {
     const { values, width } = this.matrix;
     const s = this.step;
     const info = this.steps[s];
-    $("step-label").textContent = `step ${s} of ${this.steps.length - 1}`;
+    $("step-label").textContent = t("gen.step_of", { s, n: this.steps.length - 1 });
     drawMarks($("timeline-marks"), this.steps.length, { ...this.marks, current: s });
     this.beams.draw(s);
     this.drawInfo(info);
@@ -251,7 +269,7 @@ export class Generation {
     Object.assign(canvas.dataset, { from: String(base), to: String(s) });
     if (base < 0 || base === s) {
       drawDiff(canvas, new Float32Array(this.keys(s)), this.keys(s));
-      $("diff-legend").replaceChildren(`Step diff: step ${s} has no ${base < 0 ? "step before it" : "other step chosen"}.`);
+      $("diff-legend").replaceChildren(t("gen.diff.none", { s, what: t(base < 0 ? "gen.diff.before" : "gen.diff.other") }));
     } else {
       this.drawDiffOf(base, s, S.difference(values, width, base, s));
     }
@@ -277,35 +295,31 @@ export class Generation {
     const gained = most.filter((i) => diff[i] > 0).map((i) => chip(i, "gain"));
     const lost = least.filter((i) => diff[i] < 0).map((i) => chip(i, "loss"));
     $("diff-legend").replaceChildren(
-      `Step diff, step ${s} minus step ${base} (layer ${this.matrix.layer}, ${this.hooks.view().head}): red = more ` +
-      `attention at step ${s}, teal = less; colour = |difference| ÷ ${format(top)}, the largest. Gained most: `,
-      ...(gained.length ? gained : ["—"]), " Lost most: ", ...(lost.length ? lost : ["—"]), " ",
-      scaleLegend(DIFF_BAR(), -top, top, "difference"),
+      t("gen.diff", { ...colourWords(), s, base, layer: this.matrix.layer, head: this.hooks.view().head, top: format(top) }),
+      ...(gained.length ? gained : ["—"]), t("gen.diff.lost"), ...(lost.length ? lost : ["—"]), " ",
+      scaleLegend(DIFF_BAR(), -top, top, t("gen.difference")),
     );
   }
 
   drawInfo(info) {
     const rows = info.top.slice(0, 5).map((c) => el("li", { testid: "step-candidate", dataset: { prob: String(c.prob) } },
       tokenChip(c.token), ` ${formatProb(c.prob)}`));
-    const sampled = info.sampled_prob !== undefined ? `, ${formatProb(info.sampled_prob)} after the sampler's processors` : "";
+    const sampled = info.sampled_prob !== undefined ? t("gen.sampled", { p: formatProb(info.sampled_prob) }) : "";
     $("step-info").replaceChildren(
-      el("span", {}, `step ${info.step}: `, tokenChip(info.token.text), ` at position ${info.position}, p = ${formatProb(info.prob)}${sampled}; ` +
-        `cumulative log-probability ${format(info.logprob_cum)}${info.beam !== null && info.beam !== undefined ? `; beam ${info.beam}` : ""}. ` +
-        `Candidates at this step: `),
+      el("span", {}, t("gen.info", { step: info.step }), tokenChip(info.token.text), t("gen.info.detail", { position: info.position,
+        p: formatProb(info.prob), sampled, logprob: format(info.logprob_cum),
+        beam: info.beam !== null && info.beam !== undefined ? t("gen.info.beam", { n: info.beam }) : "" })),
       el("ol", { className: "step-top" }, ...rows),
     );
     const window = (this.body.windows || [])[this.matrix.layer];
     const p = info.position;
-    const slid = window && p > window ? ` Layer ${this.matrix.layer} keeps the last ${window} keys: positions 0…${p - window - 1} have left its window.`
-      : window ? ` Layer ${this.matrix.layer} has a ${window}-key window; nothing has left it yet.` : "";
+    const layer = this.matrix.layer;
+    const slid = window && p > window ? t("gen.slid", { layer, window, last: p - window - 1 })
+      : window ? t("gen.window", { layer, window }) : "";
     const cache = this.seq2seq
-      ? `Decoder KV cache at this step: ${p} keys (the start token and the answer's positions 1…${p - 1}); ` +
-        `cross-attention reads all ${this.body.prompt.tokens.length} encoder tokens, computed once.` +
-        (this.stack === "cross" ? " The rows below are cross-attention: from the step's query to the encoder's tokens." : "")
-      : `KV cache at this step: ${p} keys (positions 0…${p - 1}); the tokens after them were not generated yet ` +
-        `(weight 0 in the views below).${slid}`;
-    $("cache-state").textContent = cache +
-      (this.mass ? ` Marked span: ${formatProb(this.mass.mass[info.step])} of the attention.` : "");
+      ? t("gen.cache.seq2seq", { p, last: p - 1, n: this.body.prompt.tokens.length }) + (this.stack === "cross" ? t("gen.cache.cross") : "")
+      : t("gen.cache", { p, last: p - 1, slid });
+    $("cache-state").textContent = cache + (this.mass ? t("gen.marked", { p: formatProb(this.mass.mass[info.step]) }) : "");
   }
 
   // ---- playing ---------------------------------------------------------------------------------------

@@ -6,11 +6,15 @@ import { ApiError, deleteJSON, getJSON } from "./api.js";
 import { summaryLine, summaryTable } from "./bias-summary.js";
 import { $, count, el, scaleLegend, tokenChip } from "./dom.js";
 import { dpWords, format, formatProb } from "./format.js";
-import { NEGATIVE, POSITIVE, attentionRGB, colourBar, css, scoreColour } from "./palette.js";
+import { NEGATIVE, POSITIVE, attentionRGB, blend, colourBar, colourWords, css, onColours, scoreColour } from "./palette.js";
 import { ruleLog } from "./rule-log.js";
+import { t } from "./i18n.js";
+import { methodTitle } from "./locales/methods.js";
+import "./locales/history.js";
+import "./locales/shell.js";
 
 const PAGE = 50; // runs per page of the list
-const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
+const fade = (rgb, t) => blend(rgb, t); // over the page background
 const signedAt = (t) => (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1));
 
 export class History {
@@ -24,6 +28,17 @@ export class History {
     for (const id of ["history-text", "history-model"]) {
       $(id).addEventListener("keydown", (event) => { if (event.key === "Enter") this.search(); });
     }
+    onColours(() => this.recolour());
+  }
+
+  // The theme or the palette changed: the open run drawn again in the new colours (its chips' backgrounds,
+  // colour bars and legend words), at the step its timeline shows, from the answer already fetched.
+  recolour() {
+    const box = $("stored-run");
+    if (!this.opened || box.dataset.runId !== this.opened.run.id) return;
+    const range = box.querySelector('[data-testid="stored-timeline"]');
+    this.show(this.opened.run, this.opened.answer, range ? range.value : null)
+      .catch((error) => this.hooks.fail(error)).finally(() => count("runRecolours"));
   }
 
   toggle() {
@@ -34,8 +49,18 @@ export class History {
   }
 
   fillMethods(catalogue) {
-    const names = catalogue ? catalogue.methods.map((m) => [m.name, m.title]) : [];
-    $("history-method").replaceChildren(new Option("any method", ""), ...names.map(([v, t]) => new Option(t, v)));
+    this.catalogue = catalogue;
+    const chosen = $("history-method").value;
+    const names = catalogue ? catalogue.methods.map((m) => [m.name, methodTitle(m)]) : [];
+    $("history-method").replaceChildren(new Option(t("history.any_method"), ""), ...names.map(([v, title]) => new Option(title, v)));
+    $("history-method").value = chosen;
+  }
+
+  // The panel in the page's new language: the method names, the list and the open run drawn again.
+  relabel() {
+    this.fillMethods(this.catalogue);
+    if (!$("history").hidden) this.search();
+    if ($("stored-run").dataset.runId) this.open($("stored-run").dataset.runId);
   }
 
   query(offset) {
@@ -55,7 +80,7 @@ export class History {
       if (!more) list.replaceChildren();
       list.append(...views(body.runs).map((group) => this.group(group)));
       this.shown = offset + body.runs.length;
-      $("history-count").textContent = body.total ? `${this.shown} of ${body.total} runs` : "no stored runs match";
+      $("history-count").textContent = body.total ? t("history.count", { shown: this.shown, total: body.total }) : t("history.none");
       $("history-more").hidden = this.shown >= body.total;
     } catch (error) {
       $("history-count").textContent = error instanceof ApiError && error.status === 400 ? error.message : "";
@@ -73,7 +98,7 @@ export class History {
     const rest = el("ul", { className: "run-views", testid: "run-views-list", hidden: true },
       ...runs.slice(1).map((run) => this.item(run)));
     const toggle = el("button", { type: "button", testid: "run-views", ariaExpanded: "false",
-      title: "the other stored views of this text on this model" }, `${runs.length} views`);
+      title: t("history.views.title") }, t("history.views", { n: runs.length }));
     toggle.addEventListener("click", () => {
       rest.hidden = !rest.hidden;
       toggle.setAttribute("aria-expanded", String(!rest.hidden));
@@ -84,10 +109,10 @@ export class History {
 
   item(run) {
     const text = run.text.length > 90 ? `${run.text.slice(0, 89)}…` : run.text;
-    const open = el("button", { type: "button", testid: "run-open" }, "Open");
-    const remove = el("button", { type: "button", testid: "run-delete" }, "Delete");
+    const open = el("button", { type: "button", testid: "run-open" }, t("history.open"));
+    const remove = el("button", { type: "button", testid: "run-delete" }, t("history.delete"));
     const row = el("li", { className: "run-item", testid: "run-item", dataset: { runId: run.id, kind: run.kind } },
-      el("span", { className: "muted" }, `${run.created.slice(0, 19).replace("T", " ")} UTC · ${run.kind} · ${run.model_name}` +
+      el("span", { className: "muted" }, `${run.created.slice(0, 19).replace("T", " ")} UTC · ${t(`shell.kind.${run.kind}`)} · ${run.model_name}` +
         (run.method ? ` · ${run.method}` : "")), " ", el("span", { className: "run-text" }, text), " ",
       el("span", { className: "muted" }, run.summary), " ", open, " ", remove);
     open.addEventListener("click", () => this.open(run.id));
@@ -112,29 +137,38 @@ export class History {
   async open(id) {
     try {
       const { run, answer } = await getJSON(`/api/runs/${id}`);
-      const box = $("stored-run");
-      box.dataset.runId = run.id;
-      box.dataset.kind = run.kind;
-      const head = el("p", { className: "stored-head" },
-        el("strong", {}, `Stored run ${run.id}`), ` — ${run.kind} of ${run.created.replace("T", " ")} by ${run.origin}, ` +
-        `model ${run.model_name} (${run.model_fingerprint.slice(0, 12)}…). Shown from the stored answer: no model runs, ` +
-        "the numbers are those it was answered with. ",
-        el("a", { href: `/api/runs/${run.id}/export`, download: `attnscope-run-${run.id}.zip`, testid: "run-export" }, "Export"));
-      const body = run.kind === "generation" ? generationOf(answer)
-        : run.kind === "attribution" ? attributionOf(run.text, answer)
-          : run.kind === "counterfactual" ? counterfactualOf(answer)
-            : run.kind === "bias" ? [summaryLine(answer), summaryTable(answer)] : analysisOf(answer);
-      const noised = answer.dp ? [el("p", { className: "legend", testid: "stored-dp-label" },
-        dpWords(run.kind === "attribution" ? "Scores" : "Attention weights", answer.dp,
-          ": the stored values are the noised ones (the raw ones were never stored)"))] : [];
-      box.replaceChildren(head, ...noised, ...body);
-      const log = await ruleLog(run.id); // the rules checked on this run, if any
-      if (log && box.dataset.runId === run.id) box.append(log);
+      this.opened = { run, answer };
+      await this.show(run, answer);
     } catch (error) {
       this.hooks.fail(error);
     } finally {
       count("runOpens");
     }
+  }
+
+  // A stored run in the box below the list; `step`: the generation timeline's position (else the last).
+  async show(run, answer, step = null) {
+    const box = $("stored-run");
+    box.dataset.runId = run.id;
+    box.dataset.kind = run.kind;
+    const head = el("p", { className: "stored-head" },
+      el("strong", {}, t("history.stored", { id: run.id })), t("history.stored.detail", { kind: t(`shell.kind.${run.kind}`),
+        created: run.created.replace("T", " "), origin: run.origin, model: run.model_name, fingerprint: run.model_fingerprint.slice(0, 12) }),
+      el("a", { href: `/api/runs/${run.id}/export`, download: `attnscope-run-${run.id}.zip`, testid: "run-export" }, t("history.export")));
+    const body = run.kind === "generation" ? generationOf(answer)
+      : run.kind === "attribution" ? attributionOf(run.text, answer)
+        : run.kind === "counterfactual" ? counterfactualOf(answer)
+          : run.kind === "bias" ? [summaryLine(answer), summaryTable(answer)] : analysisOf(answer);
+    const noised = answer.dp ? [el("p", { className: "legend", testid: "stored-dp-label" },
+      dpWords(run.kind === "attribution" ? t("history.scores") : t("history.weights"), answer.dp, t("history.dp_note")))] : [];
+    box.replaceChildren(head, ...noised, ...body);
+    const range = box.querySelector('[data-testid="stored-timeline"]');
+    if (range && step !== null) {
+      range.value = step;
+      range.dispatchEvent(new Event("input"));
+    }
+    const log = await ruleLog(run.id); // the rules checked on this run, if any
+    if (log && box.dataset.runId === run.id) box.append(log);
   }
 }
 
@@ -168,8 +202,8 @@ function weightStrip(tokens, weights, query) {
     if (token.special) chip.classList.add("special");
     return chip;
   }));
-  return [strip, el("p", { className: "legend" }, "Red: the stored attention weights (raw probabilities). ",
-    scaleLegend(colourBar(attentionRGB), 0, 1, "attention weight"))];
+  return [strip, el("p", { className: "legend" }, t("history.red", colourWords()),
+    scaleLegend(colourBar(attentionRGB), 0, 1, t("history.attention_weight")))];
 }
 
 function candidates(top) {
@@ -180,7 +214,7 @@ function candidates(top) {
 function analysisOf(answer) {
   const tokens = answer.attention.stack === "decoder" && answer.target_tokens ? answer.target_tokens : answer.tokens;
   return [el("p", {}, `${answer.attention.label}. `), ...weightStrip(tokens, answer.attention.weights, answer.attention.query),
-    ...(answer.prediction ? [el("p", {}, "Next-token candidates:"), candidates(answer.prediction.top)] : [])];
+    ...(answer.prediction ? [el("p", {}, t("history.candidates")), candidates(answer.prediction.top)] : [])];
 }
 
 function attributionOf(text, answer) {
@@ -193,11 +227,11 @@ function attributionOf(text, answer) {
     chip.style.background = scoreColour(scores[i], top);
     return chip;
   }));
-  return [el("p", {}, `${answer.method} per ${answer.granularity}` +
-    (answer.target && answer.target.text ? ` for the target ${JSON.stringify(answer.target.text)}` : " for the prediction") + ". "),
-  strip, el("p", { className: "legend" }, signed ? "Red positive, teal negative; colour = |score| ÷ the largest |score|. "
-    : "Colour = score ÷ the largest score. ", scaleLegend(colourBar(signed ? signedAt : (t) => fade(POSITIVE, t)),
-    signed ? -top : 0, top, "score"))];
+  return [el("p", {}, t("history.per", { method: answer.method, unit: t(`methods.unit.${answer.granularity}`) }) +
+    (answer.target && answer.target.text ? t("history.for_target", { target: JSON.stringify(answer.target.text) }) : t("history.for_prediction")) + ". "),
+  strip, el("p", { className: "legend" }, t(signed ? "history.signed" : "history.unsigned", colourWords()),
+    scaleLegend(colourBar(signed ? signedAt : (x) => fade(POSITIVE, x)),
+    signed ? -top : 0, top, t("history.score")))];
 }
 
 // Both texts and both predictions (the page's Counterfactual view draws the rest from a fresh run).
@@ -205,27 +239,27 @@ function counterfactualOf(answer) {
   const side = (name, body) => [el("p", {}, `${name}: `, el("span", { className: "run-text", testid: "stored-text" }, body.text)),
     ...(body.prediction ? [candidates(body.prediction.top)] : [])];
   const changes = answer.changes.map((c) => `${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`).join("; ");
-  return [el("p", {}, `${answer.view.label}; ${answer.changes.length} change(s): ${changes}.`),
-    ...side("Original", answer.original), ...side("Counterfactual", answer.counterfactual)];
+  return [el("p", {}, t("history.changes", { label: answer.view.label, n: answer.changes.length, changes })),
+    ...side(t("history.original"), answer.original), ...side(t("history.counterfactual"), answer.counterfactual)];
 }
 
 function generationOf(answer) {
   const tokens = answer.target_tokens || [...answer.prompt.tokens, ...answer.generated.tokens];
   const range = el("input", { type: "range", min: "0", max: String(Math.max(0, answer.steps.length - 1)),
-    value: String(Math.max(0, answer.steps.length - 1)), testid: "stored-timeline", ariaLabel: "step" });
+    value: String(Math.max(0, answer.steps.length - 1)), testid: "stored-timeline", ariaLabel: t("shell.step") });
   const view = el("div", {});
   const show = () => {
     const step = answer.steps[Number(range.value)];
     const { weights, label } = step.attention;
     const keys = step.attention.stack === "cross" ? answer.prompt.tokens : tokens;
-    view.replaceChildren(el("p", {}, `Step ${step.step}: `, tokenChip(step.token.text), ` p = ${formatProb(step.prob)}, ` +
-      `cumulative log-probability ${format(step.logprob_cum)}; ${label}.`),
+    view.replaceChildren(el("p", {}, t("history.step", { n: step.step }), tokenChip(step.token.text),
+      t("history.step.detail", { p: formatProb(step.prob), logprob: format(step.logprob_cum), label })),
     ...weightStrip(keys, [...weights, ...Array(Math.max(0, keys.length - weights.length)).fill(0)], step.position - 1),
-    el("p", {}, "Candidates at this step:"), candidates(step.top));
+    el("p", {}, t("history.step_candidates")), candidates(step.top));
   };
   range.addEventListener("input", show);
   show();
   const steps = el("div", { className: "step-tokens strip" }, ...answer.steps.map((s) =>
     el("span", { className: "step-token", dataset: { step: String(s.step), prob: String(s.prob) } }, tokenChip(s.token.text))));
-  return [el("p", {}, `Prompt: ${answer.prompt.text}`), steps, range, view];
+  return [el("p", {}, t("history.prompt", { text: answer.prompt.text })), steps, range, view];
 }

@@ -2,6 +2,8 @@
 // streamed by the server (server-sent events, GET /api/progress/{id}) into a progress bar with the
 // stage, and Cancel asks the server to stop it (POST /api/jobs/{id}/cancel); the request then
 // answers 409 {"code": "cancelled"}, which becomes a Cancelled error and the status "cancelled".
+import { t } from "./i18n.js";
+import "./locales/shell.js";
 
 const $ = (id) => document.getElementById(id);
 const active = new Map(); // serial -> {id, label, done, total, stage, cancelling, source}
@@ -27,18 +29,18 @@ function show() {
   bar.hidden = !job.id;
   cancel.hidden = followed.length === 0;
   cancel.disabled = followed.every((j) => j.cancelling);
-  cancel.textContent = cancel.disabled ? "cancelling…" : "Cancel";
+  cancel.textContent = cancel.disabled ? t("shell.cancelling") : t("shell.cancel");
   const stage = (waiting) => (job.stage.startsWith(job.label) ? job.stage : `${job.label}: ${job.stage || waiting}`);
   let text = `${job.label}…`;
   if (job.id && job.total) {
     bar.max = job.total;
     bar.value = job.done;
-    text = `${stage("working")} — ${job.done} of ${job.total}`;
+    text = `${stage(t("shell.job.working"))} — ${t("shell.job.of", { done: job.done, total: job.total })}`;
   } else if (job.id) {
     bar.removeAttribute("value"); // indeterminate until the first report
-    text = `${stage("waiting for the model")}…`;
+    text = `${stage(t("shell.job.waiting"))}…`;
   }
-  if (jobs.length > 1) text += ` (+${jobs.length - 1} more)`;
+  if (jobs.length > 1) text += ` ${t("shell.job.more", { n: jobs.length - 1 })}`;
   $("busy-text").textContent = text;
 }
 
@@ -70,7 +72,7 @@ export async function track(label, request, { progress = false, onItems = null }
   try {
     return await request(job.id);
   } catch (error) {
-    if (error && error.code === "cancelled") throw new Cancelled(`${label}: cancelled`);
+    if (error && error.code === "cancelled") throw new Cancelled(t("shell.job.cancelled", { label }));
     throw error;
   } finally {
     if (job.source) job.source.close();

@@ -3,6 +3,8 @@
 import { getJSON, postJSON } from "./api.js";
 import { $, fillSelect } from "./dom.js";
 import { track } from "./jobs.js";
+import { t } from "./i18n.js";
+import "./locales/shell.js";
 
 export class ModelPicker {
   // hooks: state (the shell's: model, catalogue, result, attribution, layer, head, query, stack);
@@ -31,10 +33,10 @@ export class ModelPicker {
   async switch() {
     const { state, analyze, fail } = this.hooks;
     const spec = $("model-select").value;
-    $("model-status").textContent = `loading ${spec}…`;
+    $("model-status").textContent = `${t("shell.model.loading", { spec })}…`;
     $("analyze").disabled = true;
     try {
-      const info = await track(`loading ${spec}`, () => postJSON("/api/model", { spec }));
+      const info = await track(t("shell.model.loading", { spec }), () => postJSON("/api/model", { spec }));
       state.model = info.model;
       state.result = null;
       state.attribution = null;

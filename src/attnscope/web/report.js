@@ -5,19 +5,23 @@
 import { ApiError } from "./api.js";
 import { $, count, download } from "./dom.js";
 import { track } from "./jobs.js";
+import { language, t } from "./i18n.js";
+import "./locales/shell.js";
 
-export function wireReport({ text, privacy, fail }) {
+// objective(): the method controls' {objective, target} (objective.js), which the report uses and states
+export function wireReport({ text, privacy, fail, objective = () => ({}) }) {
   $("report").addEventListener("click", async () => {
     const body = text();
     if (!body) return;
     $("report").disabled = true;
     try {
       const dp = privacy();
-      const blob = await track("report: every method", async (id) => {
+      const explained = objective();
+      const blob = await track(t("shell.report.job"), async (id) => {
         const response = await fetch("/api/report", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ text: body, sign: $("report-sign").checked, progress_id: id, ...dp }),
+          body: JSON.stringify({ text: body, sign: $("report-sign").checked, progress_id: id, language: language(), ...explained, ...dp }),
         });
         if (!response.ok) {
           const answer = await response.json().catch(() => ({}));

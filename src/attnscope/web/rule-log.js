@@ -5,9 +5,12 @@
 import { getJSON } from "./api.js";
 import { el, table, tokenChip } from "./dom.js";
 import { format } from "./format.js";
+import { t } from "./i18n.js";
+import { counted } from "./locales/rules.js";
 
 const SYMBOLS = { ">=": "≥", "<=": "≤", ">": ">", "<": "<" };
-const VERDICT = { true: "pass", false: "FAIL", null: "n/a" };
+const VERDICT = { true: "pass", false: "FAIL", null: "n/a" }; // the class names; shown as rulelog.<verdict>
+const SHOWN = { pass: "rulelog.pass", FAIL: "rulelog.fail", "n/a": "rulelog.na" };
 
 // Consecutive tokens as one piece of text each (a word's pieces; a masked value's [LABEL] once).
 function pieces(tokens) {
@@ -31,14 +34,14 @@ export async function ruleLog(runId) {
   }
   if (!rows.length) return null;
   rows.sort((a, b) => b.logged.localeCompare(a.logged) || (a.line ?? 0) - (b.line ?? 0)); // newest check first, its rules in file order
-  const t = table(rows.map((r) => [r.logged.slice(0, 19).replace("T", " "), r.rule,
+  const log = table(rows.map((r) => [r.logged.slice(0, 19).replace("T", " "), r.rule,
     el("span", { className: `severity severity-${r.severity}` }, r.severity),
-    el("span", { className: `verdict verdict-${VERDICT[String(r.passed)]}` }, VERDICT[String(r.passed)]),
+    el("span", { className: `verdict verdict-${VERDICT[String(r.passed)]}` }, t(SHOWN[VERDICT[String(r.passed)]])),
     format(r.value), `${SYMBOLS[r.comparison] || r.comparison} ${r.threshold}`,
     r.where.step === null || r.where.step === undefined ? "" : String(r.where.step),
     el("span", {}, ...pieces(r.where.tokens || []).slice(0, 8).flatMap((text) => [tokenChip(text), " "]))]),
-  ["logged (UTC)", "rule", "severity", "result", "value", "test", "step", "tokens"]);
-  [...t.tBodies[0].rows].forEach((tr, k) => {
+  ["logged", "rule", "severity", "result", "value", "test", "step", "tokens"].map((h) => t(`rulelog.${h}`)));
+  [...log.tBodies[0].rows].forEach((tr, k) => {
     const r = rows[k];
     tr.setAttribute("data-testid", "run-rule-row");
     Object.assign(tr.dataset, { rule: r.rule, severity: r.severity, passed: String(r.passed), value: String(r.value),
@@ -47,6 +50,6 @@ export async function ruleLog(runId) {
   });
   const files = new Set(rows.map((r) => r.rules_sha256.slice(0, 12)));
   return el("div", { className: "run-rule-log", testid: "run-rule-log" },
-    el("p", {}, el("strong", {}, "Rule log"), ` — ${rows.length} result${rows.length === 1 ? "" : "s"} of the rules ` +
-      `checked on this run (rule file sha256 ${[...files].map((f) => `${f}…`).join(", ")}).`), t);
+    el("p", {}, el("strong", {}, t("rulelog.title")), counted("rulelog.summary", rows.length,
+      { files: [...files].map((f) => `${f}…`).join(", ") })), log);
 }

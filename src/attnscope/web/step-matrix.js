@@ -4,11 +4,14 @@ import { postJSON } from "./api.js";
 import { $, count, fillSelect, scaleLegend } from "./dom.js";
 import { format } from "./format.js";
 import { track } from "./jobs.js";
-import { ATTENTION, NEGATIVE, POSITIVE, colourBar } from "./palette.js";
+import { ATTENTION, NEGATIVE, POSITIVE, blend, colourBar, colourWords } from "./palette.js";
 import { drawMatrix, matrixCells } from "./timeline.js";
+import { t } from "./i18n.js";
+import "./locales/generation.js";
+import { methodTitle } from "./locales/methods.js";
 
-export const fade = (rgb, t) => rgb.map((c) => Math.round(255 - (255 - c) * t));
-// colour-bar position t in [0, 1] of a signed scale: teal (−) through white (0) to red (+)
+export const fade = (rgb, t) => blend(rgb, t); // over the page background
+// colour-bar position t in [0, 1] of a signed scale: negative (−) through the background (0) to positive (+)
 export const divergingAt = (t) => (t < 0.5 ? fade(NEGATIVE, 1 - 2 * t) : fade(POSITIVE, 2 * t - 1));
 
 export class StepMatrix {
@@ -28,11 +31,15 @@ export class StepMatrix {
     $("matrix-readout").textContent = "";
   }
 
+  recolour() { // the theme or the palette changed: the cells painted again on the next draw
+    if (this.shown) this.shown.cells = null;
+  }
+
   // the methods that score steps; none for an encoder-decoder (its steps read the encoder through
   // cross-attention: not attributed per step yet)
   fillMethods() {
     const usable = this.panel.seq2seq ? [] : this.hooks.methods();
-    const options = [["", usable.length ? "— (none)" : "— (decoder-only models)"], ...usable.map((m) => [m.name, m.title])];
+    const options = [["", usable.length ? t("matrix.none") : t("matrix.decoder_only")], ...usable.map((m) => [m.name, methodTitle(m)])];
     fillSelect($("step-method"), options, this.shown ? this.shown.method : "");
     $("step-method").disabled = !usable.length;
   }
@@ -45,7 +52,7 @@ export class StepMatrix {
     const spec = this.hooks.methods().find((m) => m.name === method);
     const traceId = this.panel.body.trace_id;
     try {
-      const body = await track(`${spec.title} for every step`, (id) => postJSON(`/api/traces/${traceId}/attribute`,
+      const body = await track(t("matrix.job", { method: methodTitle(spec) }), (id) => postJSON(`/api/traces/${traceId}/attribute`,
         { method, progress_id: id }), { progress: true });
       if (!this.panel.active || this.panel.body.trace_id !== traceId) return;
       this.shown = { method, spec, body };
@@ -71,12 +78,10 @@ export class StepMatrix {
     if (!this.shown.cells) this.shown.cells = matrixCells(body.scores, width, { signed, scale: top });
     const labels = this.panel.steps.map((s) => s.token.text.replace(/ /g, "␣").replace(/\n/g, "↵"));
     this.shown.geometry = drawMatrix(canvas, this.shown.cells, { labels, current: this.panel.step });
-    const at = (t) => (signed ? divergingAt(t) : fade(ATTENTION, t));
+    const at = (x) => (signed ? divergingAt(x) : fade(ATTENTION, x));
     $("matrix-legend").replaceChildren(
-      `${spec.title}: row s scores the tokens before step s's token (it cannot depend on later ones: blank). ` +
-      (signed ? "Red positive, teal negative; colour = |score| ÷ the largest |score|. " : "Colour = score ÷ the largest score. ") +
-      "The blue outline is the step shown; hover a cell for its raw score. ",
-      scaleLegend(colourBar(at), signed ? -top : 0, top, "score"),
+      t("matrix.legend", { method: methodTitle(spec) }) + t(signed ? "matrix.signed" : "matrix.unsigned", colourWords()) + t("matrix.outline"),
+      scaleLegend(colourBar(at), signed ? -top : 0, top, t("matrix.score")),
     );
   }
 
@@ -96,7 +101,7 @@ export class StepMatrix {
     out.dataset.step = String(s);
     out.dataset.position = String(k);
     out.dataset.value = value === null ? "" : String(value);
-    out.textContent = `step ${s} (${JSON.stringify(this.panel.steps[s].token.text)}) ← position ${k} ` +
-      `(${JSON.stringify(tokens[k] ? tokens[k].text : "")}): ${value === null ? "— (after the step's query)" : format(value)}`;
+    out.textContent = t("matrix.readout", { s, text: JSON.stringify(this.panel.steps[s].token.text), k,
+      key: JSON.stringify(tokens[k] ? tokens[k].text : ""), value: value === null ? t("matrix.after") : format(value) });
   }
 }

@@ -4,7 +4,7 @@
 // are fetched (uint8, decoded to pixels in a Web Worker); coarser cached tiles fill in meanwhile.
 // The canvas is at most 4096 device pixels wide or high.
 
-import { ATTENTION, PREDICTION, css } from "./palette.js";
+import { PALETTE, PREDICTION, attentionLUT, css } from "./palette.js";
 
 const TILE = 256;
 const MAX_CANVAS = 4096;
@@ -98,7 +98,7 @@ export class TiledHeatmap {
     const ctx = this.canvas.getContext("2d");
     ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
     ctx.imageSmoothingEnabled = false;
-    ctx.fillStyle = "#fff";
+    ctx.fillStyle = PALETTE.ink.background;
     ctx.fillRect(0, 0, this.css.width, this.css.height);
     const wanted = this.level();
     let missing = 0;
@@ -173,7 +173,7 @@ export class TiledHeatmap {
       .then((buffer) => new Promise((resolve) => {
         const id = this.nextJob++;
         this.jobs.set(id, resolve);
-        this.worker.postMessage({ id, buffer, divisor: this.divisor, colour: ATTENTION }, [buffer]);
+        this.worker.postMessage({ id, buffer, divisor: this.divisor, lut: attentionLUT() }, [buffer]);
       }))
       .then(({ header, pixels, bytes }) => {
         const [rows, cols] = header.shape;

@@ -1,7 +1,9 @@
 // Canvas charts of a generation's timeline: marks over the steps, the step diff over key positions,
 // and the trajectory of attention's centre of mass. Each chart draws its own labelled axes; sizes
 // follow the element's CSS width and the device's pixel ratio, so text stays legible.
-import { NEGATIVE, PALETTE, POSITIVE, css } from "./palette.js";
+import { NEGATIVE, PALETTE, POSITIVE, blend, css, onColours } from "./palette.js";
+import { t } from "./i18n.js";
+import "./locales/generation.js";
 
 const FONT = 11; // CSS px of axis text
 export const THUMB = 16; // CSS px of a range input's thumb (Chromium): its centre runs THUMB/2 from each end
@@ -65,11 +67,12 @@ function yCaption(ctx, text, x, y) {
 
 // A chart's parts that do not change with the step shown, drawn once into an offscreen canvas and
 // copied onto the chart each frame: scrubbing redraws only the current step's marker. `inputs` are
-// the arrays and numbers the parts are drawn from (compared by identity).
+// the arrays and numbers the parts are drawn from (compared by identity); a theme or palette change
+// (a new `colours` count) paints every backdrop again.
 export function backdrop(canvas, height, inputs, paint) {
   const { ctx, width } = sized(canvas, height);
   const kept = backdrops.get(canvas);
-  const same = kept && kept.width === canvas.width && kept.height === canvas.height &&
+  const same = kept && kept.colours === colours && kept.width === canvas.width && kept.height === canvas.height &&
     kept.inputs.length === inputs.length && kept.inputs.every((v, i) => v === inputs[i]);
   if (!same) {
     const image = document.createElement("canvas");
@@ -79,7 +82,7 @@ export function backdrop(canvas, height, inputs, paint) {
     off.font = ctx.font;
     off.textBaseline = ctx.textBaseline;
     paint(off, width, height);
-    backdrops.set(canvas, { width: canvas.width, height: canvas.height, inputs, image });
+    backdrops.set(canvas, { colours, width: canvas.width, height: canvas.height, inputs, image });
   }
   ctx.save();
   ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -87,9 +90,11 @@ export function backdrop(canvas, height, inputs, paint) {
   ctx.restore();
   return { ctx, width, height };
 }
-const backdrops = new WeakMap(); // canvas -> {width, height, inputs, image}
+const backdrops = new WeakMap(); // canvas -> {colours, width, height, inputs, image}
+let colours = 0; // theme and palette changes so far: backdrops painted before one are stale
+onColours(() => { colours += 1; });
 
-// Ticks over the steps: key frames (dark), loops (warm), a marked span below its level (cool) and,
+// Ticks over the steps: key frames (the text ink), loops (positive), a marked span below its level (negative) and,
 // for beam search, where the best beam continued another beam (blue).
 // The canvas sits under the range input, as wide: step s is where the range's thumb centre is.
 export function drawMarks(canvas, steps, { keyFrames, loops, faded, branches = [], current }) {
@@ -113,7 +118,7 @@ export function drawMarks(canvas, steps, { keyFrames, loops, faded, branches = [
   ctx.fillRect(Math.round(along(width)(current)) - 1, 0, 2, 28);
 }
 
-// A diverging strip over key positions 0…n-1: red where the later step attends more, teal less,
+// A diverging strip over key positions 0…n-1: positive where the later step attends more, negative less,
 // colour = |difference| ÷ the largest |difference| (the colour bar says the raw range).
 export function drawDiff(canvas, diff, n) {
   const { ctx, width } = sized(canvas, 64);
@@ -127,7 +132,7 @@ export function drawDiff(canvas, diff, n) {
   for (let i = 0; i < n; i++) {
     const t = top > 0 ? Math.abs(diff[i]) / top : 0;
     const rgb = diff[i] >= 0 ? POSITIVE : NEGATIVE;
-    for (let c = 0; c < 3; c++) image.data[4 * i + c] = Math.round(255 - (255 - rgb[c]) * t);
+    image.data.set(blend(rgb, t), 4 * i); // over the page background
     image.data[4 * i + 3] = 255;
   }
   strip.width = image.width;
@@ -136,7 +141,7 @@ export function drawDiff(canvas, diff, n) {
   ctx.drawImage(strip, x0, 0, x1 - x0, 24);
   ctx.strokeStyle = INK();
   ctx.strokeRect(x0, 0, x1 - x0, 24);
-  xAxis(ctx, 0, Math.max(0, n - 1), x0 + cell / 2, x1 - cell / 2, 26, "key position");
+  xAxis(ctx, 0, Math.max(0, n - 1), x0 + cell / 2, x1 - cell / 2, 26, t("timeline.key_position"));
   return top;
 }
 
@@ -160,8 +165,8 @@ export function drawTrajectory(canvas, centres, positions, current, keys) {
       ctx.beginPath(); ctx.moveTo(left - 3, y(v)); ctx.lineTo(left, y(v)); ctx.stroke();
       ctx.fillText(String(v), left - 5, y(v));
     }
-    yCaption(ctx, "key position", 10, (top + bottom) / 2);
-    xAxis(ctx, 0, Math.max(0, steps - 1), left, right, bottom, "step");
+    yCaption(ctx, t("timeline.key_position"), 10, (top + bottom) / 2);
+    xAxis(ctx, 0, Math.max(0, steps - 1), left, right, bottom, t("timeline.step"));
     if (positions) {
       ctx.setLineDash([4, 3]);
       ctx.strokeStyle = PALETTE.ink.muted || INK();
@@ -185,8 +190,8 @@ export function drawTrajectory(canvas, centres, positions, current, keys) {
 }
 
 // The per-step attribution matrix: generated steps (rows) × key positions (columns), one cell per
-// score. matrixCells paints the cells once into an offscreen canvas (signed methods: red positive,
-// teal negative; others: the attention colour; strength = |score| ÷ scale); drawMatrix scales it
+// score. matrixCells paints the cells once into an offscreen canvas (signed methods: the positive
+// and negative colours; others: the attention colour; strength = |score| ÷ scale); drawMatrix scales it
 // into a plot area with labelled axes and returns the geometry for hover read-outs.
 export function matrixCells(rows, width, { signed, scale }) {
   const image = new ImageData(Math.max(1, width), Math.max(1, rows.length));
@@ -196,7 +201,7 @@ export function matrixCells(rows, width, { signed, scale }) {
       const t = scale > 0 ? Math.min(1, Math.abs(value) / scale) : 0;
       const rgb = signed && value < 0 ? NEGATIVE : POSITIVE;
       const at = 4 * (s * width + k);
-      for (let c = 0; c < 3; c++) image.data[at + c] = Math.round(255 - (255 - rgb[c]) * t);
+      image.data.set(blend(rgb, t), at);
       image.data[at + 3] = 255;
     }
   });
@@ -221,7 +226,7 @@ export function drawMatrix(canvas, cells, { labels, current }) {
   ctx.strokeStyle = INK();
   ctx.strokeRect(left, top, right - left, bottom - top);
   const cell = (right - left) / Math.max(1, width);
-  xAxis(ctx, 0, Math.max(0, width - 1), left + cell / 2, right - cell / 2, bottom, "key position (prompt + answer)");
+  xAxis(ctx, 0, Math.max(0, width - 1), left + cell / 2, right - cell / 2, bottom, t("timeline.key_position_all"));
   ctx.fillStyle = INK();
   ctx.textAlign = "right";
   const pitch = (bottom - top) / Math.max(1, steps);
@@ -230,7 +235,7 @@ export function drawMatrix(canvas, cells, { labels, current }) {
     const text = labels && pitch >= FONT ? labels[s] : String(s);
     ctx.fillText(text.length > 10 ? `${text.slice(0, 9)}…` : text, left - 4, top + (s + 0.5) * pitch);
   }
-  yCaption(ctx, "generated step", 9, (top + bottom) / 2);
+  yCaption(ctx, t("timeline.generated_step"), 9, (top + bottom) / 2);
   ctx.strokeStyle = `rgb(${PALETTE.prediction.rgb.join(",")})`; // the step shown
   ctx.strokeRect(left, top + current * pitch, right - left, Math.max(1, pitch));
   return { left, right, top, bottom, steps, width };

@@ -2,7 +2,8 @@
 metrics) as one zip — ``report.html``, ``report.json`` and, when asked to sign, ``report.intoto.json``
 signed with the server's key (``$ATTNSCOPE_HOME/keys``, made by ``attnscope keys generate``; its
 passphrase, if any, from ``ATTNSCOPE_KEY_PASSPHRASE``). Personal data is masked by the server's
-``--pii-policy`` before anything is written (``drop``: refused)."""
+``--pii-policy`` before anything is written (``drop``: refused). ``language`` (the page's: ``en`` or
+``zh-CN``) words report.html; report.json is the same in either."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def router(host: ModelHost) -> APIRouter:
         with host.running(request.progress_id) as job:
             made = explain(
                 model, request.text, methods=request.methods, granularity=request.granularity, target=request.target,
-                progress=job,
+                objective=request.objective, progress=job,
             )  # fmt: skip
         data = report_json(made)
         if request.dp_epsilon is not None:  # noised before it is written; the observations worded again
@@ -78,7 +79,7 @@ def router(host: ModelHost) -> APIRouter:
             data["provenance"] = with_signing_key(data["provenance"], key_id(key.public_key()))
         with tempfile.TemporaryDirectory() as folder:
             html, answer = Path(folder) / NAMES[0], Path(folder) / NAMES[1]
-            html.write_text(report_html(data), encoding="utf-8")
+            html.write_text(report_html(data, request.language), encoding="utf-8")
             answer.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
             files = [html, answer]
             if key is not None:

@@ -3,7 +3,10 @@
 import { postJSON } from "../api.js";
 import { $, count, el, quoted, table } from "../dom.js";
 import { format } from "../format.js";
-import { inkOnAlpha, scoreColour } from "../palette.js";
+import { colourWords, inkOnScore, scoreColour } from "../palette.js";
+import { t } from "../i18n.js";
+import { unitLabel } from "../locales/methods.js";
+import "../locales/views.js";
 
 let shown = null;
 
@@ -11,7 +14,7 @@ function matrix(data, statistic, caption, title) {
   const methods = data.agreement.methods;
   const rows = methods.map((a, i) => [el("span", { title: a }, title(a)), ...methods.map((_, j) => {
     const value = data.agreement[statistic][i][j];
-    const style = { background: scoreColour(value, 1), color: inkOnAlpha(Math.abs(value ?? 0)) };
+    const style = { background: scoreColour(value, 1), color: inkOnScore(value, 1) };
     return el("span", { className: "cell", dataset: { value: String(value) }, style },
       format(value));
   })]);
@@ -25,28 +28,24 @@ function render(container, data, title) {
   spearman.dataset.methods = methods.join(",");
   const kendall = matrix(data, "kendall", "Kendall τ-b", title);
   const scoreRows = data.units.map((unit, index) => [quoted(unit.text), ...methods.map((m) => format(data.methods[m].scores[index]))]);
-  const scores = table(scoreRows, [`${data.granularity}`, ...methods.map(title)]);
+  const scores = table(scoreRows, [unitLabel(data.granularity), ...methods.map(title)]);
   scores.setAttribute("data-testid", "agreement-scores");
   const target = data.target || {};
   const skipped = Object.entries(data.skipped || {}).map(([m, why]) => `${title(m)}: ${why}`).join("; ");
-  const note = el("p", { className: "muted" }, `Rank agreement over the ${data.granularity}s up to the query, for the ` +
-    `target ${quoted(target.text)}; cells coloured red (agree, +1) to teal (disagree, −1)` +
-    (skipped ? `. Skipped — ${skipped}` : "") + ". Low agreement between attention and occlusion/gradients means " +
-    "attention is not explaining this prediction.");
+  const note = el("p", { className: "muted" }, t("agreement.note", { ...colourWords(), unit: unitLabel(data.granularity), target: quoted(target.text) }) +
+    (skipped ? t("agreement.skipped", { skipped }) : "") + t("agreement.low"));
   container.replaceChildren(note, el("div", { className: "tables" }, spearman, kendall),
-    el("p", { className: "muted" }, "Raw scores of every method:"), scores);
+    el("p", { className: "muted" }, t("agreement.raw")), scores);
 }
 
 export default {
   id: "agreement",
-  title: "Agreement",
+  get title() { return t("agreement.title"); },
 
   mount(root, ctx) {
-    const button = el("button", { type: "button", id: "agreement-run", testid: "agreement-run" }, "Run all methods");
+    const button = el("button", { type: "button", id: "agreement-run", testid: "agreement-run" }, t("agreement.run"));
     root.append(
-      el("p", { className: "legend" }, "Every attribution method on this prompt for the prediction after the query " +
-        "token (units: the selector above), and how well their rankings agree. Runs the model many times: a few " +
-        "seconds on small models."),
+      el("p", { className: "legend" }, t("agreement.legend")),
       button, el("div", { id: "agreement", testid: "agreement" }));
     button.addEventListener("click", async () => {
       if (!ctx.state.result) return;
@@ -54,7 +53,7 @@ export default {
       const granularity = ctx.unit();
       const query = ctx.state.result.attention.query; // the prediction after the selected query token
       try {
-        const body = await ctx.cached("agreement", { granularity, query }, "all methods",
+        const body = await ctx.cached("agreement", { granularity, query }, t("agreement.job"),
           (id) => postJSON("/api/agreement", { text, granularity, query, progress_id: id }), { progress: true });
         if (body) { shown = body; render($("agreement"), body, ctx.title); }
       } catch (error) {
@@ -71,7 +70,7 @@ export default {
     if (body === shown) return;
     shown = body || null;
     if (body) render($("agreement"), body, ctx.title);
-    else $("agreement").replaceChildren(el("p", { className: "muted" }, "Not run yet for this model, text and unit."));
+    else $("agreement").replaceChildren(el("p", { className: "muted" }, t("agreement.none")));
   },
 
   exportData() {

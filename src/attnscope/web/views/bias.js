@@ -11,6 +11,8 @@ import { $, count, el, table, tokenChip } from "../dom.js";
 import { format, formatProb } from "../format.js";
 import { track } from "../jobs.js";
 import { NEGATIVE, POSITIVE, css } from "../palette.js";
+import { t } from "../i18n.js";
+import "../locales/bias.js";
 
 const MAX_RESAMPLES = 10000; // POST /api/bias allows 1 to 10,000
 let suites = []; // GET /api/bias/suites: [{name, language, description, source, licence, order, pairs, ...}]
@@ -23,15 +25,15 @@ function describe() {
   box.dataset.suite = suite.name;
   box.replaceChildren(
     el("p", { className: "bias-description", testid: "bias-suite-description" }, suite.description || ""),
-    el("p", { className: "muted", testid: "bias-suite-source" }, `${suite.pairs} pairs · language ${suite.language || "—"} · ` +
-      `gap = ${suite.order[0]} − ${suite.order[1]} · source: ${suite.source || "—"} · licence ${suite.licence || "—"} · ` +
-      `sha256 ${suite.sha256.slice(0, 12)}…`));
+    el("p", { className: "muted", testid: "bias-suite-source" }, t("bias.source", { pairs: suite.pairs, language: suite.language || "—",
+      first: suite.order[0], second: suite.order[1], source: suite.source || "—", licence: suite.licence || "—", sha: suite.sha256.slice(0, 12) })));
 }
 
 async function loadSuites(ctx) {
   try {
     suites = (await getJSON("/api/bias/suites")).suites;
-    $("bias-suite").replaceChildren(...suites.map((s) => new Option(`${s.name} (${s.pairs} pairs)`, s.name)));
+    $("bias-suite").replaceChildren(...suites.map((s) => new Option(t("bias.suite_option", { name: s.name, pairs: s.pairs }), s.name)));
+    if (shown && suites.some((s) => s.name === shown.suite.name)) $("bias-suite").value = shown.suite.name; // after a re-mount
     describe();
   } catch (error) {
     ctx.fail(error);
@@ -44,9 +46,9 @@ function options() { // the request's options from the fields (throws on a bad o
   const resamples = Number($("bias-resamples").value);
   const seed = Number($("bias-seed").value);
   if (!Number.isInteger(resamples) || resamples < 1 || resamples > MAX_RESAMPLES) {
-    throw new Error(`resamples: a whole number from 1 to ${MAX_RESAMPLES.toLocaleString("en")}`);
+    throw new Error(t("bias.resamples.invalid", { max: MAX_RESAMPLES.toLocaleString("en") }));
   }
-  if (!Number.isInteger(seed) || seed < 0) throw new Error("seed: a whole number ≥ 0");
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(t("bias.seed.invalid"));
   return { suite: $("bias-suite").value, resamples, seed };
 }
 
@@ -66,16 +68,16 @@ function pairsTable(body) {
       formatProb(one.prob), format(one.logprob), side(two, one), formatProb(two.prob), format(two.logprob), gap,
       formatProb(pair.gap.share)];
   });
-  const t = table(rows, ["#", "prompt", "tags", first, "p", "log p", second, "p", "log p", "Δ log p", `share ${first}`]);
-  t.className = "bias-table bias-pairs-table";
-  [...t.tBodies[0].rows].forEach((tr, k) => {
+  const pairs = table(rows, ["#", t("bias.prompt"), t("bias.tags"), first, "p", "log p", second, "p", "log p", "Δ log p",
+    t("bias.share", { first })]);
+  pairs.className = "bias-table bias-pairs-table";
+  [...pairs.tBodies[0].rows].forEach((tr, k) => {
     const pair = body.pairs[k];
     Object.assign(tr.dataset, { id: pair.id, gap: String(pair.gap.logprob), first: String(pair.variants[0].prob),
       second: String(pair.variants[1].prob) });
   });
   return el("details", { className: "bias-pairs", testid: "bias-pairs" },
-    el("summary", {}, `Per-pair table (${body.pairs.length} pairs): each variant's continuation with its probability ` +
-      "and log-probability after its prompt"), t);
+    el("summary", {}, t("bias.pairs", { n: body.pairs.length })), pairs);
 }
 
 // ---- the whole answer --------------------------------------------------------------------------------
@@ -83,17 +85,17 @@ function render(body, ctx) {
   const roles = Object.keys(body.summary.heads);
   const gaps = el("div", { className: "bias-block", testid: "bias-gaps-block" });
   const heads = el("div", { className: "bias-block", testid: "bias-heads-block" });
-  const role = el("select", { id: "bias-role", testid: "bias-role", ariaLabel: "term role" },
+  const role = el("select", { id: "bias-role", testid: "bias-role", ariaLabel: t("bias.role") },
     ...roles.map((r) => new Option(r, r)));
   const result = $("bias-result");
   result.dataset.suite = body.suite.name;
   result.dataset.runId = body.run_id || "";
   result.replaceChildren(
-    el("h3", {}, "Summary"), summaryLine(body), summaryTable(body),
-    el("h3", {}, "Gap per pair"), gaps,
-    el("h3", {}, "Which heads carry the difference"),
-    ...(roles.length > 1 ? [el("p", {}, el("label", {}, "term ", role))] : []),
-    roles.length ? heads : el("p", { className: "muted" }, "No marked terms: no attention measures."),
+    el("h3", {}, t("bias.summary")), summaryLine(body), summaryTable(body),
+    el("h3", {}, t("bias.gap_per_pair")), gaps,
+    el("h3", {}, t("bias.which_heads")),
+    ...(roles.length > 1 ? [el("p", {}, el("label", {}, t("bias.term"), role))] : []),
+    roles.length ? heads : el("p", { className: "muted" }, t("bias.no_terms")),
     pairsTable(body));
   drawGaps(gaps, body);
   const onHead = (layer, head) => ctx.selectHead && ctx.selectHead(layer, head);
@@ -109,7 +111,7 @@ async function run(ctx) {
   button.disabled = true;
   try {
     const asked = options();
-    const body = await track(`bias probes ${asked.suite}`,
+    const body = await track(t("bias.job", { suite: asked.suite }),
       (id) => postJSON("/api/bias", { ...asked, progress_id: id }), { progress: true });
     shown = body;
     render(body, ctx);
@@ -126,34 +128,32 @@ function stale(state) { // the answer was made by another model than the one loa
   const note = $("bias-stale");
   const other = shown && state.model && shown.model.fingerprint !== state.model.fingerprint;
   note.hidden = !other;
-  note.textContent = other ? `These results are of ${shown.model.name}; the loaded model is ${state.model.name}: press Run ` +
-    "to probe it." : "";
+  note.textContent = other ? t("bias.stale", { shown: shown.model.name, loaded: state.model.name }) : "";
 }
 
 export default {
   id: "bias",
-  title: "Bias",
+  get title() { return t("bias.title"); },
   testid: "bias",
 
   mount(root, ctx) {
     const number = (id, value, min, max) => el("input", { type: "number", id, testid: id, value: String(value),
       min: String(min), ...(max ? { max: String(max) } : {}), step: "1" });
     const suite = el("select", { id: "bias-suite", testid: "bias-suite" });
-    const button = el("button", { type: "button", id: "bias-run", testid: "bias-run" }, "Run");
+    const button = el("button", { type: "button", id: "bias-run", testid: "bias-run" }, t("bias.run"));
     root.append(
-      el("p", { className: "legend" }, "Paired probes through the loaded model (a causal LM): how much more likely the " +
-        "first variant of each pair is than the second, and where the model attends differently. Means over pairs with " +
-        "percentile bootstrap intervals. Small templated probes are indicative, not a bias certification."),
-      el("div", { className: "actions bias-inputs" }, el("label", {}, "suite ", suite),
-        el("label", {}, "resamples ", number("bias-resamples", 1000, 1, MAX_RESAMPLES)),
-        el("label", {}, "seed ", number("bias-seed", 0, 0)), button),
+      el("p", { className: "legend" }, t("bias.legend")),
+      el("div", { className: "actions bias-inputs" }, el("label", {}, t("bias.suite"), suite),
+        el("label", {}, t("bias.resamples"), number("bias-resamples", 1000, 1, MAX_RESAMPLES)),
+        el("label", {}, t("bias.seed"), number("bias-seed", 0, 0)), button),
       el("div", { id: "bias-suite-info", className: "bias-info", testid: "bias-suite-info" }),
       el("p", { id: "bias-stale", className: "legend", testid: "bias-stale", hidden: true }),
       el("div", { id: "bias-result", testid: "bias-result" },
-        el("p", { className: "muted" }, "Choose a suite and press Run (the packaged model runs every pair: a minute or so).")));
+        el("p", { className: "muted" }, t("bias.choose"))));
     suite.addEventListener("change", describe);
     button.addEventListener("click", () => run(ctx));
     loadSuites(ctx);
+    if (shown) render(shown, ctx); // mounted again (a language switch): the answer stays
   },
 
   update(state) { // the results stay until the next Run; say when the loaded model is another

@@ -8,7 +8,9 @@ import { postJSON } from "../api.js";
 import { $, count, el, scaleLegend, table, tokenChip } from "../dom.js";
 import { drawDifferenceMap, signedRGB, tokenText } from "../counterfactual-map.js";
 import { format, formatProb } from "../format.js";
-import { attentionRGB, colourBar, css, inkOnAlpha, scoreColour } from "../palette.js";
+import { attentionRGB, colourBar, css, inkOnAlpha, inkOnScore, scoreColour } from "../palette.js";
+import { t } from "../i18n.js";
+import { plural } from "../locales/counterfactual.js";
 
 const MAX_COLUMNS = 200; // aligned token columns shown; longer texts show the tokens that changed most
 const MAX_UNMATCHED = 40;
@@ -23,11 +25,11 @@ function edit() { // the inputs as the request's edits and swap (throws on a mis
   const old = $("cf-old").value;
   const added = $("cf-new").value;
   if (kind === "swap") return { edits: [], swap: "gender" };
-  if (kind !== "insert" && !old) throw new Error(`${kind}: type the text to ${kind} (OLD)`);
+  if (kind !== "insert" && !old) throw new Error(t("cf.need_old", { kind }));
   if (kind === "replace") return { edits: [{ replace: old, with: added, occurrence }], swap: null };
   if (kind === "delete") return { edits: [{ delete: old, occurrence }], swap: null };
   const at = $("cf-at").value.trim();
-  if (!added || !at) throw new Error("insert: type the text to insert (NEW) and where (AT: an offset, before:WORD or after:WORD)");
+  if (!added || !at) throw new Error(t("cf.need_insert"));
   return { edits: [{ insert: added, at: /^\d+$/.test(at) ? Number(at) : at, occurrence }], swap: null };
 }
 
@@ -43,9 +45,8 @@ function showRule() { // the form says whose edits run while they are a rule's, 
   line.hidden = !fromRule;
   line.dataset.rule = fromRule ? fromRule.label : "";
   line.dataset.edits = fromRule ? String(fromRule.edits.length) : "";
-  line.replaceChildren(...(fromRule ? [el("strong", {}, `edits from rule ${fromRule.label}`),
-    `: ${fromRule.edits.length} edit${fromRule.edits.length === 1 ? "" : "s"} at the places the rule found, sent ` +
-    "as they are; the inputs below are not used until you change them."] : []));
+  line.replaceChildren(...(fromRule ? [el("strong", {}, t("cf.from_rule", { rule: fromRule.label })),
+    plural("cf.from_rule.detail", fromRule.edits.length)] : []));
 }
 
 function showInputs() {
@@ -74,18 +75,17 @@ function marked(text, spans, testid, what) {
 }
 
 function texts(body) {
-  const original = body.changes.map((c) => ({ start: c.start, end: c.end, title: `now ${JSON.stringify(c.new)}` }));
-  const edited = body.changes.map((c) => ({ start: c.edited_start, end: c.edited_end, title: `was ${JSON.stringify(c.old)}` }));
+  const original = body.changes.map((c) => ({ start: c.start, end: c.end, title: t("cf.now", { text: JSON.stringify(c.new) }) }));
+  const edited = body.changes.map((c) => ({ start: c.edited_start, end: c.edited_end, title: t("cf.was", { text: JSON.stringify(c.old) }) }));
   return el("div", { className: "cf-pair", testid: "counterfactual-texts" },
-    marked(body.original.text, original, "counterfactual-original-text", "original"),
-    marked(body.counterfactual.text, edited, "counterfactual-edited-text",
-      `counterfactual — ${body.changes.length} change${body.changes.length === 1 ? "" : "s"}`));
+    marked(body.original.text, original, "counterfactual-original-text", t("cf.original")),
+    marked(body.counterfactual.text, edited, "counterfactual-edited-text", plural("cf.changes", body.changes.length)));
 }
 
 // ---- predictions ------------------------------------------------------------------------------------
 function candidates(side, name) {
   const prediction = side.prediction;
-  if (!prediction) return el("p", { className: "muted" }, "No next-token prediction (this model has no language-model head).");
+  if (!prediction) return el("p", { className: "muted" }, t("cf.no_prediction"));
   return el("ol", { className: "cf-top", testid: `counterfactual-top-${name}` }, ...prediction.top.map((c) =>
     el("li", { dataset: { token: c.token, prob: String(c.prob) } }, tokenChip(c.token), " ",
       el("span", { className: "cf-bar", style: { width: `${Math.max(1, c.prob * 80)}px` } }), ` ${formatProb(c.prob)}`)));
@@ -99,11 +99,11 @@ function crossLine(entry, given, testid) {
 function predictions(body) {
   const cross = body.prediction;
   const box = el("div", { className: "cf-pair", testid: "counterfactual-predictions" },
-    el("div", { className: "cf-side" }, el("div", { className: "cf-label" }, `original, after token ${body.original.query}`),
+    el("div", { className: "cf-side" }, el("div", { className: "cf-label" }, t("cf.after.original", { n: body.original.query })),
       candidates(body.original, "original"),
       cross ? crossLine(cross.counterfactual_top_in_original, "original", "counterfactual-cross-original") : null),
     el("div", { className: "cf-side" }, el("div", { className: "cf-label" },
-      `counterfactual, after token ${body.counterfactual.query}`), candidates(body.counterfactual, "counterfactual"),
+      t("cf.after.counterfactual", { n: body.counterfactual.query })), candidates(body.counterfactual, "counterfactual"),
     cross ? crossLine(cross.original_top_in_counterfactual, "counterfactual", "counterfactual-cross-counterfactual") : null));
   if (cross) box.dataset.sameTop = String(cross.same_top);
   return box;
@@ -137,10 +137,10 @@ function columns(body) {
 }
 
 function cell(side, index, weight, scale, role) {
-  if (index === null) return el("span", { className: "cf-cell cf-none", title: `no ${role} partner` }, "—");
+  if (index === null) return el("span", { className: "cf-cell cf-none", title: t("cf.no_partner", { role: t(`cf.${role}`) }) }, "—");
   const token = side.tokens[index];
   const alpha = Math.min(1, Math.max(0, weight / scale));
-  return el("span", { className: "cf-cell", title: `${role} #${index}: ${format(weight)}`,
+  return el("span", { className: "cf-cell", title: `${t(`cf.${role}`)} #${index}: ${format(weight)}`,
     dataset: { index: String(index), weight: String(weight) },
     style: { background: css(attentionRGB(alpha)), color: inkOnAlpha(alpha) } }, tokenText(side, token));
 }
@@ -152,57 +152,54 @@ function rows(body, display) {
   const scale = display.scale === "minmax" ? Math.max(...before, ...after, 1e-12) : 1;
   const top = Math.max(1e-12, ...body.attention.matched.map((m) => Math.abs(m.shift)));
   const strip = el("div", { className: "cf-strip" }, el("div", { className: "cf-col cf-heads" },
-    el("span", {}, "original"), el("span", {}, "counterfactual"), el("span", {}, "difference")),
+    el("span", {}, t("cf.original")), el("span", {}, t("cf.counterfactual")), el("span", {}, t("cf.difference"))),
   ...all.flatMap((c, k) => {
     const { shift } = c;
-    const gap = k > 0 && c.at !== all[k - 1].at + 1 ? [el("div", { className: "cf-col cf-gap", title: "tokens not shown" }, "…")] : [];
+    const gap = k > 0 && c.at !== all[k - 1].at + 1 ? [el("div", { className: "cf-col cf-gap", title: t("cf.not_shown") }, "…")] : [];
     const column = el("div", { className: "cf-col", testid: "counterfactual-column" },
       cell(body.original, c.i, c.i === null ? 0 : before[c.i], scale, "original"),
       cell(body.counterfactual, c.j, c.j === null ? 0 : after[c.j], scale, "counterfactual"),
-      el("span", { className: "cf-cell cf-diff", title: shift === null ? "changed token" : `Δ ${format(shift)}`,
-        style: shift === null ? {} : { background: scoreColour(shift, top), color: inkOnAlpha(Math.abs(shift) / top) } },
+      el("span", { className: "cf-cell cf-diff", title: shift === null ? t("cf.changed_token") : `Δ ${format(shift)}`,
+        style: shift === null ? {} : { background: scoreColour(shift, top), color: inkOnScore(shift, top) } },
       shift === null ? "" : format(shift)));
     Object.assign(column.dataset, { original: String(c.i), counterfactual: String(c.j) });
     if (shift !== null) column.dataset.shift = String(shift);
     return [...gap, column];
   }));
   const mass = body.attention.unmatched_mass;
-  const note = total > all.length ? ` Showing ${shownMatched} of ${matched} matched tokens (those whose weight changed ` +
-    `most) and ${all.length - shownMatched} of ${total - matched} tokens without a partner.` : "";
+  const note = total > all.length ? t("cf.showing", { shown: shownMatched, matched, unmatched: all.length - shownMatched,
+    without: total - matched }) : "";
   return el("div", { testid: "counterfactual-rows", dataset: { shown: String(all.length), total: String(total) } },
-    el("p", { className: "legend" }, `Attention of the query (${body.view.label}; counterfactual query ` +
-      `${body.view.query_counterfactual}) on each token, aligned by characters; “—”: no partner (a token the edit ` +
-      `changed). Weight on changed tokens: ${format(mass.original)} before, ${format(mass.counterfactual)} after.${note} `,
-    scaleLegend(colourBar(attentionRGB), 0, scale, scale === 1 ? "attention weight" : "attention (min–max scaled)"), " ",
-    scaleLegend(colourBar(signedRGB), -top, top, "difference")),
+    el("p", { className: "legend" }, t("cf.rows.legend", { label: body.view.label, query: body.view.query_counterfactual,
+      before: format(mass.original), after: format(mass.counterfactual), note }),
+    scaleLegend(colourBar(attentionRGB), 0, scale, scale === 1 ? t("cf.weight") : t("cf.scaled")), " ",
+    scaleLegend(colourBar(signedRGB), -top, top, t("cf.difference"))),
     strip);
 }
 
 // ---- heads and attribution --------------------------------------------------------------------------
 function heads(body, ctx) {
-  const t = table(body.heads.top.map((h) => [String(h.layer), String(h.head), format(h.tvd), format(h.l1)]),
-    ["layer", "head", "TVD", "L1"]);
-  t.setAttribute("data-testid", "counterfactual-heads");
-  [...t.tBodies[0].rows].forEach((row, k) => {
+  const list = table(body.heads.top.map((h) => [String(h.layer), String(h.head), format(h.tvd), format(h.l1)]),
+    [t("cf.layer"), t("cf.head"), "TVD", "L1"]);
+  list.setAttribute("data-testid", "counterfactual-heads");
+  [...list.tBodies[0].rows].forEach((row, k) => {
     const h = body.heads.top[k];
     Object.assign(row.dataset, { layer: String(h.layer), head: String(h.head), tvd: String(h.tvd), l1: String(h.l1) });
-    row.title = "show this head in the page's views";
+    row.title = t("cf.show_head");
     row.addEventListener("click", () => {
-      t.querySelectorAll("tr.selected").forEach((r) => r.classList.remove("selected"));
+      list.querySelectorAll("tr.selected").forEach((r) => r.classList.remove("selected"));
       row.classList.add("selected");
       if (ctx.selectHead) ctx.selectHead(h.layer, h.head);
     });
   });
-  return el("div", { className: "cf-block" }, el("p", { className: "legend" }, "Heads whose query row changed most: " +
-    "TVD = ½ Σ|p̂ − q̂| over the matched tokens, rows renormalised (0: the same spread, 1: disjoint); L1 = Σ|p − q| " +
-    "on the raw weights. Click a head to show it in the other views."), t);
+  return el("div", { className: "cf-block" }, el("p", { className: "legend" }, t("cf.heads.legend")), list);
 }
 
 function attribution(body) {
   const a = body.attribution;
   if (!a) {
     return el("div", { className: "cf-block", testid: "counterfactual-attribution" },
-      el("p", { className: "muted" }, `No attribution shift${body.notes.length ? ` (${body.notes.join("; ")})` : ""}.`));
+      el("p", { className: "muted" }, t("cf.no_attribution", { notes: body.notes.length ? ` (${body.notes.join("; ")})` : "" })));
   }
   let matched = a.matched;
   if (matched.length > MAX_ATTRIBUTION_ROWS) {
@@ -210,19 +207,19 @@ function attribution(body) {
     matched = matched.filter((m) => kept.has(m));
   }
   const top = Math.max(1e-12, ...a.matched.map((m) => Math.abs(m.shift ?? 0)));
-  const t = table(matched.map((m) => [`${m.original}`, tokenText(body.original, body.original.tokens[m.original]),
+  const shifts = table(matched.map((m) => [`${m.original}`, tokenText(body.original, body.original.tokens[m.original]),
     format(m.before), format(m.after), el("span", { className: "cf-shift",
-      style: { background: scoreColour(m.shift, top), color: inkOnAlpha(Math.abs(m.shift ?? 0) / top) } }, format(m.shift))]),
-  ["#", "token", "before", "after", "shift"]);
-  [...t.tBodies[0].rows].forEach((row, k) => Object.assign(row.dataset, { original: String(matched[k].original),
+      style: { background: scoreColour(m.shift, top), color: inkOnScore(m.shift, top) } }, format(m.shift))]),
+  ["#", t("cf.token"), t("cf.before"), t("cf.after"), t("cf.shift")]);
+  [...shifts.tBodies[0].rows].forEach((row, k) => Object.assign(row.dataset, { original: String(matched[k].original),
     before: String(matched[k].before), after: String(matched[k].after), shift: String(matched[k].shift) }));
-  const target = a.target_mode === "original" ? [" explaining ", tokenChip(a.targets[0].text), " in both texts"]
-    : a.target_mode === "own" ? [" (each text explains its own prediction)"] : [];
-  const more = matched.length < a.matched.length ? ` The ${matched.length} of ${a.matched.length} matched tokens whose score changed most.` : "";
+  const target = a.target_mode === "original" ? [t("cf.explaining"), tokenChip(a.targets[0].text), t("cf.in_both")]
+    : a.target_mode === "own" ? [t("cf.own")] : [];
+  const more = matched.length < a.matched.length ? t("cf.more", { shown: matched.length, n: a.matched.length }) : "";
   return el("div", { className: "cf-block", testid: "counterfactual-attribution",
     dataset: { spearman: String(a.spearman), kendall: String(a.kendall), method: a.method } },
-  el("p", { className: "legend" }, `Attribution shift: ${a.method}`, ...target, `. Spearman ρ ${format(a.spearman)}, ` +
-    `Kendall τ-b ${format(a.kendall)} over ${a.n_compared} matched tokens up to the query.${more}`), t);
+  el("p", { className: "legend" }, t("cf.shift.legend", { method: a.method }), ...target, t("cf.shift.legend2", {
+    spearman: format(a.spearman), kendall: format(a.kendall), n: a.n_compared, more })), shifts);
 }
 
 // ---- the request sent, the answer drawn ----------------------------------------------------------------
@@ -232,7 +229,7 @@ async function run(ctx) {
   try {
     const text = ctx.state.text;
     const options = request(ctx.state);
-    const body = await ctx.cached("counterfactual", options, "counterfactual",
+    const body = await ctx.cached("counterfactual", options, t("cf.job"),
       (id) => postJSON("/api/counterfactual", { text, ...options, progress_id: id }), { progress: true });
     if (body) { shown = { body, scale: ctx.state.display.scale }; render($("counterfactual-result"), body, ctx, ctx.state.display); }
   } catch (error) {
@@ -255,13 +252,13 @@ export async function runEdits(ctx, edits, label) {
 function render(container, body, ctx, display) {
   const map = el("div", { className: "cf-block", testid: "counterfactual-map" });
   container.replaceChildren(
-    el("h3", {}, "Texts"), texts(body),
-    el("h3", {}, "Predictions"), predictions(body),
-    el("h3", {}, "Attention of the query"), rows(body, display),
-    el("h3", {}, "Difference map of the shared tokens"), map,
-    el("h3", {}, "Heads that changed most"), heads(body, ctx),
-    el("h3", {}, "Attribution"), attribution(body),
-    ...body.notes.map((note) => el("p", { className: "muted" }, `Note: ${note}`)));
+    el("h3", {}, t("cf.h.texts")), texts(body),
+    el("h3", {}, t("cf.h.predictions")), predictions(body),
+    el("h3", {}, t("cf.h.attention")), rows(body, display),
+    el("h3", {}, t("cf.h.map")), map,
+    el("h3", {}, t("cf.h.heads")), heads(body, ctx),
+    el("h3", {}, t("cf.h.attribution")), attribution(body),
+    ...body.notes.map((note) => el("p", { className: "muted" }, t("cf.note", { note }))));
   drawDifferenceMap(map, body);
   container.dataset.runId = body.run_id || "";
   for (const box of container.querySelectorAll(".cf-text")) { // a long text: its first change in view
@@ -272,24 +269,24 @@ function render(container, body, ctx, display) {
 
 export default {
   id: "counterfactual",
-  title: "Counterfactual",
+  get title() { return t("cf.title"); },
   testid: "counterfactual",
 
   mount(root, ctx) {
     const input = (id, placeholder) => el("input", { id, testid: id.replace("cf-", "counterfactual-"), placeholder, spellcheck: false });
     const occurrence = el("select", { id: "cf-occurrence", testid: "counterfactual-occurrence" },
-      ...["all", "first", "last"].map((o) => new Option(o, o)));
-    const kind = el("select", { id: "cf-kind", testid: "counterfactual-kind" }, ...[["replace", "replace"],
-      ["delete", "delete"], ["insert", "insert"], ["swap", "swap gender terms"]].map(([v, t]) => new Option(t, v)));
-    const button = el("button", { type: "button", id: "counterfactual-run", testid: "counterfactual-run" }, "Run");
-    const inputs = el("div", { className: "actions cf-inputs" }, el("label", {}, "edit ", kind),
-      el("label", { id: "cf-old-box" }, "OLD ", input("cf-old", "text to change")),
-      el("label", { id: "cf-new-box" }, "NEW ", input("cf-new", "new text")),
-      el("label", { id: "cf-at-box", hidden: true }, "AT ", input("cf-at", "offset, before:WORD, after:WORD")),
-      el("label", { id: "cf-occurrence-box" }, "occurrence ", occurrence), button);
+      ...["all", "first", "last"].map((o) => new Option(t(`cf.occurrence.${o}`), o)));
+    shown = null; // a new DOM: the next update draws the answer again
+    const kind = el("select", { id: "cf-kind", testid: "counterfactual-kind" },
+      ...["replace", "delete", "insert", "swap"].map((v) => new Option(t(`cf.kind.${v}`), v)));
+    const button = el("button", { type: "button", id: "counterfactual-run", testid: "counterfactual-run" }, t("cf.run"));
+    const inputs = el("div", { className: "actions cf-inputs" }, el("label", {}, t("cf.edit"), kind),
+      el("label", { id: "cf-old-box" }, "OLD ", input("cf-old", t("cf.old.placeholder"))),
+      el("label", { id: "cf-new-box" }, "NEW ", input("cf-new", t("cf.new.placeholder"))),
+      el("label", { id: "cf-at-box", hidden: true }, "AT ", input("cf-at", t("cf.at.placeholder"))),
+      el("label", { id: "cf-occurrence-box" }, t("cf.occurrence"), occurrence), button);
     root.append(
-      el("p", { className: "legend" }, "Edit the analysed text and compare: the model runs on both texts (layer and head " +
-        "as above; the query's partner in the edited text). Differences are counterfactual − original."),
+      el("p", { className: "legend" }, t("cf.legend")),
       el("p", { id: "cf-from-rule", className: "legend", testid: "counterfactual-from-rule", hidden: true }),
       inputs,
       el("div", { id: "counterfactual-result", testid: "counterfactual-result" }));
@@ -301,13 +298,14 @@ export default {
   },
 
   update(state, ctx) { // the answer for this model, text, edit and view when there is one
+    showInputs(); // the edit's kind may have come back with a re-mount
     let body = null;
     try { body = ctx.peek("counterfactual", request(state)); } catch (_) { /* the edit is incomplete */ }
     if (shown && body === shown.body && shown.scale === state.display.scale) return;
     shown = body ? { body, scale: state.display.scale } : null;
     if (body) render($("counterfactual-result"), body, ctx, state.display);
     else $("counterfactual-result").replaceChildren(el("p", { className: "muted" },
-      fromRule ? `Press Run to compare without the spans of rule ${fromRule.label}.` : "Type an edit and press Run."));
+      fromRule ? t("cf.press_rule", { rule: fromRule.label }) : t("cf.press")));
   },
 
   exportPNG() {

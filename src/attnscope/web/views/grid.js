@@ -4,17 +4,19 @@ import { getArray } from "../api.js";
 import { $, el, scaleLegend } from "../dom.js";
 import { drawGridRow, gridToCanvas } from "../draw.js";
 import { attentionRGB, colourBar } from "../palette.js";
+import { ADAPT_MIN_KEYS, clipCaption, clipLevel } from "../contrast.js";
+import { t } from "../i18n.js";
+import "../locales/views.js";
 
 let grid = null; // {header, values, scale} shown, for the PNG export
 
 export default {
   id: "grid",
-  title: "All heads",
+  get title() { return t("grid.title"); },
 
   mount(root) {
     root.append(
-      el("p", { className: "legend" }, "Every layer (rows) × head (columns) for the selected query token: each " +
-        "thumbnail is that head's attention over the key tokens, left to right. Click one to select it. ",
+      el("p", { className: "legend" }, t("grid.legend"),
       el("span", { id: "grid-scale" })),
       el("div", { id: "head-grid", testid: "head-grid", className: "head-grid" }));
   },
@@ -26,16 +28,18 @@ export default {
     const [layers, heads, keys] = header.shape;
     const scale = state.display.scale;
     grid = { header, values, scale };
-    $("grid-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), 0, 1,
-      scale === "minmax" ? "attention weight ÷ each thumbnail's maximum" : "attention weight"),
-    header.pooled > 1 ? ` (rows max-pooled over ${header.pooled} keys)` : "");
+    // a long input at the raw scale: colours up to the 99th percentile of the non-zero weights (contrast.js)
+    const clip = scale === "raw" && keys >= ADAPT_MIN_KEYS ? clipLevel(values.filter((v) => v > 0)) : null;
+    $("grid-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), 0, clip ? clip.value : 1,
+      clip ? clipCaption(clip, "grid") : scale === "minmax" ? t("grid.scaled") : t("grid.weight")),
+    header.pooled > 1 ? t("grid.pooled", { n: header.pooled }) : "");
     const box = $("head-grid");
     box.style.gridTemplateColumns = `repeat(${heads}, minmax(40px, 1fr))`;
     const figures = [];
     for (let l = 0; l < layers; l++) {
       for (let h = 0; h < heads; h++) {
         const canvas = document.createElement("canvas");
-        drawGridRow(canvas, values.subarray((l * heads + h) * keys, (l * heads + h + 1) * keys), scale);
+        drawGridRow(canvas, values.subarray((l * heads + h) * keys, (l * heads + h + 1) * keys), scale, clip ? clip.value : null);
         const figure = el("figure", { testid: "grid-cell", dataset: { layer: String(header.layers[l]), head: String(h) } },
           canvas, el("figcaption", {}, `L${header.layers[l]} H${h}`));
         if (header.layers[l] === r.attention.layer && h === r.attention.head) figure.classList.add("selected");

@@ -5,10 +5,13 @@
 import { getArray, getJSON } from "../api.js";
 import { $, el, scaleLegend, tokenChip } from "../dom.js";
 import { LABELLED_ROWS, axisTicks, drawHeatmap } from "../draw.js";
+import { CLIP_PERCENTILE, clipCaption } from "../contrast.js";
 import { format } from "../format.js";
 import { attentionRGB, colourBar } from "../palette.js";
 import { TiledHeatmap } from "../tiles.js";
 import { keyTokens, queryTokens } from "../weights.js";
+import { t } from "../i18n.js";
+import "../locales/views.js";
 
 const FULL_MATRIX_CELLS = 512 * 512;
 let map = null; // {rows, cols, values, result, divisor} of the full map shown
@@ -17,14 +20,14 @@ let hoverTimer = null;
 
 function readout(result, row, col, value) {
   const box = $("heatmap-readout");
-  box.replaceChildren(`query ${row} `, tokenChip(queryTokens(result)[row].text), ` → key ${col} `,
+  box.replaceChildren(t("heatmap.readout", { row }), tokenChip(queryTokens(result)[row].text), t("heatmap.readout.key", { col }),
     tokenChip(keyTokens(result)[col].text), `: ${format(value)}`);
   box.dataset.value = String(value);
 }
 
-function colourScale(max, scaled) {
+function colourScale(max, scaled, clip = null) { // clip: {percentile, value} of an adapted scale (contrast.js)
   $("heatmap-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), 0, max,
-    scaled ? "attention weight (colour scaled to the map's maximum)" : "attention weight (raw probability)"));
+    clip ? clipCaption(clip, "map") : scaled ? t("heatmap.scaled") : t("heatmap.raw")));
 }
 
 function cellAt(event) {
@@ -60,14 +63,13 @@ async function drawTiled(state, ctx, width) {
   const divisor = state.display.scale === "minmax" ? pyramid.max : 1;
   const height = Math.max(240, Math.min(Math.round(width * 0.8), Math.round(window.innerHeight * 0.7))); // fits the screen
   tiled.open({ base: `/api/traces/${r.trace_id}/tile?${params}`, pyramid, divisor, query: r.attention.query, width, height });
-  $("heatmap-plot").querySelectorAll(".tick").forEach((t) => t.remove());
+  $("heatmap-plot").querySelectorAll(".tick").forEach((tick) => tick.remove());
   $("heatmap-query").hidden = true; // the tiles draw the query row's lines themselves
   $("heatmap-hover").hidden = true;
   $("heatmap-plot").parentElement.style.setProperty("--left", "1rem");
   $("heatmap-plot").parentElement.classList.add("tiled"); // no row labels: the query row is a pair of lines
   colourScale(divisor, state.display.scale === "minmax");
-  $("heatmap-mode").textContent = `${pyramid.shape[0]} × ${pyramid.shape[1]} map in ${pyramid.levels} zoom levels ` +
-    "of 256 × 256 tiles (coarser levels show the maximum of each block). Scroll to zoom, drag to pan.";
+  $("heatmap-mode").textContent = t("heatmap.tiles", { rows: pyramid.shape[0], cols: pyramid.shape[1], levels: pyramid.levels });
 }
 
 // An outline around rows [row, row + 1) and columns [col, col + span) of the small map, in CSS pixels
@@ -93,16 +95,18 @@ function markQuery(query) {
 
 export default {
   id: "heatmap",
-  title: "Heatmap",
+  get title() { return t("heatmap.title"); },
 
   mount(root, ctx) {
+    if (tiled) tiled.close();
+    tiled = null; // bound to the canvas of an earlier mount (a language switch mounts again)
+    map = null;
     const canvas = el("canvas", { id: "heatmap", testid: "heatmap" });
     root.append(
-      el("p", { className: "legend" }, "Query tokens (rows) × key tokens (columns) of the layer and head above; " +
-        "the outlined row is the query token. Hover for the exact weight, click to make a row the query."),
+      el("p", { className: "legend" }, t("heatmap.legend")),
       el("div", { className: "chart" },
-        el("div", { className: "axis-title y" }, "query token ↓"),
-        el("div", { className: "axis-title x" }, "key token →"),
+        el("div", { className: "axis-title y" }, t("heatmap.y")),
+        el("div", { className: "axis-title x" }, t("heatmap.x")),
         el("div", { className: "plot", id: "heatmap-plot" }, el("div", { className: "canvas-wrap" }, canvas),
           el("div", { className: "query-row", id: "heatmap-query", testid: "heatmap-query", hidden: true }),
           el("div", { className: "hover-cell", id: "heatmap-hover", hidden: true }))),
@@ -138,8 +142,8 @@ export default {
     if (state.result !== r) return;
     map = { rows: header.shape[0], cols: header.shape[1], values, result: r };
     const canvas = $("heatmap");
-    const divisor = drawHeatmap(canvas, values, map.rows, map.cols, { scale: state.display.scale });
-    colourScale(divisor, state.display.scale === "minmax");
+    const divisor = drawHeatmap(canvas, values, map.rows, map.cols, { scale: state.display.scale, adapt: true });
+    colourScale(divisor, state.display.scale === "minmax", canvas.dataset.clip ? { percentile: CLIP_PERCENTILE, value: divisor } : null);
     const plot = $("heatmap-plot");
     const labelled = map.rows <= LABELLED_ROWS;
     plot.parentElement.style.setProperty("--left", labelled ? "10rem" : "5rem");
@@ -162,7 +166,7 @@ export default {
     if (label) {
       label.classList.add("query");
       label.setAttribute("data-testid", "heatmap-query-label");
-      label.prepend(el("span", { className: "query-mark" }, "query ▸"), " ");
+      label.prepend(el("span", { className: "query-mark" }, t("heatmap.query")), " ");
     }
     markQuery(query);
   },

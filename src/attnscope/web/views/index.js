@@ -6,14 +6,20 @@
 // async); follow(), when a view has it, after every render whichever view is shown (the Rules view
 // checks each new analysis with it). Adding a view is one module and one line here.
 import agreement from "./agreement.js";
+import atlas from "./atlas.js";
 import bias from "./bias.js";
+import compare from "./compare.js";
 import counterfactual from "./counterfactual.js";
+import graph from "./graph.js";
 import grid from "./grid.js";
 import heatmap from "./heatmap.js";
 import lines from "./lines.js";
 import metrics from "./metrics.js";
+import model from "./model.js";
 import parts from "./parts.js";
 import rules from "./rules.js";
+import sankey from "./sankey.js";
+import syntax from "./syntax.js";
 import tokens from "./tokens.js";
 
-export const VIEWS = [tokens, heatmap, grid, lines, metrics, agreement, parts, counterfactual, rules, bias];
+export const VIEWS = [tokens, heatmap, grid, model, lines, graph, sankey, metrics, atlas, agreement, parts, counterfactual, compare, syntax, rules, bias];

@@ -1,22 +1,27 @@
 // The head view: lines from the query token to every key token, thickness and opacity by weight.
-import { $, el } from "../dom.js";
+import { $, el, scaleLegend } from "../dom.js";
+import { lineScaleCaption } from "../contrast.js";
+import { attentionRGB, colourBar } from "../palette.js";
 import { drawLines } from "../draw.js";
 import { keyTokens, queryTokens } from "../weights.js";
+import { t } from "../i18n.js";
+import "../locales/views.js";
 
 export default {
   id: "lines",
-  title: "Head view",
+  get title() { return t("lines.title"); },
 
   mount(root) {
     root.append(
-      el("p", { className: "legend" }, "Lines from the query token (left) to each key token (right), thickness and " +
-        "opacity by the attention weight of the layer and head above; the weight is printed after each key."),
+      el("p", { className: "legend" }, t("lines.legend")),
+      el("p", { id: "lines-scale", className: "legend" }),
       el("div", { className: "canvas-wrap" }, el("canvas", { id: "lines", testid: "head-view" })));
   },
 
   update(state) {
     const r = state.result;
-    drawLines($("lines"), queryTokens(r)[r.attention.query], keyTokens(r), r.attention.weights);
+    const pooled = drawLines($("lines"), queryTokens(r)[r.attention.query], keyTokens(r), r.attention.weights);
+    $("lines-scale").replaceChildren(scaleLegend(colourBar(attentionRGB), 0, 1, lineScaleCaption(Boolean(pooled))));
   },
 
   exportPNG() {

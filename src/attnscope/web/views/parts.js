@@ -3,7 +3,9 @@
 import { postJSON } from "../api.js";
 import { $, count, el, fillSelect, scaleLegend, table } from "../dom.js";
 import { format } from "../format.js";
-import { ATTENTION, attentionRGB, colourBar, css, inkOnAlpha } from "../palette.js";
+import { attentionRGB, colourBar, css, inkOnAlpha } from "../palette.js";
+import { t } from "../i18n.js";
+import "../locales/views.js";
 
 let shown = null;
 
@@ -20,31 +22,29 @@ export function parseParts(text, spec) {
   for (const raw of spec.split("\n")) {
     if (!raw.trim()) continue;
     const colon = raw.indexOf(":");
-    if (colon < 1) throw new Error(`a part line is "name: text from the prompt", not ${JSON.stringify(raw)}`);
+    if (colon < 1) throw new Error(t("parts.line", { line: JSON.stringify(raw) }));
     const name = raw.slice(0, colon).trim();
     const snippet = raw.slice(colon + 1).trim();
     let start = text.indexOf(snippet, from);
     if (start < 0) start = text.indexOf(snippet);
-    if (!snippet || start < 0) throw new Error(`part ${JSON.stringify(name)}: ${JSON.stringify(snippet)} is not in the prompt`);
+    if (!snippet || start < 0) throw new Error(t("parts.missing", { name: JSON.stringify(name), snippet: JSON.stringify(snippet) }));
     parts.push({ name, start, end: start + snippet.length });
     from = start + snippet.length;
   }
-  if (!parts.length) throw new Error("name at least one part");
+  if (!parts.length) throw new Error(t("parts.empty"));
   return parts;
 }
 
 function render(container, data) {
-  const rows = data.mean_over_heads.map((row, layer) => [`layer ${layer}`, ...row.map((v) => el("span", {
+  const rows = data.mean_over_heads.map((row, layer) => [t("parts.layer", { n: layer }), ...row.map((v) => el("span", {
     className: "mass", dataset: { value: String(v) },
-    style: v === null ? {} : { background: css(ATTENTION, Math.min(1, v).toFixed(3)), color: inkOnAlpha(v) },
+    style: v === null ? {} : { background: css(attentionRGB(Math.min(1, v))), color: inkOnAlpha(v) },
   }, format(v)))]);
-  const t = table(rows, ["", ...data.parts]);
-  t.setAttribute("data-testid", "parts-table");
-  t.dataset.parts = data.parts.join("|");
-  const note = el("p", { className: "muted" }, "Attention mass from the query to each part (sum over the part's tokens, " +
-    "mean over query tokens and heads; each row sums to 1). Per-head values are in the JSON export. ",
-  scaleLegend(colourBar(attentionRGB), 0, 1, "attention mass"));
-  container.replaceChildren(note, t);
+  const masses = table(rows, ["", ...data.parts]);
+  masses.setAttribute("data-testid", "parts-table");
+  masses.dataset.parts = data.parts.join("|");
+  const note = el("p", { className: "muted" }, t("parts.note"), scaleLegend(colourBar(attentionRGB), 0, 1, t("parts.mass")));
+  container.replaceChildren(note, masses);
 }
 
 function request(ctx) { // the body and cache options of the parts and query the inputs name
@@ -59,22 +59,22 @@ function refreshQueries(text) {
   let names = [];
   try { names = parseParts(text, $("parts-input").value).map((p) => p.name); } catch (_) { /* shown on run */ }
   const current = select.value;
-  fillSelect(select, [["", "the query token"], ...names.map((n) => [n, `part ${n}`])], names.includes(current) ? current : "");
+  fillSelect(select, [["", t("parts.the_query")], ...names.map((n) => [n, t("parts.part", { name: n })])], names.includes(current) ? current : "");
 }
 
 export default {
   id: "parts",
-  title: "Prompt parts",
+  get title() { return t("parts.title"); },
 
   mount(root, ctx) {
+    shown = null; // a new DOM: the next update draws the answer again
     const input = el("textarea", { id: "parts-input", testid: "parts-input", rows: 4, spellcheck: false });
-    const button = el("button", { type: "button", id: "parts-run", testid: "parts-run" }, "Measure");
+    const button = el("button", { type: "button", id: "parts-run", testid: "parts-run" }, t("parts.measure"));
     root.append(
-      el("p", { className: "legend" }, "Name parts of the prompt, one per line as ", el("code", {}, "name: text from the prompt"),
-        "; see how much attention the query (or a part) pays to each, layer by layer."),
+      el("p", { className: "legend" }, t("parts.legend"), el("code", {}, t("parts.syntax")), t("parts.legend2")),
       input,
       el("div", { className: "actions" },
-        el("label", {}, "from ", el("select", { id: "parts-query", testid: "parts-query" })), button),
+        el("label", {}, t("parts.from"), el("select", { id: "parts-query", testid: "parts-query" })), button),
       el("div", { id: "parts", testid: "parts-panel" }));
     input.addEventListener("input", () => refreshQueries(ctx.state.text));
     button.addEventListener("click", async () => {
@@ -82,7 +82,7 @@ export default {
       ctx.showError("");
       try {
         const { text, parts, query } = request(ctx);
-        const body = await ctx.cached("parts", { parts, query }, "prompt parts",
+        const body = await ctx.cached("parts", { parts, query }, t("parts.job"),
           (id) => postJSON("/api/parts", { text, parts, query, progress_id: id }), { progress: text.length > 2000 });
         if (body) { shown = body; render($("parts"), body); }
       } catch (error) {
@@ -108,7 +108,7 @@ export default {
     if (body === shown) return;
     shown = body || null;
     if (body) render($("parts"), body);
-    else $("parts").replaceChildren(el("p", { className: "muted" }, "Press Measure for this model and text."));
+    else $("parts").replaceChildren(el("p", { className: "muted" }, t("parts.none")));
   },
 
   exportData() {

@@ -12,6 +12,8 @@ import { track } from "../jobs.js";
 import { CONTINUED, masked, revealed } from "../privacy.js";
 import { markSteps, setFlags } from "../rule-flags.js";
 import { runEdits } from "./counterfactual.js";
+import { t } from "../i18n.js";
+import { counted } from "../locales/rules.js";
 
 const STORED = "attnscope.rules"; // localStorage key of the rules text
 const SEVERITY_ORDER = ["critical", "warning", "info"];
@@ -57,10 +59,10 @@ async function check(ctx) {
   const { text, trace_id: traceId } = target(ctx.state);
   checked = autoKey(ctx.state); // "check on every analysis" does not check this again
   $("rules-problems").replaceChildren();
-  if (!text.trim()) { status("Type a text above (or analyse one), then Check."); count("ruleChecks"); return; }
+  if (!text.trim()) { status(t("rules.type_text")); count("ruleChecks"); return; }
   $("rules-check").disabled = true;
   try {
-    const body = await track("checking rules", (id) => postJSON("/api/rules/check",
+    const body = await track(t("rules.job"), (id) => postJSON("/api/rules/check",
       { text, rules, trace_id: traceId, progress_id: id }), { progress: true });
     shown = body;
     setFlags(body);
@@ -89,7 +91,7 @@ async function validate() {
     const body = await postJSON("/api/rules/validate", { rules: $("rules-text").value });
     problems(body.problems);
     if (body.ok) {
-      status(`Valid: ${body.rules.length} rule${body.rules.length === 1 ? "" : "s"} (${body.rules.map((r) => r.name).join(", ")}).`);
+      status(counted("rules.valid", body.rules.length, { names: body.rules.map((r) => r.name).join(", ") }));
     } else status("");
   } catch (error) {
     problems([{ line: null, path: "", message: error.message }]);
@@ -105,9 +107,9 @@ function status(text) {
 function problems(list) {
   $("rules-problems").replaceChildren(...list.map((p) => {
     const item = el("li", { testid: "rules-problem", dataset: { line: String(p.line ?? ""), path: p.path || "" } },
-      el("strong", {}, p.line === null || p.line === undefined ? "file" : `line ${p.line}`),
+      el("strong", {}, p.line === null || p.line === undefined ? t("rules.file") : t("rules.line", { n: p.line })),
       `: ${p.path ? `${p.path}: ` : ""}${p.message}`);
-    item.title = "select this line in the editor";
+    item.title = t("rules.select_line");
     item.addEventListener("click", () => selectLine(p.line));
     return item;
   }));
@@ -143,7 +145,7 @@ function hintText(body, hint) {
 function where(result, body, tokens) {
   const w = result.where;
   const cell = [["layer", w.layer], ["head", w.head], ["step", w.step]].filter(([, v]) => v !== null && v !== undefined)
-    .map(([k, v]) => `${k} ${v}`).join(", ");
+    .map(([k, v]) => t(`rules.cell.${k}`, { n: v })).join(", ");
   const runs = tokenRuns(w.tokens || [], tokens);
   const picked = runs.slice(0, MAX_RUNS_SHOWN);
   const more = runs.length - picked.length;
@@ -154,9 +156,9 @@ function where(result, body, tokens) {
   });
   const step = w.step !== null && w.step !== undefined && body.generation ? body.generation.steps[w.step] : null;
   const stepToken = step ? (tokens[step.position] || step.token).text : null; // the token that step chose
-  return el("div", { className: "rule-where" }, ...(cell ? [`at ${cell}`] : []),
+  return el("div", { className: "rule-where" }, ...(cell ? [t("rules.at", { cell })] : []),
     ...(step ? [" (", tokenChip(stepToken), ")"] : []),
-    ...(picked.length ? [cell ? "; tokens " : "tokens ", ...chips] : []), more > 0 ? `+${more} more` : null);
+    ...(picked.length ? [cell ? t("rules.tokens_after") : t("rules.tokens"), ...chips] : []), more > 0 ? t("rules.more", { n: more }) : null);
 }
 
 // Consecutive tokens as one piece of text each (byte pieces of one character, a word's pieces, a
@@ -169,7 +171,7 @@ function tokenRuns(picked, tokens) {
     const piece = token.masked && token.text === CONTINUED ? "" : token.text;
     if (last && index === last.end + 1) { last.text += piece; last.end = index; } else runs.push(last = { text: piece, start: index, end: index });
   }
-  return runs.map((r) => ({ text: r.text, title: r.start === r.end ? `token ${r.start}` : `tokens ${r.start}–${r.end}` }));
+  return runs.map((r) => ({ text: r.text, title: r.start === r.end ? t("rules.token", { n: r.start }) : t("rules.token_range", { start: r.start, end: r.end }) }));
 }
 
 function violation(result, body, tokens, ctx) {
@@ -178,20 +180,20 @@ function violation(result, body, tokens, ctx) {
   const item = el("li", { className: `rule-violation severity-${result.severity}`, testid: "rule-violation", dataset: {
     rule: result.rule, severity: result.severity, value: String(result.value), threshold: String(result.threshold),
     comparison: result.comparison, layer: String(w.layer ?? ""), head: String(w.head ?? ""), step: String(w.step ?? ""),
-    tokens: (w.tokens || []).map((t) => t.index).join(","),
+    tokens: (w.tokens || []).map((token) => token.index).join(","),
   } },
   el("span", { className: `severity severity-${result.severity}`, testid: "rule-severity" }, result.severity), " ",
   el("strong", { className: "rule-name" }, result.rule), " ",
-  el("span", { className: "rule-value" }, `${measured(result)} = `, el("b", {}, format(result.value)), `, needs ${test(result)}`),
+  el("span", { className: "rule-value" }, `${measured(result)} = `, el("b", {}, format(result.value)), t("rules.needs", { test: test(result) })),
   result.description ? el("div", { className: "muted" }, result.description) : null,
   where(result, body, tokens),
-  failedSteps.length ? el("div", { className: "muted" }, `failed at step${failedSteps.length === 1 ? "" : "s"} ` +
-    failedSteps.map((s) => `${s.step} (${format(s.value)})`).join(", ")) : null,
-  result.counterfactual ? el("div", { className: "muted" }, "counterfactual: remove ",
-    tokenChip(hintText(body, result.counterfactual)), ...moreSpans(result.counterfactual), " and compare ",
+  failedSteps.length ? el("div", { className: "muted" }, counted("rules.failed_steps", failedSteps.length,
+    { steps: failedSteps.map((s) => `${s.step} (${format(s.value)})`).join(", ") })) : null,
+  result.counterfactual ? el("div", { className: "muted" }, t("rules.counterfactual"),
+    tokenChip(hintText(body, result.counterfactual)), ...moreSpans(result.counterfactual), t("rules.and_compare"),
     tryWithout(result, body, ctx)) : null,
   result.note ? el("div", { className: "muted" }, result.note) : null);
-  item.title = w.layer !== null && w.layer !== undefined ? "show this layer and head (and step) in the Tokens view" : "";
+  item.title = w.layer !== null && w.layer !== undefined ? t("rules.show_head") : "";
   item.addEventListener("click", () => follow(result, body, ctx));
   return item;
 }
@@ -202,7 +204,7 @@ function hintEdits(hint) { // one edit per span the rule found, each pinned by i
 
 function moreSpans(hint) {
   const more = hintEdits(hint).length - 1;
-  return more > 0 ? [` and ${more} more span${more === 1 ? "" : "s"}`] : [];
+  return more > 0 ? [counted("rules.more_spans", more)] : [];
 }
 
 // "Try without it": the Counterfactual view run at once on the rule's own edits — every span it found,
@@ -211,8 +213,7 @@ function moreSpans(hint) {
 function tryWithout(result, body, ctx) {
   const current = Boolean(ctx.state.result) && body.text === ctx.state.text;
   const button = el("button", { type: "button", testid: "rule-counterfactual", disabled: !current,
-    title: current ? "open the Counterfactual view with this rule's spans deleted, and run it"
-      : "these results are of another text than the one analysed now: analyse it, or Check again" }, "Try without it");
+    title: current ? t("rules.try.title") : t("rules.try.stale") }, t("rules.try"));
   button.addEventListener("click", (event) => {
     event.stopPropagation(); // not the violation's own click (it selects the layer and head)
     runEdits(ctx, hintEdits(result.counterfactual), result.rule);
@@ -241,23 +242,22 @@ function passedItem(result) {
   const item = el("li", { testid: result.passed ? "rule-passed" : "rule-unevaluated", dataset: {
     rule: result.rule, severity: result.severity, value: String(result.value) } },
   el("span", { className: "mark" }, result.passed ? "✓" : "–"), " ", el("strong", {}, result.rule), " ",
-  result.passed ? `${format(result.value)} (${test(result)})` : `not evaluated: ${result.note || "—"}`);
+  result.passed ? `${format(result.value)} (${test(result)})` : t("rules.not_evaluated", { note: result.note || "—" }));
   item.title = `${result.severity}; ${measured(result)}${result.description ? `: ${result.description}` : ""}`;
   return item;
 }
 
 function summary(body) {
   const s = body.summary;
-  const on = body.generation ? `a generation of ${body.generation.steps.length} steps` : "the text";
+  const on = body.generation ? t("rules.on.generation", { n: body.generation.steps.length }) : t("rules.on.text");
   const line = el("p", { className: "rules-summary", testid: "rules-summary", dataset: {
     total: String(s.total), passed: String(s.passed), failed: String(s.failed), critical: String(s.critical_failed),
     notEvaluated: String(s.not_evaluated) } },
-  el("strong", {}, `${s.failed} failed`), s.critical_failed ? el("span", { className: "severity severity-critical" },
-    `${s.critical_failed} critical`) : null,
-  ` · ${s.passed} passed · ${s.not_evaluated} not evaluated — ${s.total} rule${s.total === 1 ? "" : "s"} on ${on} with ` +
-  `${body.model.name || body.model.spec}. `,
-  el("span", { className: "muted" }, body.run_id ? `Logged ${body.logged} results under run ${body.run_id} ` +
-    `(rules sha256 ${body.rules_file.sha256.slice(0, 12)}…; History shows them).` : "Not logged: this server keeps no runs."));
+  el("strong", {}, t("rules.failed", { n: s.failed })), s.critical_failed ? el("span", { className: "severity severity-critical" },
+    t("rules.critical", { n: s.critical_failed })) : null,
+  counted("rules.summary", s.total, { passed: s.passed, unevaluated: s.not_evaluated, on, model: body.model.name || body.model.spec }),
+  el("span", { className: "muted" }, body.run_id ? t("rules.logged", { n: body.logged, run: body.run_id,
+    sha: body.rules_file.sha256.slice(0, 12) }) : t("rules.not_logged")));
   if (body.run_id) line.dataset.runId = body.run_id;
   if (body.trace_id) line.dataset.traceId = body.trace_id;
   return line;
@@ -265,7 +265,7 @@ function summary(body) {
 
 function draw(ctx) {
   const box = $("rules-results");
-  if (!shown) { box.replaceChildren(el("p", { className: "muted" }, "Check to see which rules pass on the analysed text.")); return; }
+  if (!shown) { box.replaceChildren(el("p", { className: "muted" }, t("rules.none"))); return; }
   const body = shown;
   const tokens = shownTokens(body);
   const stale = ctx.state.result && (body.text !== ctx.state.text || body.model.fingerprint !== ctx.state.result.model.fingerprint);
@@ -273,14 +273,11 @@ function draw(ctx) {
     .sort((a, b) => SEVERITY_ORDER.indexOf(a.severity) - SEVERITY_ORDER.indexOf(b.severity));
   const others = body.results.filter((r) => r.passed !== false);
   box.replaceChildren(...[summary(body),
-    stale ? el("p", { className: "muted", testid: "rules-stale" }, "These results are of another text or model than the " +
-      "one analysed now: Check again.") : null,
+    stale ? el("p", { className: "muted", testid: "rules-stale" }, t("rules.stale")) : null,
     failed.length ? el("ol", { className: "rule-violations", testid: "rule-violations" },
-      ...failed.map((r) => violation(r, body, tokens, ctx))) : el("p", { testid: "rules-all-passed" }, "No rule failed."),
+      ...failed.map((r) => violation(r, body, tokens, ctx))) : el("p", { testid: "rules-all-passed" }, t("rules.all_passed")),
     others.length ? el("ul", { className: "rule-others", testid: "rule-others" }, ...others.map(passedItem)) : null,
-    failed.length ? el("p", { className: "legend" }, "The tokens of each failed rule's worst layer and head are outlined " +
-      "in the Tokens view (and the steps where it failed on the generation's timeline); click a rule to show its layer " +
-      "and head there.") : null].filter(Boolean));
+    failed.length ? el("p", { className: "legend" }, t("rules.outlined")) : null].filter(Boolean));
 }
 
 // ---- the view --------------------------------------------------------------------------------------
@@ -290,31 +287,29 @@ function loadExample(name) {
   $("rules-text").value = example.text;
   localStorage.setItem(STORED, example.text);
   $("rules-problems").replaceChildren();
-  status(`Example ${name} loaded.`);
+  status(t("rules.example_loaded", { name }));
 }
 
 const view = {
   id: "rules",
-  title: "Rules",
+  get title() { return t("rules.title"); },
   testid: "rules",
 
   mount(root, ctx) {
-    const picker = el("select", { id: "rules-example", testid: "rules-example" }, new Option("load an example…", ""));
+    const picker = el("select", { id: "rules-example", testid: "rules-example" }, new Option(t("rules.load_example"), ""));
     const area = el("textarea", { id: "rules-text", className: "rules-text", testid: "rules-text", rows: 22,
-      spellcheck: false, ariaLabel: "rules (YAML or JSON)" });
+      spellcheck: false, ariaLabel: t("rules.area") });
     area.value = localStorage.getItem(STORED) ?? STARTER;
-    const validateButton = el("button", { type: "button", id: "rules-validate", testid: "rules-validate" }, "Validate");
-    const checkButton = el("button", { type: "button", id: "rules-check", testid: "rules-check" }, "Check");
+    const validateButton = el("button", { type: "button", id: "rules-validate", testid: "rules-validate" }, t("rules.validate"));
+    const checkButton = el("button", { type: "button", id: "rules-check", testid: "rules-check" }, t("rules.check"));
     const auto = el("input", { type: "checkbox", id: "rules-auto", testid: "rules-auto" });
     root.append(
-      el("p", { className: "legend" }, "Rules say what the model should (not) attend to (README: Rules). Check runs " +
-        "them on the analysed text — on the generation shown, step rules at every step — and logs each result in the " +
-        "runs store under the run it read."),
+      el("p", { className: "legend" }, t("rules.legend")),
       el("div", { className: "rules-layout" },
         el("div", { className: "rules-editor" },
           el("div", { className: "actions rules-actions" }, picker, validateButton, checkButton,
-            el("label", { className: "compact", title: "check again after every analysis or generation of another text" },
-              auto, " check on every analysis")),
+            el("label", { className: "compact", title: t("rules.auto.title") },
+              auto, t("rules.auto"))),
           area,
           el("p", { id: "rules-status", className: "muted", testid: "rules-status", role: "status" }),
           el("ul", { id: "rules-problems", className: "rules-problems", testid: "rules-problems" })),
@@ -328,7 +323,7 @@ const view = {
     getJSON("/api/rules/examples").then((list) => {
       examples = list;
       picker.append(...list.map((e) => new Option(e.name, e.name)));
-    }).catch((error) => status(`examples: ${error.message}`));
+    }).catch((error) => status(t("rules.examples", { message: error.message })));
   },
 
   update(state, ctx) {

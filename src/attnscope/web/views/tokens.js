@@ -4,16 +4,22 @@
 import { $, el, hideTip, scaleLegend, showTip, table, tokenChip } from "../dom.js";
 import { tokensToCanvas } from "../draw.js";
 import { dpWords, format, formatProb } from "../format.js";
-import { ATTENTION, NEGATIVE, POSITIVE, PALETTE, attentionRGB, colourBar, css, scoreColour } from "../palette.js";
+import { NEGATIVE, POSITIVE, PALETTE, attentionRGB, blend, colourBar, colourWords, css, inkOnScore, readableInk, scoreColour } from "../palette.js";
 import { revealed } from "../privacy.js";
 import { markFlag, tokenFlags } from "../rule-flags.js";
 import { mountVirtualStrip, unmountVirtualStrip } from "../virtual.js";
 import { displayWeights, keyTokens, queryTokens } from "../weights.js";
+import { firstExcludedLabel } from "../exclusion.js";
+import { objectiveLegend } from "../objective.js";
+import { clipCaption } from "../contrast.js";
+import { t } from "../i18n.js";
+import { methodTitle } from "../locales/methods.js";
+import "../locales/tokens.js";
 
 const VIRTUAL_MIN_TOKENS = 1500;
 let shown = null; // {tokens, fills, prediction}: what the strip shows, for the PNG export
 
-const onWhite = (rgb, alpha) => rgb.map((c) => Math.round(255 - (255 - c) * alpha));
+const onWhite = (rgb, alpha) => blend(rgb, alpha); // over the page background (white in the light theme)
 
 // Per-token colour strength |score| / max |score| and the sign (display scaling; raw values in data-score).
 function methodColours(tokenScores) {
@@ -25,48 +31,45 @@ function methodColours(tokenScores) {
   return { colours, top };
 }
 
-function legend(state, ctx, { attribution, method, excludeSpecial, scale, range }) {
+function legend(state, ctx, { attribution, method, excludeSpecial, excludeFirst, scale, range, clip }) {
   const result = state.result;
   let text;
   let bar;
   if (attribution) {
     const details = attribution.details || {};
     const extra = details.delta !== undefined && details.delta !== null
-      ? ` Completeness delta ${format(details.delta)} (${details.steps} steps).` : "";
+      ? t("tokens.delta", { delta: format(details.delta), steps: details.steps }) : "";
     const query = attribution.query ?? result.attention.query;
     const spec = state.attribution.spec;
-    const target = spec.explains_target && attribution.target && attribution.target.text != null
-      ? ["for the prediction ", tokenChip(attribution.target.text), ` after token ${query}`] : [`for query token ${query}`];
+    const target = objectiveLegend({ ...attribution.target, objective: attribution.objective }, query) ?? (spec.explains_target && attribution.target && attribution.target.text != null
+      ? [t("tokens.for_prediction"), tokenChip(attribution.target.text), t("tokens.after_token", { n: query })] : [t("tokens.for_query", { n: query })]);
     // the catalogue's flag says whether the method's scores can be negative; a negative score from a
     // method that says otherwise still gets the signed colours
     const signed = spec.signed || attribution.token_scores.some((s) => s !== null && s < 0);
-    const colours = signed
-      ? "red positive, teal negative, colour = |score| ÷ the largest |score|"
-      : "scores are never negative: the redder, the higher; colour = score ÷ the largest score";
-    text = [`${spec.title} scores per ${attribution.granularity} `, ...target,
-      `: ${colours} (display scaling; hover for raw scores).${extra}`];
+    const colours = t(signed ? "tokens.signed" : "tokens.unsigned", colourWords());
+    text = [t("tokens.per", { method: methodTitle(spec), unit: t(`methods.unit.${attribution.granularity}`) }), ...target,
+      t("tokens.scaling", { colours, extra })];
     $("legend").dataset.signed = String(signed);
-    const at = (t) => (signed ? (t < 0.5 ? onWhite(NEGATIVE, 1 - 2 * t) : onWhite(POSITIVE, 2 * t - 1)) : onWhite(POSITIVE, t));
-    bar = scaleLegend(colourBar(at), signed ? -method.top : 0, method.top, "score");
+    const at = (x) => (signed ? (x < 0.5 ? onWhite(NEGATIVE, 1 - 2 * x) : onWhite(POSITIVE, 2 * x - 1)) : onWhite(POSITIVE, x));
+    bar = scaleLegend(colourBar(at), signed ? -method.top : 0, method.top, t("tokens.score"));
   } else {
     const head = result.attention.head;
-    text = `Red: attention from token ${result.attention.query} in layer ${result.attention.layer}, ` +
-      `${typeof head === "number" ? `head ${head}` : `${head} of heads`}` +
-      ` (${excludeSpecial ? "renormalised without special tokens" : result.dp ? "noised" : "raw softmax probabilities"}` +
-      `${scale === "minmax" ? ", colour min–max scaled" : ""}).` +
-      (result.prediction ? " Blue: the predicted next token."
-        : result.dp ? " Prediction withheld (differential privacy)." : " This model has no next-token head.") +
-      (state.generated && !(result.target_tokens && keyTokens(result) === result.tokens) ? " Faded: this step's token and the later ones (not generated yet when it was chosen)." : "");
-    bar = scaleLegend(colourBar(attentionRGB), range[0], range[1], "attention weight");
+    text = t("tokens.red", { ...colourWords(), query: result.attention.query, layer: result.attention.layer,
+      head: typeof head === "number" ? t("tokens.head", { n: head }) : t(`tokens.head.${head}`),
+      basis: firstExcludedLabel({ excludeSpecial, excludeFirst })
+        ?? (excludeSpecial ? t("tokens.renormalised") : result.dp ? t("tokens.noised") : t("tokens.raw")),
+      minmax: scale === "minmax" ? t("tokens.minmax") : "" }) +
+      (result.prediction ? t("tokens.blue") : result.dp ? t("tokens.withheld") : t("tokens.no_head")) +
+      (state.generated && !(result.target_tokens && keyTokens(result) === result.tokens) ? t("tokens.faded") : "");
+    bar = scaleLegend(colourBar(attentionRGB), range[0], range[1], clip ? clipCaption(clip) : t("tokens.attention_weight"));
     delete $("legend").dataset.signed;
   }
   const parts = result.parts && keyTokens(result) === result.tokens ? result.parts : [];
-  const noised = [...(result.dp ? [dpWords("Attention weights", result.dp, ": values may be negative (coloured as 0)")] : []),
-    ...(attribution && attribution.dp ? [dpWords("Scores", attribution.dp)] : [])];
+  const noised = [...(result.dp ? [dpWords(t("tokens.dp.weights"), result.dp, t("tokens.dp.negative"))] : []),
+    ...(attribution && attribution.dp ? [dpWords(t("tokens.dp.scores"), attribution.dp)] : [])];
   const dp = noised.length ? [el("span", { className: "dp-label", testid: "dp-label" }, ...noised), " "] : [];
-  const personal = result.pii && result.pii.length ? [el("span", { testid: "pii-note" }, ` Personal data: ${result.pii.length} ` +
-    `value(s) (${[...new Set(result.pii.map((p) => p.label))].join(", ")}) ${revealed() ? "shown (on this page only)"
-      : "masked; tick “show personal data” to see them here (never sent or stored)"}.`)] : [];
+  const personal = result.pii && result.pii.length ? [el("span", { testid: "pii-note" }, t("tokens.pii", { n: result.pii.length,
+    labels: [...new Set(result.pii.map((p) => p.label))].join(", "), state: revealed() ? t("tokens.pii.shown") : t("tokens.pii.masked") }))] : [];
   $("legend").replaceChildren(...dp, el("span", {}, ...[text].flat()), " ", bar,
     ...(parts.length ? [partsLegend(parts)] : []), ...personal);
 }
@@ -85,10 +88,10 @@ const partColour = (name) => css(PALETTE.parts[name] || PALETTE.parts.other);
 
 function partsLegend(parts) {
   const names = [...new Set(parts.map((p) => p.name))];
-  return el("span", { className: "parts-legend", testid: "parts-legend" }, " Underline: the text's parts — ",
+  return el("span", { className: "parts-legend", testid: "parts-legend" }, t("tokens.parts"),
     ...names.flatMap((name, i) => [i ? ", " : "", el("span", { className: "part-swatch", dataset: { part: name },
       style: { background: partColour(name) } }), ` ${name}`]),
-    " (tokens the template adds between them have none).");
+    t("tokens.parts.none"));
 }
 
 function appendText(span, text) {
@@ -116,13 +119,13 @@ function showCandidates(event, top) {
     cell.className = "barcell";
     cell.append(bar);
   });
-  showTip(event, el("div", { className: "muted" }, "top-10 next tokens (raw softmax probabilities)"), list);
+  showTip(event, el("div", { className: "muted" }, t("tokens.top10")), list);
 }
 
 function predictionNodes(result) {
   const top = result.prediction.top;
-  const link = el("span", { className: "link", title: "the red weights of the query token feed this prediction" },
-    result.prediction.position === keyTokens(result).length - 1 ? "⟶" : `⟶ after token ${result.prediction.position}:`);
+  const link = el("span", { className: "link", title: t("tokens.feeds", colourWords()) },
+    result.prediction.position === keyTokens(result).length - 1 ? "⟶" : t("tokens.after", { n: result.prediction.position }));
   const span = el("span", { className: "prediction", testid: "prediction" }, top[0].token,
     el("span", { className: "p" }, formatProb(top[0].prob)));
   Object.assign(span.dataset, { token: top[0].token, prob: String(top[0].prob), tokenId: String(top[0].id) });
@@ -132,20 +135,21 @@ function predictionNodes(result) {
 }
 
 function tokenTip(event, token, weight, methodScore, flag) {
-  const span = token.start === null ? "inserted by the tokenizer"
-    : token.start === token.end ? `continues the character before position ${token.start} (byte-level piece)`
-      : `characters [${token.start}, ${token.end})`;
+  const span = token.start === null ? t("tokens.inserted")
+    : token.start === token.end ? t("tokens.continues", { n: token.start })
+      : t("tokens.characters", { start: token.start, end: token.end });
   const exact = (v) => el("span", {}, format(v), el("span", { className: "muted" }, ` (${v})`));
-  const rows = [["token", tokenChip(token.text)], ["id", String(token.id)], ["span", el("span", { className: "wrap" }, span)],
-    ["attention weight", exact(weight)], ["special", token.special ? "yes" : "no"]];
-  if (methodScore) rows.push([`${methodScore[0]} score`, methodScore[1] === null ? "—" : exact(methodScore[1])]);
-  if (flag) rows.push([`rules failed (${flag.severity})`, el("span", { className: "wrap" }, flag.rules.join(", "))]);
+  const rows = [[t("tokens.tip.token"), tokenChip(token.text)], [t("tokens.tip.id"), String(token.id)],
+    [t("tokens.tip.span"), el("span", { className: "wrap" }, span)],
+    [t("tokens.tip.weight"), exact(weight)], [t("tokens.tip.special"), token.special ? t("tokens.yes") : t("tokens.no")]];
+  if (methodScore) rows.push([t("tokens.tip.score", { method: methodScore[0] }), methodScore[1] === null ? "—" : exact(methodScore[1])]);
+  if (flag) rows.push([t("tokens.tip.rules", { severity: flag.severity }), el("span", { className: "wrap" }, flag.rules.join(", "))]);
   showTip(event, table(rows));
 }
 
 export default {
   id: "tokens",
-  title: "Tokens",
+  get title() { return t("tokens.title"); },
   testid: "token-view",
 
   mount(root) {
@@ -156,14 +160,14 @@ export default {
     const result = state.result;
     const strip = $("strip");
     const tokens = keyTokens(result);
-    const { excludeSpecial, scale, hideSpecial } = state.display;
-    const { weights, colours, range } = displayWeights(result.attention.weights, tokens, { excludeSpecial, scale });
+    const { excludeSpecial, excludeFirst, scale, hideSpecial } = state.display;
+    const { weights, colours, range, clip } = displayWeights(result.attention.weights, tokens, { excludeSpecial, excludeFirst, scale, adapt: true });
     const attribution = state.attribution && tokens === result.tokens ? state.attribution.body : null;
     const method = attribution ? methodColours(attribution.token_scores) : null;
-    legend(state, ctx, { attribution, method, excludeSpecial, scale, range });
+    legend(state, ctx, { attribution, method, excludeSpecial, excludeFirst, scale, range, clip });
     strip.classList.toggle("hide-special", hideSpecial);
     const fills = tokens.map((_, i) => (method
-      ? scoreColour(method.colours[i].score, method.top) : css(ATTENTION, colours[i])));
+      ? scoreColour(method.colours[i].score, method.top) : css(attentionRGB(colours[i]))));
     shown = { tokens, fills, prediction: result.prediction ? result.prediction.top[0] : null };
     // gaps between token spans are text no token covers (e.g. spaces a WordPiece tokenizer drops);
     // decoder-side target tokens of an encoder-decoder have spans into the target, so no gaps there
@@ -172,7 +176,7 @@ export default {
     const fadeFuture = state.generated && !(result.target_tokens && tokens === result.tokens); // keys are the steps' tokens
     const flagged = tokens === result.tokens && result.model ? tokenFlags(result.model.fingerprint, state.text) : null; // failed rules
     if (flagged && flagged.size) {
-      $("legend").append(el("span", { testid: "rule-flag-note" }, " Outlined: the tokens of rules that failed (Rules view)."));
+      $("legend").append(el("span", { testid: "rule-flag-note" }, t("tokens.flagged")));
     }
     const cursorBefore = new Int32Array(tokens.length); // end of the text covered before each token
     let cursor = 0;
@@ -195,12 +199,15 @@ export default {
       span.dataset.weight = String(weights[index]);
       const strength = method ? method.colours[index].strength : colours[index];
       span.style.setProperty("--a", strength.toFixed(4));
-      if (strength > 0.6) span.classList.add("light"); // white text on the strongest colours
+      // the colour of the chosen palette, and black or white text, whichever contrasts more (WCAG ≥ 4.5)
+      if (!method) span.style.background = fills[index];
+      span.style.color = method ? inkOnScore(method.colours[index].score, method.top) : readableInk(attentionRGB(colours[index]));
       if (method) {
         span.dataset.score = String(method.colours[index].score);
         span.classList.add(method.colours[index].negative ? "neg" : "pos");
       }
       if (token.special) span.classList.add("special");
+      if (excludeFirst && index === 0 && !method) span.classList.add("excluded"); // left out of the row, renormalised
       if (parts && parts[index]) {
         span.dataset.part = parts[index];
         span.style.setProperty("--part", partColour(parts[index]));
@@ -211,7 +218,7 @@ export default {
       if (flagged && flagged.has(index)) markFlag(span, flagged.get(index));
       appendText(span, token.text);
       span.addEventListener("mouseenter", (event) => tokenTip(event, token, weights[index],
-        method ? [state.attribution.spec.title, method.colours[index].score] : null, flagged && flagged.get(index)));
+        method ? [methodTitle(state.attribution.spec), method.colours[index].score] : null, flagged && flagged.get(index)));
       span.addEventListener("mouseleave", hideTip);
       span.addEventListener("click", () => ctx.setQuery(index));
       nodes.push(span);
