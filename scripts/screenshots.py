@@ -29,7 +29,11 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {"en": ("The capital of France is", "en"), "zh": ("我爱中国，他的首都在于", "zh-CN")}
-SETTLE_S = 120.0  # the longest a view may take to draw (the agreement view runs every method)
+SETTLE_S = 300.0  # the longest a view may take to draw (the agreement view runs every method; a bias suite)
+# Views that wait for their own input: what the screenshot fills in and clicks, per example.
+EDITS = {"en": ("France", "Germany"), "zh": ("他", "她")}
+SUITES = {"en": "gender-occupation-en", "zh": "gender-occupation-zh"}
+COMPARE_WITH = "gemma3-270m"
 
 
 def free_port() -> int:
@@ -90,6 +94,31 @@ def show_view(page: Page, tab_id: str) -> None:
     settle(page)
 
 
+def fill_in(page: Page, view: str, lang: str) -> None:
+    """Gives a view that waits for its own input (compare, counterfactual, rules, bias) something to show."""
+    button, done = None, ""
+    if view == "compare":
+        page.get_by_test_id("compare-model-select").select_option(COMPARE_WITH)
+        button, done = "compare-run", "comparisons"
+    elif view == "counterfactual":
+        old, new = EDITS[lang]
+        page.get_by_test_id("counterfactual-old").fill(old)
+        page.get_by_test_id("counterfactual-new").fill(new)
+        button, done = "counterfactual-run", "counterfactuals"
+    elif view == "rules":
+        page.get_by_test_id("rules-example").select_option("basic")
+        button, done = "rules-check", "ruleChecks"
+    elif view == "bias":
+        page.get_by_test_id("bias-suite").select_option(SUITES[lang])
+        button, done = "bias-run", "biasRuns"
+    if button is None:
+        return
+    before = counter(page, done)
+    page.get_by_test_id(button).click()
+    page.wait_for_function(f"Number(document.body.dataset.{done} || 0) > {before}", timeout=SETTLE_S * 1000)
+    settle(page)
+
+
 def shoot(page: Page, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.locator("main").screenshot(path=str(path))
@@ -135,6 +164,7 @@ def main() -> None:
                 if wanted and view not in wanted:
                     continue
                 show_view(page, tab_id)
+                fill_in(page, view, lang)
                 shoot(page, args.out / f"{view}-{lang}.png")
             show_view(page, tabs[0][0])
             page.get_by_test_id("theme-select").select_option("dark")
