@@ -21,6 +21,10 @@ def test_atlas_text_lists_every_head_and_the_qk_points():
     assert qk.returncode == 0, qk.stderr.decode()
     shown = qk.stdout.decode("utf-8")
     assert shown.startswith("layer 2, heads 0, 1, 2, 3: ") and "by tsne" in shown and "'我'" in shown
+    few = run("atlas", CHINESE, "--model", "tiny:llama", "--qk", "0", "--max-points", "3", "--quiet")
+    lines = few.stdout.decode("utf-8").splitlines()
+    assert few.returncode == 0 and len(lines) == 2 + 3, few.stderr.decode()
+    assert "points kept (at most 3)" in lines[0] and lines[0].split("; ")[-1].startswith("3 of ")
 
 
 @pytest.mark.parametrize(
@@ -31,6 +35,8 @@ def test_atlas_text_lists_every_head_and_the_qk_points():
         (["--qk", "0:7"], "head 7"),
         (["--projection", "lda"], "invalid choice: 'lda'"),
         (["--neighbors", "1"], "n_neighbors must be 2 or more"),
+        (["--projection", "tsne", "--seed", "-1"], "the seed must be an integer from 0 to 4294967295"),
+        (["--projection", "umap", "--seed", str(2**32)], "the seed must be an integer from 0 to 4294967295"),
         (
             ["--projection", "tsne", "--perplexity", "40"],
             "perplexity must be above 0 and below the number of points (12)",

@@ -70,6 +70,12 @@ def test_two_models_table_and_one_layer():
         (("compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:gpt2", "--granularity", "token"), "no token units"),
         (("compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:gpt2", "--method", "parts"), "cannot score tokens"),
         (("compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:gpt2", "--layer", "9"), "out of range"),
+        (("compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:gpt2", "--layer", "1,-2"), "names a layer twice"),
+        (("compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:bert"), "model B (tiny:bert) is a masked model"),
+        (("compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:gpt2", "--file", "x.txt"), "as TEXT or as --file"),
+        (("compare", "-m", "tiny:llama", "-m", "tiny:gpt2"), "give the text as TEXT or as --file PATH"),
+        (("compare", "-m", "tiny:llama", "--file", "/no/such.txt", "-m", "tiny:gpt2"), "cannot read --file"),
+        (("compare", "one", "two", "-m", "tiny:llama", "--file", "x.txt"), "--file gives the one text"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(args, message):
@@ -121,3 +127,31 @@ def test_two_texts_compared_on_whole_word_maps():
         maps.append(np.array([expected[rows].mean(axis=0) for rows in groups]))
         np.testing.assert_allclose(units[f"map_{side}"], maps[-1], atol=1e-5)
     np.testing.assert_allclose(units["difference"], maps[0] - maps[1], atol=2e-5)
+
+
+def test_file_gives_the_one_text_of_a_model_comparison(tmp_path):
+    """``--file PATH`` reads the text as the other one-text commands do (UTF-8, kept as written)."""
+    path = tmp_path / "text.txt"
+    path.write_text(CHINESE, encoding="utf-8")
+    common = ("-m", "tiny:llama", "-m", "tiny:gpt2", "--method", "none", "--layer", "-1", "--json", "-q")
+    from_file = run("compare", "--file", str(path), *common)
+    assert from_file.returncode == 0, from_file.stderr.decode()
+    body = json.loads(from_file.stdout)
+    assert body["text"] == CHINESE
+    close(
+        body,
+        model_comparison_json(compare_two_models(tiny("llama"), tiny("gpt2"), CHINESE, layers=[-1], method="none")),
+    )
+
+
+def test_maps_beyond_the_cell_limit_suggest_layer(capsys, monkeypatch):
+    """In process, with the 4,000,000-cell limit lowered (the tiny models read 256 tokens at most)."""
+    from attnscope.analysis import model_compare
+    from attnscope.cli.main import main
+
+    monkeypatch.setattr(model_compare, "MAX_MAP_CELLS", 60)  # ENGLISH: 5 words, 25 cells a layer
+    assert main(["compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:gpt2", "--method", "none", "-q"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "3 layers of 5 × 5 units are 75 map cells (at most 60); choose at most 2 layers with --layer" in error
+    assert "\n" not in error
+    assert main(["compare", ENGLISH, "-m", "tiny:llama", "-m", "tiny:gpt2", "--method", "none", "--layer", "0-1"]) == 0

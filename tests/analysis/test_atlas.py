@@ -132,6 +132,12 @@ def test_projection_refusals_are_one_line_input_errors():
     with pytest.raises(InputError, match="n_neighbors must be from 2 to 11"):
         check_projection("umap", 12, None, 12)
     assert check_projection("tsne", 12, None, None) == {"perplexity": pytest.approx(11 / 3)}
+    points = np.random.default_rng(0).random((12, 3))
+    for method in ("pca", "tsne", "umap"):  # numpy's RandomState takes 0 ≤ seed < 2**32 only
+        for seed in (-1, 2**32):
+            with pytest.raises(InputError, match="the seed must be an integer from 0 to 4294967295"):
+                project(points, method, seed=seed)
+    assert project(points, "tsne", seed=2**32 - 1).params["seed"] == 2**32 - 1
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])  # qwen2: grouped KV heads (4 query heads, 2 key heads)
@@ -165,6 +171,11 @@ def test_qk_projection_points_subsampling_and_refusals():
     assert every.layer == 2 and every.total == 8 * n and len(every.kinds) == 40
     assert sorted(set(every.point_heads.tolist())) == [0, 1, 2, 3]
     assert list(every.positions[:5]) == list(np.linspace(0, n - 1, 5).round().astype(int))
+    for limit in (2, 3, 7, 9):  # fewer than 2 points per (head, kind): the total still stays within max_points
+        few = qk_projection(trace, 0, "all", max_points=limit)
+        assert len(few.kinds) == len(few.positions) == len(few.point_heads) == len(few.projection.coords) == limit
+    with pytest.raises(InputError, match="the seed must be an integer"):
+        head_atlas(trace, seed=-1)
     with pytest.raises(OutOfRangeError):
         qk_projection(trace, 3, "all")
     with pytest.raises(OutOfRangeError):

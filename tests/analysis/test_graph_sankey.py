@@ -206,3 +206,14 @@ def test_sankey_refuses_cross_attention_and_missing_layers():
         flow_sankey(capture(tiny("t5"), "a short text", target="eine"), stack="cross")
     with pytest.raises(InputError, match="every layer"):
         flow_sankey(capture(tiny("llama"), ENGLISH, layers=[0]))
+
+
+def test_encoder_decoder_sankey_follows_the_decoder_by_default():
+    """An encoder–decoder's default stack is cross-attention, which the Sankey cannot walk: with no
+    stack it takes the decoder (the prediction's stack); an explicit cross is still refused."""
+    trace = capture(tiny("t5"), "The cat sat on the mat.")
+    default, decoder = flow_sankey(trace, top=2), flow_sankey(trace, top=2, stack="decoder")
+    assert default.stack == "decoder"
+    np.testing.assert_array_equal(default.values, decoder.values)
+    with pytest.raises(InputError, match="self-attention stack"):
+        flow_sankey(trace, stack="cross")

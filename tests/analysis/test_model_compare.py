@@ -286,3 +286,73 @@ def test_two_packaged_models_against_eager_runs():
             for index, pair in enumerate(body["layer_match"]["pairs"]):
                 expected = by_hand(attentions[pair[side]][0].mean(0).double().numpy(), owner, len(spans))
                 np.testing.assert_allclose(body["models"][side]["maps"][index], expected, atol=1e-4)
+
+
+def brute_force_common_units(spans_a: list[tuple[int, int]], spans_b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The merged spans, by repeated pairwise merging until nothing changes (quadratic, independent)."""
+    groups = [[("a", s)] for s in spans_a] + [[("b", s)] for s in spans_b]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                if any(x != y and min(s[1], t[1]) > max(s[0], t[0]) for x, s in groups[i] for y, t in groups[j]):
+                    groups[i] += groups.pop(j)
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted((min(s[0] for _, s in g), max(s[1] for _, s in g)) for g in groups)
+
+
+def test_common_units_sweep_equals_pairwise_merging_and_is_linear():
+    import itertools
+    import time
+
+    from attnscope.analysis.units import make_units
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        text = "".join(rng.choice(list("ab,")) for _ in range(40))  # no spaces: one word per token span
+
+        def cut(text: str) -> list[tuple[int, int]]:
+            edges = sorted({0, len(text), *rng.integers(1, len(text), size=int(rng.integers(1, 15))).tolist()})
+            return list(itertools.pairwise(edges))
+
+        spans_a, spans_b = cut(text), cut(text)
+        tokens_a, tokens_b = _tokens(spans_a, text), _tokens(spans_b, text)
+        units_a = [(u.start, u.end) for u in make_units(text, tokens_a, "word")]
+        units_b = [(u.start, u.end) for u in make_units(text, tokens_b, "word")]
+        shown = [(u.start, u.end) for u in common_units(text, tokens_a, tokens_b)]
+        assert shown == brute_force_common_units(units_a, units_b)
+    words = [f"w{i}" for i in range(4000)]
+    text = " ".join(words)
+    starts = np.cumsum([0] + [len(w) + 1 for w in words[:-1]])
+    tokens = _tokens([(int(s), int(s) + len(w)) for s, w in zip(starts, words, strict=True)], text)
+    began = time.perf_counter()
+    assert len(common_units(text, tokens, tokens)) == 4000
+    assert time.perf_counter() - began < 1.0  # the quadratic merge took 10 s here
+
+
+def test_map_cell_limit_says_how_many_layers_fit():
+    from attnscope.analysis.model_compare import MAX_MAP_CELLS, check_map_size
+
+    assert MAX_MAP_CELLS == 4_000_000
+    check_map_size(30, 365)  # 3,996,750 cells
+    with pytest.raises(InputError, match=r"31 layers of 365 × 365 units are 4,129,975 map cells .*at most 30 layers"):
+        check_map_size(31, 365, "--layer")
+    with pytest.raises(InputError, match="even one layer is too many"):
+        check_map_size(1, 2001)
+
+
+def test_duplicate_layers_and_a_method_model_b_cannot_run_are_refused():
+    from tests.conftest import tiny
+
+    with pytest.raises(InputError, match="names a layer of A twice"):
+        compare_two_models(tiny("llama"), tiny("gpt2"), ENGLISH, layers=[2, -1], method="none")
+    stages: list[object] = []
+    with pytest.raises(InputError, match=r"model B \(tiny:bert\) is a masked model; use method attention"):
+        compare_two_models(tiny("llama"), tiny("bert"), ENGLISH, progress=lambda *a, **k: stages.append(a))
+    assert stages == []  # refused before either model captured
+    body = model_comparison_json(compare_two_models(tiny("llama"), tiny("bert"), ENGLISH, method="attention"))
+    assert body["attribution"]["method"] == "attention"

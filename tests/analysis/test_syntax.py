@@ -179,6 +179,8 @@ def test_conllu_refusals_are_one_line():
         conllu([("The", 2, "det"), ("capital", 3, "nsubj"), ("of", 2, "prep"), *TREE[3:]]): "form a cycle",
         conllu([("The", 9, "det"), *TREE[1:]]): "past the sentence",
         conllu([("The", "x", "det"), *TREE[1:]]): "HEAD must be a number",
+        conllu([("The", "\u00b2", "det"), *TREE[1:]]): "HEAD must be a number, not '\u00b2'",  # isdigit, not int
+        conllu().replace("\n1\t", "\n\u0661\t", 1): "ID must be a number",  # an Arabic-Indic digit one
         "": "has no words",
     }
     for text, message in cases.items():
@@ -255,3 +257,35 @@ def test_tokens_of_no_word_and_shared_tokens():
               Token(3, 3, "", 4, 4, False)]  # fmt: skip
     # "abc" holds two characters of word 0 and one of word 1: word 0; a space holds no word
     assert token_words(tokens, words).tolist() == [-1, 0, -1, -1]
+
+
+def test_conllu_tree_check_is_linear_and_long_parses_are_bounded():
+    import time
+
+    from attnscope.analysis.parsers import MAX_CONLLU_WORDS, _check_tree
+
+    n = 20_000
+    chain = [*range(2, n + 1), 0]  # word k depends on k + 1: the deepest tree, O(n²) walked naively
+    started = time.perf_counter()
+    _check_tree(chain, 1)
+    assert time.perf_counter() - started < 1.0
+    with pytest.raises(InputError, match="the heads of word 1 form a cycle"):
+        _check_tree([*chain[:-2], 1, 0], 1)  # word n − 1 points back to word 1: a cycle through the chain
+    with pytest.raises(InputError, match=f"more than {MAX_CONLLU_WORDS} word lines"):
+        parse_conllu("a", "\n".join(["1\ta\t_\t_\t_\t_\t0\troot\t_\t_"] * (MAX_CONLLU_WORDS + 1)))
+
+
+def test_word_attention_rows_is_the_sum_over_tokens_by_hand():
+    from attnscope.analysis.syntax import word_attention_rows, word_membership
+
+    rng = np.random.default_rng(0)
+    owner = np.array([-1, 0, 0, 1, -1, 2, 2, 2])
+    chunk = rng.random((3, 4, len(owner)))  # (heads, rows, keys) for token rows 2..5
+    rows = np.arange(2, 6)
+    expected = np.zeros((3, 3, 3))
+    for h in range(3):
+        for r, row in enumerate(rows):
+            for key in range(len(owner)):
+                if owner[row] >= 0 and owner[key] >= 0:
+                    expected[h, owner[row], owner[key]] += chunk[h, r, key]
+    np.testing.assert_allclose(word_attention_rows(chunk, word_membership(owner, 3), rows), expected, atol=1e-12)

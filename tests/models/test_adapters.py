@@ -70,13 +70,39 @@ def test_adapter_outputs_match_peft_directly(lora, text):
 def test_adapter_provenance_and_fingerprint(lora):
     base = tiny("llama")
     adapted = with_adapter(base, lora)
-    expected = hashlib.sha256((lora / "adapter_model.safetensors").read_bytes()).hexdigest()
+    config, weights = (lora / "adapter_config.json").read_bytes(), (lora / "adapter_model.safetensors").read_bytes()
+    expected = hashlib.sha256(config + weights).hexdigest()  # the config's bytes, then the weights'
     assert adapted.provenance["adapter_sha256"] == expected and base.provenance["adapter_sha256"] is None
     assert adapted.fingerprint != base.fingerprint and adapted.spec != base.spec
     assert adapted.info().fingerprint == adapted.fingerprint
-    assert adapted.provenance["weight_files"][-1]["sha256"] == expected
+    assert adapted.provenance["weight_files"][-1]["sha256"] == hashlib.sha256(weights).hexdigest()
     again = with_adapter(base, lora)
     assert again.fingerprint == adapted.fingerprint  # the same adapter over the same model: same identity
+
+
+def with_alpha(lora: Path, folder: Path, alpha: int) -> Path:
+    """A copy of ``lora`` with the same weights and another ``lora_alpha`` (scale α/r) in its config."""
+    shutil.copytree(lora, folder)
+    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    (folder / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": alpha}), encoding="utf-8")
+    return folder
+
+
+def test_adapters_differing_only_in_their_config_differ_in_identity(lora, tmp_path):
+    """Same weights, another lora_alpha: another merged model, so another fingerprint and adapter_sha256,
+    and each answers its own numbers (against ``PeftModel`` run directly on each folder)."""
+    other = with_alpha(lora, tmp_path / "alpha-64", 64)
+    assert (other / "adapter_model.safetensors").read_bytes() == (lora / "adapter_model.safetensors").read_bytes()
+    base = tiny("llama")
+    first, second = with_adapter(base, lora), with_adapter(base, other)
+    assert first.fingerprint != second.fingerprint
+    assert first.provenance["adapter_sha256"] != second.provenance["adapter_sha256"]
+    for model, folder in ((first, lora), (second, other)):
+        trace = capture(model, ENGLISH, backend="full", top_k=5)
+        attention, probs = peft_direct(folder, ENGLISH)
+        np.testing.assert_allclose(trace.attention(0), attention[0], atol=1e-5)
+        np.testing.assert_allclose([c.prob for c in trace.top_predictions(-1, 5)], np.sort(probs)[::-1][:5], atol=1e-5)
+    assert np.abs(capture(first, ENGLISH, backend="full").attention(0) - peft_direct(other, ENGLISH)[0][0]).max() > 1e-3
 
 
 def test_bad_adapter_folders(lora, tmp_path):

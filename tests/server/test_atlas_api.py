@@ -93,3 +93,21 @@ def test_model_view_refusals(client):
         assert response.status_code == status, (params, response.text)
     missing = client.get("/api/traces/0123456789abcdef/model-view")
     assert missing.status_code == 404 and "unknown or expired trace" in missing.json()["detail"]
+
+
+def test_encoder_decoder_projection_defaults_to_the_encoder(host, client):
+    """On an encoder–decoder the page's default stack is cross-attention: with no stack the head atlas
+    keeps it and the query–key projection (self-attention only) takes the encoder instead of refusing."""
+    host.load("tiny:t5")
+    text = "The cat sat on the mat."
+    default = client.post("/api/qk-projection", json={"text": text, "layer": 0})
+    encoder = client.post("/api/qk-projection", json={"text": text, "layer": 0, "stack": "encoder"})
+    assert default.status_code == encoder.status_code == 200, default.text
+    assert default.json()["stack"] == "encoder"
+    np.testing.assert_allclose(default.json()["points"], encoder.json()["points"], atol=0)
+    cross = client.post("/api/qk-projection", json={"text": text, "layer": 0, "stack": "cross"})
+    assert cross.status_code == 400 and "self-attention" in cross.json()["detail"]
+    atlas = client.post("/api/atlas", json={"text": text})
+    assert atlas.status_code == 200 and atlas.json()["stack"] == "cross"
+    few = client.post("/api/qk-projection", json={"text": text, "layer": 0, "max_points": 3}).json()
+    assert len(few["points"]) == few["kept_points"] == 3 and few["subsampled"] and few["max_points"] == 3

@@ -16,7 +16,7 @@ from attnscope.methods.compare_models import compare_two_models
 from attnscope.models.adapters import with_adapter
 from attnscope.render.json import model_comparison_json
 from tests.conftest import CHINESE, ENGLISH, tiny
-from tests.models.test_adapters import build_lora
+from tests.models.test_adapters import build_lora, with_alpha
 from tests.server.conftest import assert_same
 from tests.test_cli import run
 
@@ -97,6 +97,10 @@ def test_the_slot_keeps_one_second_model(client):
         ({"model": "tiny:gpt2", "top_k": 0}, 422, "top_k"),
         ({"model": "tiny:t5"}, 400, "only causal and masked"),
         ({"model": "tiny:gpt2", "texts": ["a", "b"]}, 422, "texts"),
+        ({"model": "tiny:gpt2", "layers": [0, 0]}, 422, "layer twice"),
+        ({"model": "tiny:gpt2", "layers": [0, -3], "method": "none"}, 400, "names a layer of A twice"),
+        ({"model": "tiny:gpt2", "layers": []}, 422, "at least 1"),
+        ({"model": "tiny:bert"}, 400, "model B (tiny:bert) is a masked model"),
     ],
 )
 def test_bad_requests_are_refused_in_one_line(client, extra, status, words):
@@ -127,3 +131,68 @@ def test_two_texts_answer_the_whole_word_maps(client):
     assert [u["text"] for u in units["units"]] == [u.text for u in expected.units_a] == ["the", "sat"]
     assert units["only_a"] == ["cat"] and units["only_b"] == ["dog"]
     np.testing.assert_allclose(units["difference"], expected.difference, atol=1e-6)
+
+
+def peft_top(folder, text: str, k: int = 5) -> tuple[list[int], np.ndarray]:
+    """Top-k next-token ids and probabilities of ``PeftModel`` (un-merged) over ``tiny:qwen2``, run directly."""
+    import torch
+    from peft import PeftModel
+
+    from attnscope.models.tiny import build_tiny
+
+    base, tokenizer, _ = build_tiny("qwen2", attn_implementation="eager")
+    model = PeftModel.from_pretrained(base, str(folder)).eval()
+    with torch.no_grad():
+        logits = model(input_ids=tokenizer(text, return_tensors="pt")["input_ids"]).logits[0, -1]
+    probs = torch.softmax(logits.double(), -1).numpy()
+    order = np.argsort(-probs)[:k]
+    return [int(i) for i in order], probs[order]
+
+
+def test_each_adapter_answers_its_own_numbers(client, lora, tmp_path):
+    """Two adapters with the same weights and another lora_alpha, then one re-saved at the same path:
+    every answer is its own adapter's (against peft run directly), never the slot's or cache's previous B."""
+    other = with_alpha(lora, tmp_path / "alpha-64", 64)
+
+    def check(folder):
+        response = client.post("/api/compare/models", json={"text": ENGLISH, "adapter": str(folder), "method": "none"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        ids, probs = peft_top(folder, ENGLISH)
+        shown = body["models"][1]["predictions"]
+        assert [p["id"] for p in shown] == ids
+        np.testing.assert_allclose([p["prob"] for p in shown], probs, atol=1e-5)
+        assert body["model_b"]["name"].endswith(f"adapter {folder.name}")
+        return body
+
+    first, second = check(lora), check(other)
+    assert first["model_b"]["fingerprint"] != second["model_b"]["fingerprint"]
+    config = json.loads((other / "adapter_config.json").read_text(encoding="utf-8"))
+    (other / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": 2}), encoding="utf-8")
+    resaved = check(other)  # the same path, another adapter: loaded afresh
+    assert resaved["model_b"]["fingerprint"] not in (first["model_b"]["fingerprint"], second["model_b"]["fingerprint"])
+
+
+def test_a_method_model_b_cannot_run_is_refused_before_any_capture(client, host):
+    response = client.post("/api/compare/models", json={"text": CHINESE, "model": "tiny:bert"})
+    assert response.status_code == 400 and "use method attention, rollout, flow or none" in response.json()["detail"]
+    assert not host._keys  # neither model captured the text
+    ok = client.post("/api/compare/models", json={"text": CHINESE, "model": "tiny:bert", "method": "attention"})
+    assert ok.status_code == 200, ok.text
+
+
+def test_maps_beyond_the_cell_limit_are_refused(client, monkeypatch):
+    """The limit is 4,000,000 cells, out of reach of the tiny models' 256 positions: lowered here to
+    exercise the refusal (the limit's arithmetic itself: tests/analysis/test_model_compare.py)."""
+    from attnscope.analysis import model_compare
+
+    monkeypatch.setattr(model_compare, "MAX_MAP_CELLS", 100)
+    fits = client.post("/api/compare/models", json={"text": ENGLISH, "model": "tiny:gpt2", "method": "none"})
+    assert fits.status_code == 200, fits.text  # 5 common words: 3 layers × 25 cells
+    twice = {"text": ENGLISH + " " + ENGLISH, "model": "tiny:gpt2", "method": "none"}  # 10 words: 100 a layer
+    response = client.post("/api/compare/models", json=twice)
+    detail = response.json()["detail"]
+    assert response.status_code == 400 and "\n" not in detail, detail
+    assert "3 layers of 10 × 10 units are 300 map cells (at most 100); choose at most 1 layer with layers" in detail
+    one = client.post("/api/compare/models", json={**twice, "layers": [-1]})
+    assert one.status_code == 200 and len(one.json()["units"]) == 10, one.text

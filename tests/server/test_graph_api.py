@@ -126,3 +126,17 @@ def test_cli_refuses_bad_input_with_exit_2_and_one_line(args, message):
     assert completed.returncode == 2
     lines = completed.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_encoder_decoder_sankey_defaults_to_the_decoder(host, client):
+    """The page's default stack on an encoder–decoder is cross-attention; the Sankey (self-attention
+    only) then follows the decoder, whose last position is the prediction, instead of refusing."""
+    host.load("tiny:t5")
+    ident = trace_id(client, "The cat sat on the mat.")
+    default = client.get(f"/api/traces/{ident}/sankey?top=2")
+    decoder = client.get(f"/api/traces/{ident}/sankey?top=2&stack=decoder")
+    assert default.status_code == decoder.status_code == 200, default.text
+    assert default.json()["view"]["stack"] == "decoder"
+    assert default.json()["values"] == decoder.json()["values"] and default.json()["links"] == decoder.json()["links"]
+    cross = client.get(f"/api/traces/{ident}/sankey?stack=cross")
+    assert cross.status_code == 400 and "self-attention" in cross.json()["detail"]

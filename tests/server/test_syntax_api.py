@@ -44,6 +44,7 @@ def test_api_refusals_are_one_line_4xx(client):
     for payload, code, message in (
         ({"text": TEXT, "conllu": bad}, "bad_input", "does not match the text"),
         ({"text": TEXT, "conllu": "1\tThe\n"}, "bad_input", "columns, not 10"),
+        ({"text": TEXT, "conllu": conllu([("The", "\u00b2", "det")])}, "bad_input", "HEAD must be a number"),
         ({"text": CHINESE, "parser": "spacy"}, "parser_missing", "pip install"),
         ({"text": TEXT, "parser": "stanza"}, None, ""),
         ({"text": "   "}, None, ""),
@@ -55,6 +56,17 @@ def test_api_refusals_are_one_line_4xx(client):
         detail = response.json()["detail"]
         if code:
             assert response.json()["code"] == code and message in detail and "\n" not in detail
+
+
+def test_api_checks_the_length_before_parsing(client):
+    import time
+
+    n = 20_000  # a chain of 20,000 words: the text is past the model's length (and the web app's limit)
+    chain = "\n".join(f"{i}\ta\t_\t_\t_\t_\t{i + 1 if i < n else 0}\tdep\t_\t_" for i in range(1, n + 1))
+    started = time.perf_counter()
+    response = client.post("/api/syntax", json={"text": " ".join(["a"] * n), "conllu": chain})
+    assert response.status_code == 400 and "the text is 20,000 tokens" in response.json()["detail"]
+    assert time.perf_counter() - started < 5.0
 
 
 def _has_chinese_pipeline() -> bool:
@@ -86,6 +98,11 @@ def test_cli_refusals_exit_2_with_one_line(tmp_path):
     assert result.returncode == 2
     error = result.stderr.decode("utf-8").strip()
     assert error.startswith("error:") and "does not match the text" in error and "\n" not in error
+    digit = tmp_path / "digit.conllu"  # a superscript digit: str.isdigit() says yes, int() refuses it
+    digit.write_text("1\ta\t_\t_\t_\t_\t\u00b2\tnsubj\t_\t_\n2\tb\t_\t_\t_\t_\t0\troot\t_\t_\n", encoding="utf-8")
+    result = run("syntax", "a b", "--parse", str(digit), "--model", "tiny:llama")
+    error = result.stderr.decode("utf-8").strip()
+    assert result.returncode == 2 and "HEAD must be a number" in error and "\n" not in error, error
     missing = run("syntax", TEXT, "--parse", str(tmp_path / "none.conllu"), "--model", "tiny:llama")
     assert missing.returncode == 2 and "cannot read" in missing.stderr.decode("utf-8")
     if not parse_text_has_english():

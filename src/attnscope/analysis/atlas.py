@@ -43,6 +43,7 @@ PROJECTIONS = ("pca", "tsne", "umap")
 ATLAS_GRID = 16  # the pooled map of each head: at most 16 × 16 cells
 DEFAULT_PERPLEXITY = 30.0
 DEFAULT_NEIGHBORS = 15
+MAX_SEED = 2**32  # numpy's RandomState (scikit-learn, umap-learn) takes seeds below this
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,13 @@ def pca(features: np.ndarray, components: int = 2) -> tuple[np.ndarray, list[flo
     return out, ratios + [0.0] * (components - len(ratios))
 
 
+def check_seed(seed: object) -> int:
+    """``seed`` when scikit-learn and umap-learn take it (an integer from 0 to 2**32 − 1), else a refusal."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < MAX_SEED:
+        raise InputError(f"the seed must be an integer from 0 to {MAX_SEED - 1}; got {seed!r}")
+    return int(seed)
+
+
 def check_projection(method: str, points: int, perplexity: float | None, n_neighbors: int | None) -> dict[str, Any]:
     """The parameters ``method`` will use for ``points`` points, or a one-line refusal."""
     if method not in PROJECTIONS:
@@ -130,11 +138,12 @@ def project(
 ) -> Projection:
     """(points, dims) -> 2-D coordinates by ``pca``, ``tsne`` or ``umap`` (module docstring)."""
     values = np.asarray(features, dtype=np.float64)
+    seed = check_seed(seed)
     params = check_projection(method, len(values), perplexity, n_neighbors)
     if method == "pca":
         coords, explained = pca(values)
         return Projection(coords, method, explained, params)
-    params["seed"] = int(seed)
+    params["seed"] = seed
     if method == "tsne":
         from sklearn.manifold import TSNE
 

@@ -42,6 +42,25 @@ from attnscope.contracts import plain
 from attnscope.errors import InputError
 
 LAYER_MATCH_FORMULA = "j = floor(i*(L_B-1)/(L_A-1) + 1/2); j = L_B-1 when L_A = 1"
+MAX_MAP_CELLS = 4_000_000  # layers × units² of one model's maps: ~32 MB of float64 each, ~3 such arrays
+
+
+def check_map_size(n_layers: int, n_units: int, layer_option: str = "layers") -> None:
+    """Refuse maps of more than :data:`MAX_MAP_CELLS` cells (``n_layers`` × ``n_units``²), naming how
+    many layers fit (``layer_option``: how the caller chooses layers, e.g. ``--layer``)."""
+    cells = n_layers * n_units * n_units
+    if cells <= MAX_MAP_CELLS:
+        return
+    fit = MAX_MAP_CELLS // max(n_units * n_units, 1)
+    advice = (
+        f"choose at most {fit} layer{'s' if fit != 1 else ''} with {layer_option}"
+        if fit
+        else "even one layer is too many: use a coarser granularity or a shorter text"
+    )
+    raise InputError(
+        f"{n_layers} layers of {n_units:,} × {n_units:,} units are {cells:,} map cells (at most "
+        f"{MAX_MAP_CELLS:,}); {advice}"
+    )
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,8 @@ def common_units(
     sides = [
         [u for u in make_units(text, tokens, granularity) if u.start is not None] for tokens in (tokens_a, tokens_b)
     ]
+    for units in sides:
+        units.sort(key=lambda unit: int(unit.start or 0))
     nodes = [(side, unit) for side, units in enumerate(sides) for unit in units]
     group = list(range(len(nodes)))
 
@@ -83,13 +104,18 @@ def common_units(
             index = group[index]
         return index
 
-    for first, (_, unit_a) in enumerate(nodes[: len(sides[0])]):
-        for second in range(len(sides[0]), len(nodes)):
-            unit_b = nodes[second][1]
-            assert unit_a.start is not None and unit_a.end is not None
-            assert unit_b.start is not None and unit_b.end is not None
-            if min(unit_a.end, unit_b.end) > max(unit_a.start, unit_b.start):
-                group[root(second)] = root(first)
+    # a two-pointer sweep over both lists sorted by start: linear in the units (plus their overlaps)
+    offset, low = len(sides[0]), 0
+    spans_b = [(int(u.start or 0), int(u.end or 0)) for u in sides[1]]
+    for first, unit_a in enumerate(sides[0]):
+        start_a, end_a = int(unit_a.start or 0), int(unit_a.end or 0)
+        while low < len(spans_b) and spans_b[low][1] <= start_a:
+            low += 1  # ends before this A unit, so before every later one: never overlaps again
+        second = low
+        while second < len(spans_b) and spans_b[second][0] < end_a:
+            if min(end_a, spans_b[second][1]) > max(start_a, spans_b[second][0]):
+                group[root(offset + second)] = root(first)
+            second += 1
     merged: dict[int, list[tuple[int, Unit]]] = {}
     for index, node in enumerate(nodes):
         merged.setdefault(root(index), []).append(node)
@@ -213,10 +239,17 @@ class ModelComparison:
 
 
 def compare_models(
-    a: Trace, b: Trace, *, granularity: Granularity = "word", layers: list[int] | None = None, top_k: int = 5
+    a: Trace,
+    b: Trace,
+    *,
+    granularity: Granularity = "word",
+    layers: list[int] | None = None,
+    top_k: int = 5,
+    layer_option: str = "layers",
 ) -> ModelComparison:
     """A and B (traces of the same text by two models) on common units, for every layer of A (or
-    the ``layers`` of A given) and its matched layer of B."""
+    the ``layers`` of A given, each once) and its matched layer of B; at most :data:`MAX_MAP_CELLS`
+    map cells (``layer_option`` names how the caller chooses layers in the refusal)."""
     if a.text != b.text:
         raise InputError("a model comparison needs both traces of the same text")
     for trace in (a, b):
@@ -229,16 +262,15 @@ def compare_models(
         if not -a.num_layers() <= layer < a.num_layers():
             raise InputError(f"layer {layer} is out of range: {a.model.spec} has {a.num_layers()} layers")
     pairs = [(layer % a.num_layers(), matched[layer % a.num_layers()]) for layer in chosen]
-    maps: list[list[np.ndarray]] = [[], []]
-    special: list[list[np.ndarray]] = [[], []]
-    for side, trace in enumerate((a, b)):
-        for pair in pairs:
-            values, to_special = unit_map(trace, pair[side], _units(units, side))
-            maps[side].append(values)
-            special[side].append(to_special)
+    if len({pair[0] for pair in pairs}) != len(pairs):
+        raise InputError(f"{layer_option} names a layer of A twice; name each layer once")
+    check_map_size(len(pairs), len(units), layer_option)
     size = len(units)
-    stacked = tuple(np.array(m).reshape(len(pairs), size, size) for m in maps)
-    specials = tuple(np.array(s).reshape(len(pairs), size) for s in special)
+    stacked = (np.empty((len(pairs), size, size)), np.empty((len(pairs), size, size)))  # (pairs, units, units)
+    specials = (np.empty((len(pairs), size)), np.empty((len(pairs), size)))  # (pairs, units)
+    for side, trace in enumerate((a, b)):
+        for index, pair in enumerate(pairs):
+            stacked[side][index], specials[side][index] = unit_map(trace, pair[side], _units(units, side))
     return ModelComparison(
         a.text,
         granularity,

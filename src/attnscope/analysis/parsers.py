@@ -28,6 +28,7 @@ PARSERS = ("auto", "spacy", "jieba", "conllu")
 INSTALL = "pip install 'attnscope[syntax]'"
 CHINESE_INSTALL = "pip install 'attnscope[syntax]' && python -m spacy download zh_core_web_sm"
 MAX_CONLLU_CHARS = 2_000_000
+MAX_CONLLU_WORDS = 50_000  # word lines: past what syntax can score (words × words per head); bounds the work
 
 
 class ParserMissingError(InputError):
@@ -168,22 +169,31 @@ def parse_jieba(text: str) -> Parse:
 
 
 def _field_int(value: str, what: str, line_number: int) -> int:
-    if not value.isdigit():
+    """``value`` as a number; ASCII digits only (``str.isdigit`` also accepts '²', which ``int`` refuses)."""
+    if not (value.isascii() and value.isdigit()):
         raise InputError(f"CoNLL-U line {line_number}: {what} must be a number, not {value!r}")
     return int(value)
 
 
 def _check_tree(heads: list[int], first_line: int) -> None:
-    """Refuses heads that do not form one tree (no root, or a cycle) in a sentence; heads 1-based."""
+    """Refuses heads that do not form one tree (no root, or a cycle) in a sentence; heads 1-based.
+
+    Linear in the words: each word is walked once — a walk stops at a word already known to reach the
+    root, and meeting a word of the walk in progress is a cycle."""
     if 0 not in heads:
         raise InputError(f"CoNLL-U sentence at line {first_line}: no word has head 0 (a root)")
+    state = [0] * (len(heads) + 1)  # per 1-based word: 0 unvisited, 1 on the current walk, 2 reaches the root
+    state[0] = 2
     for start in range(1, len(heads) + 1):
-        seen, word = set(), start
-        while word != 0:
-            if word in seen:
-                raise InputError(f"CoNLL-U sentence at line {first_line}: the heads of word {start} form a cycle")
-            seen.add(word)
+        walk, word = [], start
+        while state[word] == 0:
+            state[word] = 1
+            walk.append(word)
             word = heads[word - 1]
+        if state[word] == 1:
+            raise InputError(f"CoNLL-U sentence at line {first_line}: the heads of word {start} form a cycle")
+        for visited in walk:
+            state[visited] = 2
 
 
 def parse_conllu(text: str, conllu: str) -> Parse:
@@ -193,6 +203,7 @@ def parse_conllu(text: str, conllu: str) -> Parse:
     if len(conllu) > MAX_CONLLU_CHARS:
         raise InputError(f"the CoNLL-U parse is longer than {MAX_CONLLU_CHARS} characters")
     rows: list[list[tuple[int, list[str]]]] = [[]]  # sentences of (line number, columns)
+    word_lines = 0
     for line_number, line in enumerate(conllu.splitlines(), start=1):
         if not line.strip():
             if rows[-1]:
@@ -201,6 +212,9 @@ def parse_conllu(text: str, conllu: str) -> Parse:
         if line.startswith("#"):
             continue
         columns = line.rstrip("\r\n").split("\t")
+        word_lines += 1
+        if word_lines > MAX_CONLLU_WORDS:
+            raise InputError(f"the CoNLL-U parse has more than {MAX_CONLLU_WORDS} word lines")
         if len(columns) != 10:
             raise InputError(f"CoNLL-U line {line_number}: {len(columns)} tab-separated columns, not 10")
         rows[-1].append((line_number, columns))

@@ -21,6 +21,16 @@ def residual_attention(trace: Trace, layer: int, stack: str, residual: float, he
     return mixed / mixed.sum(axis=-1, keepdims=True)
 
 
+def self_attention_stack(trace: Trace, stack: str | None, prefer: str) -> str:
+    """``stack`` checked, or with None the model's default — except that an encoder–decoder's default,
+    cross-attention, becomes ``prefer`` (``decoder`` for the prediction, ``encoder`` for the input text):
+    the methods that need self-attention then work with default settings instead of refusing."""
+    name = trace.stack_name(stack)
+    if stack is None and name == "cross" and prefer in trace.stacks():
+        return prefer
+    return name
+
+
 def residual_layers(trace: Trace, stack: str | None, residual: float, method: str) -> tuple[str, range]:
     """The stack and its layers for a method that walks every self-attention layer (rollout, flow)."""
     name = trace.stack_name(stack)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnscope.analysis.graph import combined_rows
-from attnscope.analysis.rollout import residual_layers
+from attnscope.analysis.rollout import residual_layers, self_attention_stack
 from attnscope.capture.selection import resolve_index
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
@@ -107,6 +107,7 @@ def flow_sankey(
         raise InputError(f"top must be an integer between 0 and {MAX_TOP}; got {top!r}")
     if not isinstance(residual, int | float) or not math.isfinite(residual):
         raise InputError(f"residual must be a number between 0 and 1; got {residual!r}")
+    stack = self_attention_stack(trace, stack, "decoder")  # seq2seq by default: the decoder's prediction
     name, layers = residual_layers(trace, stack, float(residual), "the flow Sankey")
     view = trace.select(head=head, query=query, stack=name)
     if view.head is None:

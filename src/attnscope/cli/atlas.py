@@ -35,11 +35,13 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from attnscope.analysis.atlas import check_seed
     from attnscope.errors import InputError
     from attnscope.methods.atlas import parse_qk
 
     text = common.read_text(args.text, args.text_file)
     qk = parse_qk(args.qk) if args.qk is not None else None  # refused before the model loads
+    check_seed(args.seed)
     if args.perplexity is not None and args.perplexity <= 0:
         raise InputError("--perplexity must be above 0")
     if args.neighbors is not None and args.neighbors < 2:
@@ -84,7 +86,11 @@ def atlas_text(body: dict[str, Any]) -> str:
         lines = [
             f"layer {body['layer']}, heads {', '.join(map(str, body['heads']))}: {kinds.count('q')} queries and "
             f"{kinds.count('k')} keys by {shown['method']} ({axes})"
-            + (f"; subsampled from {body['total_points']:,} points" if body["subsampled"] else ""),
+            + (
+                f"; {body['kept_points']:,} of {body['total_points']:,} points kept (at most {body['max_points']:,})"
+                if body["subsampled"]
+                else ""
+            ),
             "kind  head  pos  token  x  y",
         ]
         for kind, head, position, (x, y) in zip(

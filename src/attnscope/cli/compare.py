@@ -21,7 +21,17 @@ def add(commands: argparse._SubParsersAction) -> None:
         "tokenizations, predictions, attention differences per matched layer on the words both models "
         "cover (A minus B), head metrics and one attribution method side by side with rank agreement.",
     )
-    compare.add_argument("texts", nargs="+", metavar="TEXT")
+    compare.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="the texts ('-': standard input); two models: one TEXT or --file"
+    )
+    compare.add_argument(
+        "--file",
+        dest="text_file",
+        metavar="PATH",
+        default=None,
+        help="two models: read their one text from a file instead of TEXT (.txt, .md, .pdf, .docx; as for "
+        "the other commands reading one text)",
+    )
     compare.add_argument(
         "--layer",
         default=None,
@@ -63,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
 def run_texts(args: argparse.Namespace) -> int:
     from attnscope.capture.selection import parse_head, parse_layers
 
+    if args.text_file is not None:
+        raise InputError("--file gives the one text of a model comparison (two --model or --adapter); use TEXT")
+    if not args.texts:
+        raise InputError("give the texts to compare as TEXT arguments")
     texts = [common.read_text(t) for t in args.texts]
     layer, head = parse_layers("-1" if args.layer is None else args.layer), parse_head(args.head)
     model = common.load(args)
@@ -98,12 +112,15 @@ def model_layers(value: str | None, n_layers: int) -> list[int] | None:
         if not (0 <= first <= last < n_layers):
             raise InputError(f"layers {value} are out of range: model A has {n_layers} layers")
         return list(range(first, last + 1))
-    return [int(layer) for layer in chosen]
+    listed = [int(layer) for layer in chosen]
+    if len({layer % n_layers if n_layers else layer for layer in listed}) != len(listed):
+        raise InputError(f"--layer {value} names a layer twice; name each layer once")
+    return listed
 
 
 def run_models(args: argparse.Namespace, specs: list[str]) -> int:
     """Two models (or a model and the same with ``--adapter``) on one TEXT."""
-    if len(args.texts) != 1:
+    if len(args.texts) > 1:
         raise InputError(f"two models are compared on one TEXT; got {len(args.texts)} texts")
     if args.head.strip().lower() != "mean":
         raise InputError("a model comparison combines heads as their mean (heads of two models do not match)")
@@ -111,7 +128,7 @@ def run_models(args: argparse.Namespace, specs: list[str]) -> int:
         raise InputError("two tokenizations share no token units; use --granularity word, sentence or paragraph")
     from attnscope.methods.compare_models import check_method
 
-    text = common.read_text(args.texts[0])
+    text = common.read_text(args.texts[0] if args.texts else None, args.text_file)
     method = check_method(args.method.strip())
     if args.top_k < 1:
         raise InputError("--top-k must be at least 1")
@@ -139,7 +156,7 @@ def run_models(args: argparse.Namespace, specs: list[str]) -> int:
         args,
         lambda bar: compare_two_models(
             first, second, text, granularity=args.granularity, method=method, layers=layers, top_k=args.top_k,
-            progress=bar,
+            progress=bar, layer_option="--layer",
         ),
     )  # fmt: skip
     return common.output(args, model_comparison_json(comparison), model_comparison_text)

@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
             conllu = data.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             raise InputError(f"{args.parse} is not UTF-8 (byte {error.start})") from None
-    parse_text(text, args.parser, conllu=conllu)  # a missing parser or a mismatched parse: refused before loading
+    parse = parse_text(text, args.parser, conllu=conllu)  # a missing parser or a mismatched parse: refused first
     model = common.load(args)
     from attnscope.render.syntax import syntax_answer, syntax_text
 
     common.say(args)("capturing and scoring heads …")
     body = common.run_job(
         args,
-        lambda bar: syntax_answer(model, text, parser=args.parser, conllu=conllu, backend=args.backend, progress=bar),
+        lambda bar: syntax_answer(model, text, parse=parse, backend=args.backend, progress=bar),
     )
     return common.output(args, body, syntax_text)

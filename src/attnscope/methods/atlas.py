@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attnscope.analysis.atlas import ATLAS_GRID, Projection, check_projection, head_features, project
+from attnscope.analysis.atlas import ATLAS_GRID, Projection, check_projection, check_seed, head_features, project
 from attnscope.analysis.heads import METRICS, head_labels, head_metrics
 from attnscope.analysis.qk_space import MAX_EMBED_POINTS, MAX_POINTS, even_sample, joint_space
+from attnscope.analysis.rollout import self_attention_stack
 from attnscope.errors import InputError
 from attnscope.progress import Progress, adapt, scaled
 
@@ -65,7 +66,8 @@ def head_atlas(
     name = trace.stack_name(stack)
     captured = trace.captured_layers(name)
     n_heads = trace.num_heads(name)
-    check_projection(projection, len(captured) * n_heads, perplexity, n_neighbors)  # refused before any work
+    check_seed(seed)  # refused before any work, as are the projection's parameters
+    check_projection(projection, len(captured) * n_heads, perplexity, n_neighbors)
     report: Progress | None = adapt(progress)
     n_query = len(trace.query_tokens(name))
     rows = even_sample(n_query, SAMPLED_ROWS) if n_query > EXACT_TOKENS else None  # long inputs: rows sampled
@@ -138,6 +140,16 @@ def parse_qk(spec: str | int) -> tuple[int, str | int]:
     return layer, head
 
 
+def point_quotas(limit: int, n_heads: int) -> np.ndarray:
+    """(heads, 2) how many queries and keys each head may bring so that all of them come to at most
+    ``limit``: an equal share each, the remainder spread evenly over the (head, kind) pairs; with
+    fewer than two points per head some heads bring none."""
+    pairs = 2 * n_heads
+    quotas = np.full(pairs, limit // pairs, dtype=np.int64)
+    quotas[even_sample(pairs, limit % pairs)[: limit % pairs]] += 1
+    return quotas.reshape(n_heads, 2)
+
+
 def qk_projection(
     trace: Trace,
     layer: int,
@@ -155,7 +167,8 @@ def qk_projection(
     from attnscope.models.provenance import derive, utc_now
 
     started_at = utc_now()
-    name = trace.stack_name(stack)
+    check_seed(seed)
+    name = self_attention_stack(trace, stack, "encoder")  # seq2seq by default: the input text's encoder
     if name == "cross":
         raise InputError("the joint query–key space is for self-attention (queries and keys of the same tokens)")
     index = trace.resolve_layer(layer, name)
@@ -167,13 +180,14 @@ def qk_projection(
     vectors = layer_vectors(trace, index, heads, stack=name)
     n_query, n_key = vectors.queries.shape[1], vectors.keys.shape[1]
     total = len(heads) * (n_query + n_key)
-    share = max(1, limit // (2 * len(heads)))  # points per head and per kind
-    query_rows, key_rows = even_sample(n_query, share), even_sample(n_key, share)
-    check_projection(projection, len(heads) * (len(query_rows) + len(key_rows)), perplexity, n_neighbors)
+    quotas = point_quotas(limit, len(heads))  # (heads, 2) queries and keys per head; they sum to ≤ limit
+    rows = [(even_sample(n_query, int(q)), even_sample(n_key, int(k))) for q, k in quotas]
+    check_projection(projection, sum(len(q) + len(k) for q, k in rows), perplexity, n_neighbors)
     blocks, kinds, positions, owners, scales = [], [], [], [], []
     for offset, h in enumerate(heads):
         space = joint_space(vectors.queries[offset], vectors.keys[offset], vectors.scaling)
         scales.append(space.scale)
+        query_rows, key_rows = rows[offset]
         blocks += [space.queries[query_rows], space.keys[key_rows]]
         kinds += [np.zeros(len(query_rows), np.int8), np.ones(len(key_rows), np.int8)]
         positions += [vectors.query_positions[query_rows], key_rows]

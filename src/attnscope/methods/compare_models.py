@@ -30,15 +30,36 @@ DEFAULT_METHOD = "grad-x-input"
 NO_ATTRIBUTION = "none"
 
 
-def check_method(method: str) -> str:
-    """``method`` if it can score single tokens (else an :class:`InputError` naming those that can)."""
+def check_method(method: str, *models: LoadedModel) -> str:
+    """``method`` if it can score single tokens (else an :class:`InputError` naming those that can)
+    and, given ``models``, run on each model's kind (a gradient method on a masked model is refused
+    here, before either model captures, naming the methods both can run)."""
     if method == NO_ATTRIBUTION:
         return method
     spec = catalogue.get(method)
     if not spec.scores_tokens or "token" not in spec.units:
         usable = [m.name for m in catalogue.methods(scores_tokens=True) if "token" in m.units]
         raise InputError(f"{method} cannot score tokens of both models; use one of {', '.join(usable)} or none")
+    for side, model in zip("AB", models, strict=False):
+        if model.kind not in spec.kinds:
+            kinds = {m.kind for m in models}
+            usable = [
+                m.name for m in catalogue.methods(scores_tokens=True) if "token" in m.units and kinds <= set(m.kinds)
+            ]
+            raise InputError(
+                f"{method} runs on {' and '.join(spec.kinds)} models, and model {side} ({model.spec}) is a "
+                f"{model.kind} model; use method {', '.join(usable)} or none"
+            )
     return method
+
+
+def check_pair(model_a: LoadedModel, model_b: LoadedModel, method: str) -> None:
+    """Refuse, before either model captures, models that are not causal or masked and a ``method``
+    that one of them cannot run."""
+    for model in (model_a, model_b):
+        if model.kind not in ("causal", "masked"):
+            raise InputError(f"{model.spec} is a {model.kind} model; only causal and masked models are compared")
+    check_method(method, model_a, model_b)
 
 
 def compare_two_models(
@@ -53,15 +74,14 @@ def compare_two_models(
     target: str | None = None,
     traces: tuple[Trace, Trace] | None = None,
     progress: Callable[..., None] | None = None,
+    layer_option: str = "layers",
 ) -> ModelComparison:
-    """Model A against model B on ``text`` (A − B); ``traces`` reuses captures of ``text`` by each."""
+    """Model A against model B on ``text`` (A − B); ``traces`` reuses captures of ``text`` by each;
+    ``layer_option`` names how the caller chooses layers in a refusal of too large maps."""
     from attnscope.capture import capture
 
-    check_method(method)
+    check_pair(model_a, model_b, method)
     steps = adapt(progress)
-    for model in (model_a, model_b):
-        if model.kind not in ("causal", "masked"):
-            raise InputError(f"{model.spec} is a {model.kind} model; only causal and masked models are compared")
     if traces is None:
         made = []
         for side, model in enumerate((model_a, model_b)):
@@ -75,7 +95,9 @@ def compare_two_models(
                 )
             )
         traces = (made[0], made[1])
-    comparison = compare_models(traces[0], traces[1], granularity=granularity, layers=layers, top_k=top_k)
+    comparison = compare_models(
+        traces[0], traces[1], granularity=granularity, layers=layers, top_k=top_k, layer_option=layer_option
+    )
     if method != NO_ATTRIBUTION:
         scores: list[np.ndarray] = []
         explained: list[dict[str, Any]] = []

@@ -11,9 +11,12 @@ adds at every forward (equal up to float rounding; the tests compare both). ``ba
 changed: the copy is merged, so a model and the same model with its adapter can be held side by side.
 
 Only safetensors adapter weights are read: a folder with only a pickle ``adapter_model.bin`` is
-refused. The result's provenance records ``adapter_sha256`` (the SHA-256 of
-``adapter_model.safetensors``) and lists that file among ``weight_files``; its fingerprint and spec
-differ from the base's, so a trace or cached answer of one is never shown for the other.
+refused. The result's provenance records ``adapter_sha256`` (:func:`adapter_sha256`: the SHA-256 of
+``adapter_config.json``'s bytes followed by ``adapter_model.safetensors``'s, because the config's
+``r``, ``lora_alpha`` and ``target_modules`` change the merged weights as much as the weights do) and
+lists the weights file among ``weight_files``; its fingerprint and spec differ from the base's, and
+two adapters differing in config or weights differ in fingerprint, so a trace or cached answer of
+one is never shown for the other.
 """
 
 from __future__ import annotations
@@ -53,16 +56,23 @@ def adapter_files(folder: str | Path) -> tuple[Path, Path]:
     return config, weights
 
 
+def adapter_sha256(folder: str | Path) -> str:
+    """SHA-256 of the adapter in ``folder``: its config's bytes, then its weights' (checked as
+    :func:`adapter_files`). Cheap to recompute: the hash index remembers it per (path, size, mtime)."""
+    from attnscope.models.cache import files_sha256
+
+    return files_sha256(list(adapter_files(folder)))
+
+
 def with_adapter(base: LoadedModel, folder: str | Path) -> LoadedModel:
     """``base`` with the PEFT adapter in ``folder`` merged into a copy of its weights (module docstring)."""
     from peft import PeftModel
 
-    from attnscope.models.cache import files_sha256
     from attnscope.models.provenance import config_sha256, weight_files
 
     config_path, weights_path = adapter_files(folder)
     root = config_path.parent.resolve()
-    adapter_sha = files_sha256([weights_path])
+    adapter_sha = adapter_sha256(root)
     with base.lock:
         model = copy.deepcopy(base.model)
     try:

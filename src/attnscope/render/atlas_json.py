@@ -84,6 +84,7 @@ def qk_projection_json(result: QKProjection) -> dict[str, Any]:
         "scales": [float(f"{s:.6g}") for s in result.scales],
         "exact": result.exact,
         "total_points": result.total,
+        "kept_points": len(result.kinds),  # at most max_points
         "max_points": result.limit,
         "subsampled": len(result.kinds) < result.total,
         "points": _round(result.projection.coords),

@@ -43,10 +43,14 @@ def syntax_answer(
     backend: str = "auto",
     progress: Callable[..., None] | None = None,
     trace: Trace | None = None,
+    parse: Parse | None = None,
 ) -> dict[str, Any]:
     """The ``syntax`` JSON of ``text``: parsed first (a missing parser or a CoNLL-U that does not
-    match the text is refused before the model runs), then captured (or ``trace``) and scored."""
-    parse = parse_text(text, parser, conllu=conllu)
+    match the text is refused before the model runs), then captured (or ``trace``) and scored.
+    ``parse``: the text's parse when the caller already has it (``parser``/``conllu`` are then unused),
+    so spaCy does not run twice."""
+    if parse is None:
+        parse = parse_text(text, parser, conllu=conllu)
     if trace is None:
         from attnscope.capture.engine import capture
 

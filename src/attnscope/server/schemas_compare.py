@@ -22,7 +22,11 @@ class ModelCompareRequest(HasText, HasJob):
         None, description="a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) applied over B"
     )
     layers: list[int] | None = Field(
-        None, max_length=512, description="layers of A (negative count from the end); null: all"
+        None,
+        min_length=1,
+        max_length=512,
+        description="layers of A (negative count from the end), each once; null: all. The maps hold at most "
+        "4,000,000 cells (layers × units²)",
     )
     method: str = Field(DEFAULT_METHOD, description="token attribution run on both models, or none")
     granularity: Literal["word", "sentence", "paragraph"] = "word"
@@ -32,6 +36,13 @@ class ModelCompareRequest(HasText, HasJob):
     @classmethod
     def _method(cls, value: str) -> str:
         return check_method(value)
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise InputError("layers lists a layer twice; name each layer once")
+        return value
 
     @model_validator(mode="after")
     def _second(self) -> ModelCompareRequest:

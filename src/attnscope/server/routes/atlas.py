@@ -9,6 +9,13 @@
 - ``POST /api/atlas`` (``atlas --json``) and ``POST /api/qk-projection`` (``atlas --qk --json``):
   the JSON of :mod:`attnscope.render.atlas_json`. The projection needs queries and keys: it reads the
   analysis' trace when that kept them (long texts), else captures the text with ``backend="qk"``.
+  Neither takes ``INTERACTIVE_MAX_TOKENS`` (``check_interactive``): that bound is for routes that run
+  the model again per answer (attribution, counterfactuals, reports) or score every row (syntax). These
+  read the page's trace — the text /api/analyze already captured, within the model's context — and
+  bound their own work: the atlas reads ``SAMPLED_ROWS`` query rows above ``EXACT_TOKENS`` tokens and
+  the projection at most ``MAX_POINTS`` points, so they follow the analysis' limit, as the model view does.
+  On an encoder–decoder with no ``stack``, the atlas uses the page's default (cross-attention heads are
+  points like any other) and the projection the encoder (it needs self-attention).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from attnscope.analysis.rollout import self_attention_stack
 from attnscope.errors import InputError
 from attnscope.server.host import ModelHost
 from attnscope.server.schemas_graph import GraphParams, SankeyParams
@@ -44,7 +45,7 @@ def router(host: ModelHost) -> APIRouter:
         from attnscope.render.graph import sankey_json
 
         trace = host.get_trace(trace_id)
-        n_tokens = len(trace.query_tokens(trace.stack_name(params.stack)))
+        n_tokens = len(trace.query_tokens(self_attention_stack(trace, params.stack, "decoder")))
         if n_tokens > MAX_SANKEY_TOKENS:
             raise InputError(
                 f"the flow Sankey in the web app is limited to {MAX_SANKEY_TOKENS} tokens (this text has "

@@ -1,10 +1,11 @@
 """``POST /api/syntax``: the text's dependency parse and the heads that track each relation
 (``attnscope syntax --json``).
 
-The parse comes first — spaCy or jieba as installed, or the CoNLL-U the request carries — so a
-missing parser (400, code ``parser_missing``, with the install command) or a CoNLL-U whose words do
-not spell the text is refused before the model runs. The trace is the page's cached one of the same
-text (full or qk, whichever ``auto`` chose); texts are bounded by ``INTERACTIVE_MAX_TOKENS``.
+The text's length comes first (texts are bounded by ``INTERACTIVE_MAX_TOKENS``, which also bounds
+the parse's work), then the parse — spaCy or jieba as installed, or the CoNLL-U the request carries —
+so a missing parser (400, code ``parser_missing``, with the install command) or a CoNLL-U whose words
+do not spell the text is refused before the model runs. The trace is the page's cached one of the same
+text (full or qk, whichever ``auto`` chose).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def router(host: ModelHost) -> APIRouter:
         from attnscope.render.syntax import syntax_json
 
         model = host.current()
+        check_interactive(model, request.text, "syntax")  # the length first: it bounds the parse's work too
         parse = parse_text(request.text, request.parser, conllu=request.conllu)  # refusals before the model runs
-        check_interactive(model, request.text, "syntax")
         with host.running(request.progress_id) as job:
 
             def make(chosen: LoadedModel) -> Any:

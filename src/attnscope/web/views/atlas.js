@@ -41,6 +41,7 @@ strings({
     "atlas.points": "{n} heads",
     "atlas.sampled_rows": "; long input: metrics and maps read {n} evenly spaced query rows (all their keys)",
     "atlas.qk_points": "{q} queries and {k} keys",
+    "atlas.qk_stack": " of the {stack} stack (cross-attention links two texts; the joint space needs self-attention)",
     "atlas.subsampled": "; subsampled from {total} points at evenly spaced positions ({method} takes at most {max})",
     "atlas.inexact": " Soft-capping or a position bias also shapes this layer's scores: dot products are not the whole score.",
     "atlas.job": "head atlas",
@@ -76,6 +77,7 @@ strings({
     "atlas.points": "{n} 个注意力头",
     "atlas.sampled_rows": "；长输入：指标和矩阵只读取等间隔的 {n} 行查询（及其全部键）",
     "atlas.qk_points": "{q} 个查询和 {k} 个键",
+    "atlas.qk_stack": "（来自{stack}；交叉注意力连接两段文本，联合空间需要自注意力）",
     "atlas.subsampled": "；从 {total} 个点中按等间隔位置抽样（{method} 至多处理 {max} 个点）",
     "atlas.inexact": " 该层的得分还受软截断或位置偏置影响：点积并非得分的全部。",
     "atlas.job": "注意力头图谱",
@@ -117,7 +119,7 @@ function drawHeads(body, colourBy) {
   return plot;
 }
 
-function drawQK(body, colourBy) {
+function drawQK(body, colourBy, pageStack) {
   const last = Math.max(1, body.tokens.length - 1);
   const colour = colourBy === "position"
     ? (i) => rgb(sequential(body.positions[i] / last))
@@ -131,6 +133,7 @@ function drawQK(body, colourBy) {
   $("atlas-key").replaceChildren(legend);
   const count = (kind) => body.kinds.filter((k) => k === kind).length;
   $("atlas-note").textContent = t("atlas.qk_points", { q: count("q"), k: count("k") }) +
+    (body.stack !== pageStack ? t("atlas.qk_stack", { stack: t(`shell.stack.${body.stack}`) }) : "") +
     (body.subsampled ? t("atlas.subsampled", { total: body.total_points.toLocaleString(), method: METHODS[body.projection.method],
       max: body.max_points.toLocaleString() }) : "") + (body.exact ? "" : t("atlas.inexact"));
   return plot;
@@ -215,15 +218,18 @@ export default {
         $("atlas-head").value || "all");
       const head = chosen === "all" ? "all" : Number(chosen);
       colour = select("atlas-colour", [["kind", t("atlas.colour.kind")], ["position", t("atlas.colour.position")]], $("atlas-colour").value);
-      body = await ctx.cached("qk", { projection, layer, head }, t("atlas.qk_job"),
-        (id) => postJSON("/api/qk-projection", { text, projection, layer, head, progress_id: id }), { progress: true });
+      // the joint space needs self-attention: with the page on cross-attention, the encoder (the typed text)
+      const stack = r.attention.stack === "cross" ? "encoder" : r.attention.stack || null;
+      body = await ctx.cached("qk", { projection, layer, head, stack }, t("atlas.qk_job"),
+        (id) => postJSON("/api/qk-projection", { text, projection, layer, head, stack, progress_id: id }), { progress: true });
     } else {
       colour = select("atlas-colour", [["layer", t("atlas.colour.layer")], ["label", t("atlas.colour.label")]], $("atlas-colour").value);
-      body = await ctx.cached("atlas", { projection }, t("atlas.job"),
-        (id) => postJSON("/api/atlas", { text, projection, progress_id: id }), { progress: true });
+      const stack = r.attention.stack || null; // the page's stack: cross-attention heads are points too
+      body = await ctx.cached("atlas", { projection, stack }, t("atlas.job"),
+        (id) => postJSON("/api/atlas", { text, projection, stack, progress_id: id }), { progress: true });
     }
     if (!body || state.result !== r) return;
-    const plot = mode === "qk" ? drawQK(body, colour) : drawHeads(body, colour);
+    const plot = mode === "qk" ? drawQK(body, colour, r.attention.stack) : drawHeads(body, colour);
     shown = { body, plot };
     const canvas = $("atlas-canvas");
     Object.assign(canvas.dataset, { mode, projection, colour, count: String(body.points.length), plot: JSON.stringify(plot) });

@@ -10,6 +10,7 @@ import { format, formatProb } from "../format.js";
 import { colourBar, inkOnScore, scoreColour } from "../palette.js";
 import { signedRGB } from "../counterfactual-map.js";
 import { strings, t } from "../i18n.js";
+import "../locales/views.js"; // the head-metric titles (metric.*)
 
 strings({
   en: {
@@ -173,7 +174,10 @@ function heads(body) {
   const { metrics } = body.head_metrics;
   const rows = body.layer_match.all.map(([a, b], i) => [String(a), String(b),
     ...METRICS.flatMap((name) => [format(metrics[name].a[i]), format(metrics[name].b[i])])]);
-  const list = table(rows, [t("compare.layer.col"), t("compare.layer.b"), ...METRICS.flatMap((name) => [`${name} A`, `${name} B`])]);
+  const list = table(rows, [t("compare.layer.col"), t("compare.layer.b"), ...METRICS.flatMap((name) => {
+    const title = t(`metric.${name}`, { threshold: "0.01" }); // head_metrics' default threshold
+    return [`${title} A`, `${title} B`];
+  })]);
   list.setAttribute("data-testid", "compare-heads");
   [...list.tBodies[0].rows].forEach((row, i) => Object.assign(row.dataset, { layerA: String(body.layer_match.all[i][0]),
     entropyA: String(metrics.entropy.a[i]), entropyB: String(metrics.entropy.b[i]) }));

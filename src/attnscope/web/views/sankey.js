@@ -30,6 +30,7 @@ strings({
     "sankey.link": "layer {layer} carries {value} ({percent}) from",
     "sankey.to": "to",
     "sankey.share": "share at the input",
+    "sankey.stack_note": " Cross-attention links two texts, so the flow follows the {stack} stack.",
   },
   "zh-CN": {
     "sankey.title": "信息流",
@@ -51,6 +52,7 @@ strings({
     "sankey.link": "第 {layer} 层传递 {value}（{percent}），从",
     "sankey.to": "到",
     "sankey.share": "在输入处的份额",
+    "sankey.stack_note": "交叉注意力连接两段文本，因此信息流沿{stack}计算。",
   },
 });
 
@@ -66,7 +68,9 @@ function address(r) {
   const params = new URLSearchParams({ head: r.attention.head, top: $("sankey-top").value, residual: $("sankey-residual").value });
   const tokens = $("sankey-tokens").value.replace(/\s+/g, "");
   if (tokens) params.set("tokens", tokens);
-  if (r.attention.stack === "encoder" || r.attention.stack === "decoder") params.set("stack", r.attention.stack);
+  // cross-attention (an encoder–decoder's default) has no flow: the decoder, whose last position predicts
+  const stack = r.attention.stack === "cross" ? "decoder" : r.attention.stack;
+  if (stack === "encoder" || stack === "decoder") params.set("stack", stack);
   return `/api/traces/${r.trace_id}/sankey?${params}`;
 }
 
@@ -261,7 +265,8 @@ async function refresh() {
     ? t("sankey.predicts", { token: visible(answer.prediction.token), prob: formatProb(answer.prediction.prob) }) : "";
   $("sankey-summary").textContent = t("sankey.summary", { query: answer.query, prediction: predicted,
     shown: answer.tokens.length, tokens: answer.n_tokens, layers: answer.layers, head: answer.view.head,
-    residual: format(answer.view.residual) });
+    residual: format(answer.view.residual) }) + (answer.view.stack !== r.attention.stack
+    ? t("sankey.stack_note", { stack: t(`shell.stack.${answer.view.stack}`) }) : "");
   $("sankey-canvas").dataset.groups = JSON.stringify(groupNames(answer));
   $("sankey-canvas").dataset.address = url;
   tokenLegend(answer, shown.geometry.groups);
