@@ -91,6 +91,19 @@ export function axisTicks(plot, { rows, cols, width, height, rowLabel = null, si
 
 const MAX_LINES = 256;
 
+// Sizes a canvas to width × height CSS pixels at the screen's pixel density and returns its 2-D
+// context, scaled so that drawing is in CSS pixels (setting the size clears the canvas).
+export function sizeCanvas(canvas, width, height) {
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const context = canvas.getContext("2d");
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  return context;
+}
+
 // The head view: lines from the query token to every key (thickness and opacity by weight), each key
 // a cell in the palette's attention colour with its weight printed. Over POOL_MAX_KEYS keys, the keys
 // are pooled into consecutive groups (summed weights) and a note says so. Returns the pooling or null.
@@ -102,13 +115,7 @@ export function drawLines(canvas, queryToken, keyTokens, weights) {
   const top = pooled ? 30 : 10;
   const height = Math.max(60, rows.length * rowHeight + top + 10);
   const width = 680;
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.scale(ratio, ratio);
+  const ctx = sizeCanvas(canvas, width, height);
   const ink = PALETTE.ink; // the theme's inks, read from the CSS variables now
   ctx.fillStyle = ink.background;
   ctx.fillRect(0, 0, width, height);

@@ -1,6 +1,7 @@
 // A 2-D scatter plot on one canvas (tens of thousands of points, no DOM per point): labelled axes with
 // nice ticks, points as circles or squares, and the nearest point to the pointer for hover and click.
 import { format } from "./format.js";
+import { sizeCanvas } from "./draw.js";
 
 const MARGIN = { left: 56, right: 12, top: 12, bottom: 44 };
 const css = (name, fallback) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
@@ -18,13 +19,7 @@ function niceTicks(low, high, count = 5) {
 // Draws `points` ([[x, y]]) with `colour(i)` -> "rgb(...)" and `shape(i)` -> "circle" | "square".
 // Returns the plot's mapping {left, top, width, height, xmin, xmax, ymin, ymax} (kept for hit tests).
 export function drawScatter(canvas, points, { colour, shape = () => "circle", xTitle, yTitle, width = 720, height = 480, radius = 3 }) {
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  const ctx = sizeCanvas(canvas, width, height);
   ctx.clearRect(0, 0, width, height);
   const range = (axis) => points.reduce(([lo, hi], p) => [Math.min(lo, p[axis]), Math.max(hi, p[axis])], [Infinity, -Infinity]);
   const pad = ([lo, hi]) => { const d = (hi - lo || Math.abs(hi) || 1) * 0.05; return [lo - d, hi + d]; };

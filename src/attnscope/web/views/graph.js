@@ -10,6 +10,7 @@ import { format, formatProb } from "../format.js";
 import { columnsLayout, forceLayout } from "../graph-layout.js";
 import { strings, t } from "../i18n.js";
 import { ATTENTION, PALETTE, css } from "../palette.js";
+import { sizeCanvas } from "../draw.js";
 
 strings({
   en: {
@@ -117,13 +118,7 @@ function draw() {
   const canvas = $("graph-canvas");
   if (!canvas || !shown) return;
   const { layout, answer } = shown;
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(layout.width * ratio);
-  canvas.height = Math.round(layout.height * ratio);
-  canvas.style.width = `${layout.width}px`;
-  canvas.style.height = `${layout.height}px`;
-  const g = canvas.getContext("2d");
-  g.scale(ratio, ratio);
+  const g = sizeCanvas(canvas, layout.width, layout.height);
   g.fillStyle = PALETTE.ink.background;
   g.fillRect(0, 0, layout.width, layout.height);
   const touches = (edge) => hovered && (hovered.side === "n"

@@ -9,6 +9,7 @@ import { format } from "../format.js";
 import { t, strings } from "../i18n.js";
 import { headLabel, metricTitle } from "../locales/views.js";
 import { LABELS, attentionRGB, colourBar } from "../palette.js";
+import { sizeCanvas } from "../draw.js";
 
 strings({
   en: {
@@ -103,13 +104,7 @@ function draw(canvas) {
   const rows = Math.ceil(order.length / columns);
   const width = LEFT + columns * (thumb + GAP);
   const height = TOP + rows * (thumb + CAPTION + GAP);
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  const ctx = sizeCanvas(canvas, width, height);
   ctx.clearRect(0, 0, width, height);
   const cell = document.createElement("canvas"); // one thumbnail's cells, scaled up without smoothing
   cell.width = cellsK;

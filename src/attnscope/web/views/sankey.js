@@ -8,6 +8,7 @@ import { $, count, el, tokenChip } from "../dom.js";
 import { format, formatProb } from "../format.js";
 import { strings, t } from "../i18n.js";
 import { PALETTE, css, sequential } from "../palette.js";
+import { sizeCanvas } from "../draw.js";
 
 strings({
   en: {
@@ -120,13 +121,7 @@ function draw(hover = null) {
   const canvas = $("sankey-canvas");
   if (!canvas || !shown) return;
   const { answer, geometry: geo } = shown;
-  const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(geo.width * ratio);
-  canvas.height = Math.round(geo.height * ratio);
-  canvas.style.width = `${geo.width}px`;
-  canvas.style.height = `${geo.height}px`;
-  const g = canvas.getContext("2d");
-  g.scale(ratio, ratio);
+  const g = sizeCanvas(canvas, geo.width, geo.height);
   g.fillStyle = PALETTE.ink.background;
   g.fillRect(0, 0, geo.width, geo.height);
   for (const band of geo.bands) {

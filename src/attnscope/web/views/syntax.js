@@ -6,7 +6,7 @@
 // installs one. Arcs: one canvas; words: at most MAX_WORDS spans (long texts show their first words).
 import { ApiError, postJSON } from "../api.js";
 import { $, count, el, fillSelect, scaleLegend, table } from "../dom.js";
-import { remPx, textWidth, tickStep } from "../draw.js";
+import { remPx, sizeCanvas, textWidth, tickStep } from "../draw.js";
 import { formatProb } from "../format.js";
 import { t } from "../i18n.js";
 import "../locales/syntax.js";
@@ -88,14 +88,8 @@ function drawArcs(canvas, row, words, focus = -1) {
   const longest = Math.max(1, ...arcs.map((w) => Math.abs(w.head - w.index)));
   const unit = Math.min(28, 150 / longest);
   const height = Math.round(unit * longest + 30);
-  const ratio = window.devicePixelRatio || 1;
   const width = Math.max(row.scrollWidth, 10);
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(height * ratio);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const g = canvas.getContext("2d");
-  g.scale(ratio, ratio);
+  const g = sizeCanvas(canvas, width, height);
   g.font = `${0.72 * remPx()}px sans-serif`;
   g.textAlign = "center";
   for (const word of arcs) {
