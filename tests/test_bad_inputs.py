@@ -634,7 +634,7 @@ CLI_CASES = [
     cl("compare-head-word", ["compare", ENGLISH, CHINESE, "--head", "median", *MQ], "head must be"),
     cl("compare-over-context", ["compare", ENGLISH, LONG, *MQ], "reads at most 256"),
     cl("compare-head-all", ["compare", ENGLISH, CHINESE, "--head", "all", *MQ], "not all"),
-    cl("compare-no-texts", ["compare", *MQ], USAGE),
+    cl("compare-no-texts", ["compare", *MQ], "give the texts to compare"),
     # report
     cl("report-not-html", ["report", ENGLISH, "--out", "{tmp}/r.txt", *MQ], ".html"),
     cl("report-no-folder", ["report", ENGLISH, "--out", "{tmp}/missing/r.html", *MQ], "does not exist"),
