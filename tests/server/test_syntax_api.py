@@ -59,14 +59,12 @@ def test_api_refusals_are_one_line_4xx(client):
 
 
 def test_api_checks_the_length_before_parsing(client):
-    import time
-
     n = 20_000  # a chain of 20,000 words: the text is past the model's length (and the web app's limit)
-    chain = "\n".join(f"{i}\ta\t_\t_\t_\t_\t{i + 1 if i < n else 0}\tdep\t_\t_" for i in range(1, n + 1))
-    started = time.perf_counter()
+    # the last word points back to the first: a cycle the parser would refuse, so answering with the
+    # length error shows the length was checked first (no timed assertion)
+    chain = "\n".join(f"{i}\ta\t_\t_\t_\t_\t{i + 1 if i < n else 1}\tdep\t_\t_" for i in range(1, n + 1))
     response = client.post("/api/syntax", json={"text": " ".join(["a"] * n), "conllu": chain})
     assert response.status_code == 400 and "the text is 20,000 tokens" in response.json()["detail"]
-    assert time.perf_counter() - started < 5.0
 
 
 def _has_chinese_pipeline() -> bool:
