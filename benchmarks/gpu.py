@@ -6,9 +6,17 @@ Models are built from their configs with random weights (no download): ``qwen2-0
 weights make every id alike). For every length, with ``--warmup`` untimed rounds, then
 ``--repeats`` rounds alternating the two:
 
-- ``plain``: ``model(input_ids, logits_to_keep=1)`` with SDPA — the baseline, nothing recorded;
+- ``plain``: ``model(input_ids, logits_to_keep=1)`` with SDPA — the baseline, nothing recorded,
+  the ids given;
+- ``plain+tokenize``: the same from the text (the tokenizer's call, then the forward), which is what
+  a capture starts from too;
 - ``capture``: ``attnscope.capture(backend="qk")`` (queries/keys stashed in place, last-position
   top-k) — the target is ≤ 1.05× plain on a GPU;
+
+the CUDA caching allocator stays warm between rounds (as in a process that captures again and again;
+emptying it before every round made each capture pay ~2 cudaMalloc calls per layer for the stash,
+which the plain forward, reusing its activations' memory, does not); ``cold capture`` is one capture
+right after ``torch.cuda.empty_cache()``, printed beside;
 
 then, on the last capture: peak device memory of each (target: capture ≤ plain + stash), host
 peak RSS growth, the cold overview of the last layer (the top tile of its mean map: every row's
@@ -156,21 +164,30 @@ def measure(model: Any, n_tokens: int, warmup: int, repeats: int, seed: int) -> 
         with torch.inference_mode():
             model.model(input_ids=ids, logits_to_keep=1, use_cache=False)
 
+    def plain_text() -> None:  # what a plain transformers user runs from the same text
+        with torch.inference_mode():
+            given = torch.tensor([model.tokenizer(text)["input_ids"]], device=device)
+            model.model(input_ids=given, logits_to_keep=1, use_cache=False)
+
     def captured() -> Any:
         return capture(model, text, backend="qk")
 
     for _ in range(warmup):
         plain()
         captured()
-    times: dict[str, list[float]] = {"plain": [], "capture": []}
+    cold_s = None
+    if cuda:  # the first capture of a process: the stash's memory comes from cudaMalloc, not the pool
+        gc.collect()
+        torch.cuda.empty_cache()
+        cold_s, _ = clock(captured)
+    times: dict[str, list[float]] = {"plain": [], "plain_text": [], "capture": []}
     memory: dict[str, float] = {}
     trace = None
     for _ in range(repeats):
-        for name, function in (("plain", plain), ("capture", captured)):
+        for name, function in (("plain", plain), ("plain_text", plain_text), ("capture", captured)):
             trace = None
-            gc.collect()
+            gc.collect()  # the allocator's pool stays warm, as in a process that captures again and again
             if cuda:
-                torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated() if cuda else 0
             reset_peak_rss()
@@ -197,11 +214,15 @@ def measure(model: Any, n_tokens: int, warmup: int, repeats: int, seed: int) -> 
         fresh = TilePyramid(trace, layer, "mean")
         tiles.append(clock(lambda fresh=fresh, ty=ty: fresh.get(0, ty, rng.randrange(ty + 1)))[0])
     plain_s, capture_s = statistics.median(times["plain"]), statistics.median(times["capture"])
+    plain_text_s = statistics.median(times["plain_text"])
     return {
         "tokens": n,
         "plain_s": plain_s,
         "capture_s": capture_s,
         "ratio": capture_s / plain_s,
+        "plain_text_s": plain_text_s,
+        "cold_capture_s": cold_s,
+        "ratio_text": capture_s / plain_text_s,
         "stash_mb": stash_mb,
         **memory,
         "overview_s": overview,
@@ -279,7 +300,8 @@ def main() -> None:
         rows = results["runs"][config] = []
         print(f"\n{config}, {dtype} on {name}")
         print(
-            "tokens | plain s | capture s | ratio | stash MiB | dev peak plain/capture MiB | host +MiB capture | "
+            "tokens | plain s | plain+tokenize s | capture s | ratio (vs +tokenize) | cold capture s | stash MiB | "
+            "dev peak plain/capture MiB | host +MiB capture | "
             "overview s (floor s, ×) | row p50/p95 ms | tile p50/p95 ms"
         )
         for length in lengths:
@@ -289,7 +311,10 @@ def main() -> None:
                 f"{result['plain_device_peak_mb']:.0f} / {result['capture_device_peak_mb']:.0f}" if cuda else "—"
             )
             print(
-                f"{result['tokens']} | {result['plain_s']:.3f} | {result['capture_s']:.3f} | {result['ratio']:.3f} | "
+                f"{result['tokens']} | {result['plain_s']:.3f} | {result['plain_text_s']:.3f} | "
+                f"{result['capture_s']:.3f} | "
+                f"{result['ratio']:.3f} ({result['ratio_text']:.3f}) | "
+                f"{'—' if result['cold_capture_s'] is None else format(result['cold_capture_s'], '.3f')} | "
                 f"{result['stash_mb']:.0f} | {device_peaks} | {result['capture_host_peak_growth_mb']:.0f} | "
                 f"{result['overview_s']:.3f} ({result['floor_s']:.3f}, {result['overview_vs_floor']:.2f}) | "
                 f"{result['row']['p50_ms']:.1f} / {result['row']['p95_ms']:.1f} | "

@@ -9,7 +9,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
-export PYTHONPATH=src
+export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+# pure-Python packages the device image lacks (platformdirs), carried in .devdeps/ (pip install --target .devdeps platformdirs)
+[ -d .devdeps ] && export PYTHONPATH=$PYTHONPATH:.devdeps
 configs=${CONFIGS:-llama3-8b qwen2-0.5b}
 lengths=${LENGTHS:-4096 8192 16384 32768}
 long=${LONG-131072}
@@ -23,7 +25,7 @@ device=${DEVICE:-auto}
 
 if python -c "import pytest" 2>/dev/null; then
   # the engine tests take a device parameter: on this machine they run on cpu and on cuda
-  timeout "${TEST_S:-180}" python -m pytest -q -p no:cacheprovider -x \
+  timeout "${TEST_S:-180}" python -m pytest -q -p no:cacheprovider \
     tests/capture/test_dtypes.py tests/capture/test_stash.py tests/capture/test_sources.py \
     tests/capture/test_predictions.py -k "cuda or float64 or saved" > "$out/tests.txt" 2>&1
   echo "tests exit $?" >> "$out/tests.txt"

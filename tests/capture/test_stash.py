@@ -13,7 +13,7 @@ from tests.conftest import ENGLISH, tiny
 
 @pytest.mark.parametrize("family", ["llama", "gemma3", "t5"])
 def test_every_policy_reads_the_same_attention(family, device):
-    model = tiny(family, device=device)
+    model = tiny(family, device=device, dtype="float32")  # the policies, not the dtype (test_dtypes: bf16)
     reference = capture(model, ENGLISH, backend="full")
     for policy, budget in (("device", None), ("host", None), ("auto", None), ("auto", 0)):
         trace = capture(model, ENGLISH, backend="qk", stash=policy, stash_budget=budget)

@@ -16,7 +16,7 @@ from attnscope.capture.scoring import lm_logits, rows_per_chunk
 from attnscope.capture.selection import resolve_index
 from attnscope.capture.sources import FullSource, QKSource
 from attnscope.capture.stash import Stash
-from attnscope.capture.tokens import Part, Token, check_text, render_chat, tokenize
+from attnscope.capture.tokens import Encoding, Part, Token, check_text, encode, render_chat, spans, tokenize
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError, TooLongError, UnsupportedError
 from attnscope.models.disk import human_bytes
@@ -82,19 +82,19 @@ def capture(
     if predict not in ("all", "last", "none"):
         raise InputError(f"unknown predict {predict!r}; use all, last or none")
     keeper = Stash(stash, stash_budget, model.device)
-    text, tokens, parts = prompt_tokens(model, text, messages)
-    model.check_length(len(tokens))
+    text, encoding, parts = prompt_encoding(model, text, messages)
+    model.check_length(len(encoding.ids))
     target_tokens = _target_tokens(model, target)
     wanted = _wanted_layers(model, layers)
     return capture_tokens(
-        model, text, tokens, parts, (target_tokens, target), backend, wanted, top_k, predict, keeper, progress
+        model, text, encoding, parts, (target_tokens, target), backend, wanted, top_k, predict, keeper, progress
     )
 
 
-def prompt_tokens(
+def prompt_encoding(
     model: LoadedModel, text: str | bytes | None, messages: list[dict[str, str]] | None
-) -> tuple[str, list[Token], list[Part]]:
-    """(text, its tokens, its parts) for a plain ``text`` (special tokens added as the tokenizer
+) -> tuple[str, Encoding, list[Part]]:
+    """(text, its encoding, its parts) for a plain ``text`` (special tokens added as the tokenizer
     does) or chat ``messages`` (rendered by the chat template, one part per message)."""
     if (text is None) == (messages is None):
         raise InputError("pass exactly one of text and messages")
@@ -102,19 +102,27 @@ def prompt_tokens(
     if messages is not None:
         text, parts = render_chat(model.tokenizer, messages)
         text = check_text(text)
-        tokens = tokenize(model.tokenizer, text, add_special_tokens=False)
+        encoding = encode(model.tokenizer, text, add_special_tokens=False)
     else:
         text = check_text(text)
-        tokens = tokenize(model.tokenizer, text)
-    if not tokens:
+        encoding = encode(model.tokenizer, text)
+    if not encoding.ids:
         raise InputError("the text gives no tokens")
-    return text, tokens, parts
+    return text, encoding, parts
+
+
+def prompt_tokens(
+    model: LoadedModel, text: str | bytes | None, messages: list[dict[str, str]] | None
+) -> tuple[str, list[Token], list[Part]]:
+    """(text, its tokens, its parts): :func:`prompt_encoding` with the spans made at once."""
+    text, encoding, parts = prompt_encoding(model, text, messages)
+    return text, spans(encoding), parts
 
 
 def capture_tokens(
     model: LoadedModel,
     text: str,
-    tokens: list[Token],
+    tokens: list[Token] | Encoding,
     parts: list[Part],
     target: tuple[list[Token] | None, str | None],
     backend: Backend,
@@ -125,27 +133,32 @@ def capture_tokens(
     progress: Callable[..., None] | None,
 ) -> Trace:
     """:func:`capture` of ``tokens`` (already checked), which cover ``text``; ``target``: the decoder
-    tokens and text of an encoder-decoder, else (None, None)."""
+    tokens and text of an encoder-decoder, else (None, None). ``tokens`` may be the text's
+    :class:`Encoding`: its spans are then made after the forward pass is queued, while a GPU computes
+    it (the host work per token costs nothing there; on a CPU it is the same work as before)."""
     target_tokens, target_text = target
+    ids = tokens.ids if isinstance(tokens, Encoding) else [t.id for t in tokens]
     started_at = utc_now()
 
-    maps_bytes = full_attention_bytes(model, len(tokens), None if target_tokens is None else len(target_tokens))
+    maps_bytes = full_attention_bytes(model, len(ids), None if target_tokens is None else len(target_tokens))
     chosen = backend
     if backend == "auto":
-        chosen = "qk" if len(tokens) > AUTO_QK_MIN_TOKENS or maps_bytes > FULL_MAX_BYTES else "full"
+        chosen = "qk" if len(ids) > AUTO_QK_MIN_TOKENS or maps_bytes > FULL_MAX_BYTES else "full"
     elif backend == "full":
-        _check_full_budget(maps_bytes, len(tokens), "use backend qk (rows computed on demand)")
+        _check_full_budget(maps_bytes, len(ids), "use backend qk (rows computed on demand)")
     with model.lock, torch.inference_mode(), layer_progress(model.model, adapt(progress)):
         try:
-            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted, keeper)
+            source, logits_fn = _forward(model, ids, target_tokens, chosen, wanted, keeper)
         except UnsupportedError:
             if backend != "auto" or chosen == "full":
                 raise
             _check_full_budget(
-                maps_bytes, len(tokens), f"backend qk does not support {model.arch.model_type}: shorten the text"
+                maps_bytes, len(ids), f"backend qk does not support {model.arch.model_type}: shorten the text"
             )
             chosen = "full"
-            source, logits_fn = _forward(model, tokens, target_tokens, chosen, wanted, keeper)
+            source, logits_fn = _forward(model, ids, target_tokens, chosen, wanted, keeper)
+        if isinstance(tokens, Encoding):  # the forward is queued on the device: the spans meanwhile
+            tokens = spans(tokens)
         predictions = (
             None if predict == "none" else predictions_of(model, logits_fn, tokens, target_tokens, top_k, now=predict)
         )
@@ -251,7 +264,7 @@ def _target_tokens(model: LoadedModel, target: str | None) -> list[Token] | None
 
 def _forward(
     model: LoadedModel,
-    tokens: list[Token],
+    ids: list[int],
     target_tokens: list[Token] | None,
     backend: str,
     wanted: set[int] | None,
@@ -260,7 +273,7 @@ def _forward(
     """Run the forward pass; returns the attention source and a function giving logits rows."""
     hf = model.model
     device = next(hf.parameters()).device
-    input_ids = torch.tensor([[t.id for t in tokens]], device=device)
+    input_ids = torch.tensor([ids], device=device)
     full = backend == "full"
     kwargs: dict[str, Any] = {"output_attentions": full, "use_cache": False}
     if model.kind == "seq2seq":

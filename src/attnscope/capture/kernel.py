@@ -25,7 +25,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attnscope.capture.reads import CHUNK_ELEMENTS
 from attnscope.capture.records import LayerRecord
+
+# On a GPU a read's chunks are this much larger (float32 elements, 512 MB): chunks of CHUNK_ELEMENTS
+# left a GPU waiting on kernel launches (8 rows x 32k keys x 32 heads per chunk: the cold overview
+# of one layer of an 8B model at 32k tokens took 4.6x its FLOP floor on an H200).
+DEVICE_CHUNK_ELEMENTS = 128 * 1024 * 1024
+
+
+def chunk_elements(device: torch.device | str) -> int:
+    """Upper bound on the float32 scores a read holds at once on ``device``: CHUNK_ELEMENTS on a CPU
+    (cache-sized); on a GPU DEVICE_CHUNK_ELEMENTS, within a sixteenth of the free memory (a read keeps
+    about three buffers of this size: scores, padding, the mask)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return CHUNK_ELEMENTS
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(CHUNK_ELEMENTS, min(DEVICE_CHUNK_ELEMENTS, free // 64))
 
 
 def work_dtype(record: LayerRecord) -> torch.dtype:

@@ -13,7 +13,7 @@ rows of each block are read (each with all its keys), so a cell is the max or me
 Nothing here materialises ``N × N`` for every head at once: each layer's rows stream through in
 chunks, all heads together, on the device where the trace keeps its
 attention (the ``qk`` stash, or the eager maps), with at most about
-:data:`~attnscope.capture.reads.CHUNK_ELEMENTS` float32 weights per chunk; only the pooled cells
+:func:`~attnscope.capture.kernel.chunk_elements` float32 weights per chunk; only the pooled cells
 come back. Time is ``O(layers · heads · R · N)`` for the ``R`` query rows read (``R = N``: exact).
 """
 
@@ -25,9 +25,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from attnscope.capture.reads import CHUNK_ELEMENTS
+from attnscope.capture import kernel
 from attnscope.capture.records import to_numpy
-from attnscope.capture.sources import QKSource
+from attnscope.capture.sources import QKSource, source_device
 from attnscope.capture.trace import Trace
 from attnscope.errors import InputError
 from attnscope.progress import Progress, report
@@ -107,7 +107,8 @@ def pooled_maps(
     rows = block_rows(n_query, factor, rows_per_block)
     height, width = -(-n_query // factor), -(-n_key // factor)
     out = np.zeros((len(layers), len(heads), height, width), dtype=np.float32)
-    step = max(1, CHUNK_ELEMENTS // max(1, len(heads) * n_key))  # a bounded (heads, rows, n_key) working set
+    elements = kernel.chunk_elements(source_device(trace.source))
+    step = max(1, elements // max(1, len(heads) * n_key))  # a bounded (heads, rows, n_key) working set
     for done, layer in enumerate(layers):
         report(progress, done, len(layers), "whole maps")
         cells: torch.Tensor | None = None

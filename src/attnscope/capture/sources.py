@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from attnscope.capture import kernel
-from attnscope.capture.reads import CHUNK_ELEMENTS, Reduce
+from attnscope.capture.reads import Reduce
 from attnscope.capture.records import LayerRecord, as_tensor, to_numpy
 
 
@@ -168,7 +168,9 @@ class QKSource:
         out = torch.empty(shape, dtype=torch.float32, device=device)
         cache = self._lse_cache(stack, layer)
         keys = kernel.work_keys(record)
-        step = max(1, CHUNK_ELEMENTS // max(1, n_key * len(heads)))  # a bounded (heads, rows, key) working set
+        step = max(
+            1, kernel.chunk_elements(device) // max(1, n_key * len(heads))
+        )  # a bounded (heads, rows, key) working set
         for begin in range(0, len(rows), step):
             chunk = rows[begin : begin + step]
             weights, lse = self._softmax_rows(record, heads, chunk, keys)
@@ -193,7 +195,7 @@ class QKSource:
         cache = self._lse_cache(stack, layer)
         head_ids = kernel.index(heads, record.device)
         missing = torch.nonzero(torch.isnan(cache[head_ids]).any(dim=0)).flatten()
-        step = max(1, CHUNK_ELEMENTS // 4 // max(1, int(record.key.shape[1]) * len(heads)))
+        step = max(1, kernel.chunk_elements(record.device) // 4 // max(1, int(record.key.shape[1]) * len(heads)))
         keys = kernel.work_keys(record) if len(missing) else None
         for begin in range(0, len(missing), step):
             chunk = missing[begin : begin + step]
@@ -222,7 +224,7 @@ class QKSource:
         cache, head_ids = self._lse_cache(stack, layer), kernel.index(heads, record.device)
         keys = kernel.work_keys(record, 0 if whole else c0, c1)
         out = torch.empty((height, width), dtype=torch.float32, device=record.device)
-        step = max(1, CHUNK_ELEMENTS // max(1, width * len(heads)))
+        step = max(1, kernel.chunk_elements(record.device) // max(1, width * len(heads)))
         for begin in range(0, height, step):
             chunk = query_rows[begin : begin + step]
             if lse is None:
@@ -284,6 +286,13 @@ class QKSource:
         masks = [as_tensor(arrays[f"qk_mask/{i}"].astype(bool)) for i in range(_count(arrays, "qk_mask/"))]
         biases = [as_tensor(arrays[f"qk_bias/{i}"]) for i in range(_count(arrays, "qk_bias/"))]
         return cls(records=records, masks=masks, biases=biases)
+
+
+def source_device(source: Any) -> torch.device:
+    """Where a source computes its reads: the ``qk`` stash's device, else the CPU (numpy maps)."""
+    if isinstance(source, QKSource) and source.records:
+        return next(iter(source.records.values())).device
+    return torch.device("cpu")
 
 
 def max_pool(values: torch.Tensor, factor: int) -> torch.Tensor:

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from attnscope.capture import kernel
 from attnscope.capture.reads import Reduce
 from attnscope.capture.selection import HeadSelector, parse_head
-from attnscope.capture.sources import max_pool
+from attnscope.capture.sources import max_pool, source_device
 from attnscope.capture.trace import Trace
 from attnscope.errors import OutOfRangeError
 
@@ -133,6 +134,7 @@ class TilePyramid:
         self.key = (key if key is not None else id(trace), self.stack, self.layer, str(head))
         self.n_query, self.n_key = trace.source.shape(self.stack)
         self.levels = max(levels_for(self.n_query, tile), levels_for(self.n_key, tile))
+        self.device = source_device(trace.source)
 
     def grid(self, level: int) -> tuple[int, int]:
         """(tile rows, tile columns) at ``level``."""
@@ -194,7 +196,8 @@ class TilePyramid:
                     out[oy : oy + pooled.shape[0], ox : ox + pooled.shape[1]] = pooled
             return out
         out = np.zeros((height, width), dtype=np.float32)
-        step = max(factor, (BLOCK_ELEMENTS // max(1, c1 - c0)) // factor * factor)
+        elements = BLOCK_ELEMENTS if self.device.type == "cpu" else kernel.chunk_elements(self.device)
+        step = max(factor, (elements // max(1, c1 - c0)) // factor * factor)
         for begin in range(r0, r1, step):
             end = min(r1, begin + step)
             pooled = block(

@@ -20,6 +20,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from attnscope.errors import InputError, TooLongError
 
 _SPACE_MARKERS = ("Ġ", "▁")
@@ -58,8 +60,21 @@ class Part:
         return asdict(self)
 
 
-def tokenize(tokenizer: Any, text: str, *, add_special_tokens: bool = True) -> list[Token]:
-    """Tokens of ``text`` with normalised character spans (see the module docstring)."""
+@dataclass(frozen=True)
+class Encoding:
+    """A text's token ids as the tokenizer gives them, before the spans are normalised: what the
+    forward pass needs (:attr:`ids`), so that :func:`spans` (Python work per token) can run while the
+    device computes."""
+
+    text: str
+    ids: list[int]
+    offsets: np.ndarray  # (tokens, 2) int64 character offsets as the tokenizer reports them
+    special: np.ndarray  # (tokens,) bool: a special token (by the tokenizer's mask or its id)
+    tokenizer: Any
+
+
+def encode(tokenizer: Any, text: str, *, add_special_tokens: bool = True) -> Encoding:
+    """The tokenizer's ids, offsets and special-token mask of ``text`` (one call of the tokenizer)."""
     encoding = tokenizer(
         text,
         add_special_tokens=add_special_tokens,
@@ -68,26 +83,53 @@ def tokenize(tokenizer: Any, text: str, *, add_special_tokens: bool = True) -> l
         return_attention_mask=False,
         verbose=False,
     )
-    ids: list[int] = list(encoding["input_ids"])
-    offsets: list[tuple[int, int]] = [tuple(o) for o in encoding["offset_mapping"]]
-    special_mask: list[int] = list(encoding["special_tokens_mask"])
-    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
-    pieces: list[str] = tokenizer.convert_ids_to_tokens(ids)
-    tokens: list[Token] = []
-    covered = 0  # characters [0, covered) already belong to earlier tokens
-    for index, (token_id, (start, end), piece) in enumerate(zip(ids, offsets, pieces, strict=True)):
-        special = bool(special_mask[index]) or token_id in special_ids
-        if special and start == end:
-            tokens.append(Token(index, int(token_id), str(piece), None, None, True))
-            continue
-        start = max(start, covered)
-        end = max(end, start)
-        gap = text[covered:start]
-        if gap and gap.isspace() and str(piece).startswith(_SPACE_MARKERS):
-            start = covered
-        tokens.append(Token(index, int(token_id), text[start:end], start, end, special))
-        covered = end
-    return tokens
+    ids: list[int] = [int(i) for i in encoding["input_ids"]]
+    offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(len(ids), 2)
+    special = np.asarray(encoding["special_tokens_mask"], dtype=bool).reshape(len(ids))
+    special_ids = np.asarray(sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=np.int64)
+    if len(ids) and len(special_ids):
+        special |= np.isin(np.asarray(ids, dtype=np.int64), special_ids)
+    return Encoding(text, ids, offsets, special, tokenizer)
+
+
+def spans(encoding: Encoding) -> list[Token]:
+    """The tokens of ``encoding`` with normalised character spans (see the module docstring).
+
+    Each kept token starts at ``max(start, covered)`` and ends at ``max(end, that start)``, where
+    ``covered`` is the furthest character an earlier kept token reached: a running maximum, so the
+    spans are computed for all tokens at once; only a token after a whitespace gap looks at its
+    vocabulary piece (does it carry the space?)."""
+    text, ids = encoding.text, encoding.ids
+    n = len(ids)
+    if not n:
+        return []
+    start, end = encoding.offsets[:, 0], encoding.offsets[:, 1]
+    dropped = encoding.special & (start == end)  # inserted special tokens: no span
+    reach = np.where(dropped, 0, np.maximum(start, end))
+    covered = np.concatenate([[0], np.maximum.accumulate(reach)[:-1]])  # (tokens,) before each token
+    first = np.maximum(start, covered)
+    last = np.maximum(end, first)
+    gaps = np.flatnonzero(~dropped & (first > covered))
+    if len(gaps):
+        pieces = encoding.tokenizer.convert_ids_to_tokens([ids[i] for i in gaps])
+        for i, piece in zip(gaps.tolist(), pieces, strict=True):
+            if text[covered[i] : first[i]].isspace() and str(piece).startswith(_SPACE_MARKERS):
+                first[i] = covered[i]
+    specials = np.flatnonzero(dropped)
+    inserted = encoding.tokenizer.convert_ids_to_tokens([ids[i] for i in specials])
+    names = dict(zip(specials.tolist(), inserted, strict=True))
+    flags, lows, highs = encoding.special.tolist(), first.tolist(), last.tolist()
+    return [
+        Token(i, ids[i], str(names[i]), None, None, True)
+        if i in names
+        else Token(i, ids[i], text[lows[i] : highs[i]], lows[i], highs[i], flags[i])
+        for i in range(n)
+    ]
+
+
+def tokenize(tokenizer: Any, text: str, *, add_special_tokens: bool = True) -> list[Token]:
+    """Tokens of ``text`` with normalised character spans (see the module docstring)."""
+    return spans(encode(tokenizer, text, add_special_tokens=add_special_tokens))
 
 
 def check_text(text: Any, *, allow_blank: bool = True) -> str:
