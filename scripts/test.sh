@@ -15,7 +15,7 @@ fi
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 # torch is pinned to the CPU build (an unpinned torch pulls a CUDA build of several GB).
-.venv/bin/python -m pip install --quiet torch==2.13.0 -e ".[test,syntax]"
+.venv/bin/python -m pip install --quiet torch==2.13.0 -e ".[test,syntax,ray,interop]"
 .venv/bin/attnscope models install all
 
 .venv/bin/ruff check src tests benchmarks scripts

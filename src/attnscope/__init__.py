@@ -33,6 +33,10 @@ _LAZY: dict[str, str] = {
     "attribute": "attnscope.keep",
     "methods": "attnscope.methods",
     "keep": "attnscope.keep",
+    "to_bertviz": "attnscope.render.interop",
+    "to_circuitsvis": "attnscope.render.interop",
+    "to_inseq": "attnscope.render.inseq_export",
+    "from_inseq": "attnscope.render.inseq_io",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -42,6 +46,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from attnscope.keep import keep  # noqa: F401
     from attnscope.methods import attribute, methods  # noqa: F401
     from attnscope.models import LoadedModel, list_models, load_model  # noqa: F401
+    from attnscope.render.inseq_export import to_inseq  # noqa: F401
+    from attnscope.render.inseq_io import from_inseq  # noqa: F401
+    from attnscope.render.interop import to_bertviz, to_circuitsvis  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

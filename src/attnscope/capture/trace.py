@@ -164,6 +164,20 @@ class Trace:
             raise OutOfRangeError(f"this {self.kind} model has no next-token head; there are no predictions")
         return self.predictions.top(position, k)
 
+    # --- display (the one upward import: render/notebook, lazily, as pandas' DataFrame.plot) -----
+    def show(self, **options: Any) -> Any:
+        """The page's views of this trace, offline: displayed in a notebook, else opened in the
+        browser from a standalone file (:func:`attnscope.render.notebook.show`; ``language``, ...)."""
+        from attnscope.render.notebook import show
+
+        return show(self, **options)
+
+    def _repr_html_(self) -> str:
+        """Jupyter and VS Code display a trace as the page (:func:`attnscope.render.notebook.notebook_html`)."""
+        from attnscope.render.notebook import notebook_html
+
+        return notebook_html(self)
+
     # --- persistence -----------------------------------------------------------------------
     def generation_meta(self) -> dict[str, Any] | None:
         """What a trace file keeps of a generation (None: this trace is not one)."""

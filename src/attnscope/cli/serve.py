@@ -34,6 +34,14 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="keep no runs (by default every analysis, attribution and generation answered is stored in the runs "
         "store of the data folder, ATTNSCOPE_HOME: attnscope runs list)",
     )
+    serve.add_argument(
+        "--atlas",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a corpus atlas folder (attnscope batch --out) to open in the page's Corpus view, under its folder name "
+        "(repeatable; re-read when it changes)",
+    )
     add_pii_option(serve)
     common.add_model_options(serve, backend=False)
     serve.set_defaults(run=run)
@@ -75,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     spec = common.model_spec(args.model)
     device = common.check_device(args.device)
     check_address(args.host, args.port)
+    if args.atlas:  # a bad atlas stops the server before a model loads
+        from attnscope.batch.shelf import AtlasShelf
+
+        AtlasShelf(args.atlas)
     common.quiet_libraries()
     import uvicorn
 
@@ -108,6 +120,6 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(url)
-    app = create_app(host, api_key=api_key, allowed_hosts=allowed)
+    app = create_app(host, api_key=api_key, allowed_hosts=allowed, atlases=args.atlas)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

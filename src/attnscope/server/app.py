@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from importlib import resources
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -29,11 +30,18 @@ from attnscope.version import __version__
 MAX_REQUEST_BYTES = 8_000_000
 
 
-def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+def create_app(
+    host: ModelHost,
+    *,
+    api_key: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    atlases: Iterable[str | Path] = (),
+) -> FastAPI:
     """The app over ``host``; with ``api_key`` the ``/v1`` endpoints require ``Authorization: Bearer``;
     with ``allowed_hosts`` a request whose ``Host`` header names another host is refused (400
     ``bad_host``; ``attnscope serve`` passes the loopback names when it binds a loopback address).
-    None: no check (the library's and the tests' use)."""
+    None: no check (the library's and the tests' use). ``atlases``: corpus atlas folders (``attnscope
+    batch``) the page can open, by folder name (:mod:`.routes.corpus`); a bad one is refused here."""
     from fastapi_offline import FastAPIOffline
 
     app = FastAPIOffline(
@@ -64,6 +72,7 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
         compare_models,
         counterfactual,
         documents,
+        exports,
         generation,
         graph,
         models,
@@ -87,7 +96,12 @@ def create_app(host: ModelHost, *, api_key: str | None = None, allowed_hosts: It
     app.include_router(openai.router(host, api_key))
     app.include_router(runs.router(host))
     app.include_router(reports.router(host))
+    app.include_router(exports.router(host))
     app.include_router(rules.router(host))
     app.include_router(atlas.router(host))
     app.include_router(documents.router())
+    from attnscope.batch.shelf import AtlasShelf
+    from attnscope.server.routes import corpus
+
+    app.include_router(corpus.router(AtlasShelf(atlases)))
     return app

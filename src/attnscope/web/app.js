@@ -11,6 +11,7 @@ import { Generation } from "./generation.js";
 import { History } from "./history.js";
 import { masked } from "./privacy.js";
 import { wireReport } from "./report.js";
+import { wireExport } from "./export.js";
 import { Cancelled, setStatus, track } from "./jobs.js";
 import { MethodControls } from "./methods.js";
 import { ModelPicker } from "./models.js";
@@ -108,7 +109,7 @@ const ctx = {
     analyze();
   },
   showStep: (step) => generation.setStep(step, { show: false }), // the timeline at a step; the caller analyses
-  showError,
+  showError, openRun: (id) => history.open(id), // a stored run shown in the History panel (the Corpus view)
   fail,
   unit: () => methods.unit(),
   title: (name) => methodTitle((state.catalogue && state.catalogue.methods.find((m) => m.name === name)) || { name, title: name }),
@@ -328,8 +329,7 @@ function buildViews() {
   selectView(state.view, { render: false });
 }
 
-// ---- export ----------------------------------------------------------------------------------------
-function exportPNG() {
+function exportPNG() { // the page's own canvas; the menu of export.js asks the server for figures
   const view = viewOf(state.view);
   const canvas = state.result && view.exportPNG ? view.exportPNG() : null;
   if (canvas) download(`attnscope-${view.id}.png`, canvas.toDataURL("image/png"));
@@ -377,6 +377,7 @@ function wire() {
   display(); // controls a reload kept
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);
+  wireExport({ state: () => state, fail }); // the server's figures, numbers and offline HTML (export.js)
   wireReport({ text: () => state.text, privacy, fail, objective: () => methods.target() });
   $("model-select").addEventListener("change", () => picker.switch());
 }

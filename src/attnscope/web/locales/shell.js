@@ -2,6 +2,7 @@
 // fills from data (app.js), the busy line (jobs.js), the model picker (models.js), the decoding and
 // report controls and the panels under the views (info.js). Glossary: README, "Languages".
 import { strings } from "../i18n.js";
+import "./standalone.js"; // the standalone file's strings (web/standalone.js), registered with the shell's
 
 strings({
   en: {

@@ -9,6 +9,7 @@ import agreement from "./agreement.js";
 import atlas from "./atlas.js";
 import bias from "./bias.js";
 import compare from "./compare.js";
+import corpus from "./corpus.js";
 import counterfactual from "./counterfactual.js";
 import graph from "./graph.js";
 import grid from "./grid.js";
@@ -22,4 +23,4 @@ import sankey from "./sankey.js";
 import syntax from "./syntax.js";
 import tokens from "./tokens.js";
 
-export const VIEWS = [tokens, heatmap, grid, model, lines, graph, sankey, metrics, atlas, agreement, parts, counterfactual, compare, syntax, rules, bias];
+export const VIEWS = [tokens, heatmap, grid, model, lines, graph, sankey, metrics, atlas, agreement, parts, counterfactual, compare, syntax, rules, bias, corpus];

@@ -1,0 +1,51 @@
+// The strings of the standalone file (render/standalone.py, standalone.js): the banner that says what
+// the file holds and the refusals of what needs a running `attnscope serve`. Registered by the
+// shell's strings (locales/shell.js imports this module), so the page's language test sees them.
+import { strings } from "../i18n.js";
+
+strings({
+  en: {
+    "standalone.banner": "Standalone file of {spec}: opened from disk, no server. {holds}",
+    "standalone.holds.heads": "It holds every head's whole attention map (float16): every layer, head and query works.",
+    "standalone.holds.layers": "It holds every head's row for {queries} and each layer's mean-of-heads map ({precision}); other heads at other queries need attnscope serve.",
+    "standalone.holds.rows": "It holds every head's row for {queries} only; other queries need attnscope serve.",
+    "standalone.queries.last": "the last token",
+    "standalone.queries.steps": "the last token and every generated step",
+    "standalone.precision.f16": "float16",
+    "standalone.precision.u8": "8 bits of each row's maximum",
+    "standalone.needs_server": "{what}: not in this standalone file — open the trace with attnscope serve to compute it.",
+    "standalone.what.request": "this request",
+    "standalone.what.text": "another text",
+    "standalone.what.row": "the attention of {head} at query {query} of layer {layer}",
+    "standalone.what.map": "the whole map of {head} in layer {layer}",
+    "standalone.what.stack": "the {stack} stack",
+    "standalone.what.dp": "differential privacy (noised answers)",
+    "standalone.what.model": "another model",
+    "standalone.what.size": "thumbnails of {size} cells ({pool})",
+    "standalone.head.mean": "the mean of heads",
+    "standalone.head.max": "the maximum of heads",
+    "standalone.head.n": "head {n}",
+  },
+  "zh-CN": {
+    "standalone.banner": "{spec} 的独立文件：直接从磁盘打开，无需服务器。{holds}",
+    "standalone.holds.heads": "文件包含每个注意力头完整的注意力矩阵（float16）：所有层、注意力头和查询词元均可查看。",
+    "standalone.holds.layers": "文件包含{queries}上每个注意力头的行，以及每层各注意力头平均后的矩阵（{precision}）；其他查询词元上的单个注意力头需要 attnscope serve。",
+    "standalone.holds.rows": "文件只包含{queries}上每个注意力头的行；其他查询词元需要 attnscope serve。",
+    "standalone.queries.last": "最后一个词元",
+    "standalone.queries.steps": "最后一个词元和每个生成步骤",
+    "standalone.precision.f16": "float16 半精度浮点数",
+    "standalone.precision.u8": "每行最大值的 8 位量化",
+    "standalone.needs_server": "{what}：此独立文件中没有——请用 attnscope serve 打开该记录来计算。",
+    "standalone.what.request": "此请求",
+    "standalone.what.text": "其他文本",
+    "standalone.what.row": "第 {layer} 层{head}（查询词元 {query}）的注意力",
+    "standalone.what.map": "第 {layer} 层{head}的完整矩阵",
+    "standalone.what.stack": "{stack} 堆栈",
+    "standalone.what.dp": "差分隐私（加噪的结果）",
+    "standalone.what.model": "其他模型",
+    "standalone.what.size": "{size} 格的缩略图（{pool}）",
+    "standalone.head.mean": "各注意力头的平均",
+    "standalone.head.max": "各注意力头的最大值",
+    "standalone.head.n": "注意力头 {n}",
+  },
+});
