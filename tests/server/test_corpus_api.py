@@ -106,6 +106,11 @@ def test_an_atlas_corrupted_while_served_is_409_and_the_rest_still_answers(corpu
     (folder / "two" / "atlas.json").write_text("[]", "utf-8")  # the index itself spoiled
     spoiled = corpus_client.get("/api/corpus/two")
     assert spoiled.status_code == 409 and "not an attnscope atlas index" in spoiled.json()["detail"]
+    listed = corpus_client.get("/api/corpus")  # the list still names both: the spoiled one with why
+    assert listed.status_code == 200, listed.text
+    atlases = listed.json()["atlases"]
+    assert [a["name"] for a in atlases] == ["corpus-one", "two"] and "error" not in atlases[0]
+    assert "not an attnscope atlas index" in atlases[1]["error"]
 
 
 def test_no_atlas_is_an_empty_list_and_a_bad_folder_stops_the_app(host, tmp_path):

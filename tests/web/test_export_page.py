@@ -81,3 +81,39 @@ def test_the_token_view_coloured_by_a_method_exports_that_method(page, tmp_path)
     assert "rollout" in texts and "attention weight" not in texts
     png = png_pixels(exported(page, tmp_path, "png"))
     assert png.shape[1] >= 1600 and not_blank(png) > 0.01
+
+
+def test_a_generation_exports_its_timeline(page, server, tmp_path):
+    """After Generate, the menu offers the generation's timeline: its CSV holds every step with the
+    probability /api/generate gives for it (greedy: the same tokens), and its PNG is a real figure;
+    step attribution is offered only when the generation has it."""
+    from tests.web.test_generation_page import NEW_TOKENS, generate_on_page
+
+    generate_on_page(page, ENGLISH)
+    expected = httpx.post(f"{server}/api/generate", json={"text": ENGLISH, "max_new_tokens": NEW_TOKENS}, timeout=300)
+    steps = expected.json()["steps"]
+    page.locator("[data-testid=export-menu] > summary").click()
+    assert page.get_by_test_id("export-step-attribution-png").is_hidden()
+    page.locator("[data-testid=export-menu] > summary").click()
+    before = counter(page, "exports")
+    page.locator("[data-testid=export-menu] > summary").click()
+    with page.expect_download(timeout=300_000) as download:
+        page.click("[data-testid=export-timeline-csv]")
+    page.wait_for_function(f"Number(document.body.dataset.exports || 0) > {before}")
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    rows = [r for r in csv.reader(io.StringIO(path.read_text("utf-8"))) if r and not r[0].startswith("#")]
+    header, body = rows[0], rows[1:]
+    assert header[:4] == ["step", "position", "token", "prob"]
+    probs = {int(r[0]): float(r[3]) for r in body}
+    assert sorted(probs) == list(range(len(steps)))
+    np.testing.assert_allclose([probs[i] for i in range(len(steps))], [s["prob"] for s in steps], atol=1e-6)
+    before = counter(page, "exports")
+    page.locator("[data-testid=export-menu] > summary").click()
+    with page.expect_download(timeout=300_000) as download:
+        page.click("[data-testid=export-timeline-png]")
+    page.wait_for_function(f"Number(document.body.dataset.exports || 0) > {before}")
+    png = tmp_path / download.value.suggested_filename
+    download.value.save_as(png)
+    pixels = png_pixels(png.read_bytes())
+    assert pixels.shape[1] >= 1600 and not_blank(pixels) > 0.01

@@ -80,12 +80,12 @@ def check_lengths(model: LoadedModel, prompts: list[Prompt], methods: tuple[str,
     limits = [(m, catalogue.get(m).max_tokens) for m in methods if catalogue.get(m).max_tokens is not None]
     for prompt in prompts:
         n_tokens = len(tokenize(model.tokenizer, prompt.text))
-        model.check_length(n_tokens, f"prompt {prompt.id!r} (index {prompt.index})")
         for method, limit in limits:
             if limit is not None and n_tokens > limit:
                 raise InputError(
                     f"prompt {prompt.id!r} (index {prompt.index}) has {n_tokens} tokens; {method} is limited to {limit}"
                 )
+        model.check_length(n_tokens, f"prompt {prompt.id!r} (index {prompt.index})")
 
 
 def model_facts(model: LoadedModel) -> dict[str, Any]:

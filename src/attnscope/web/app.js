@@ -377,7 +377,7 @@ function wire() {
   display(); // controls a reload kept
   $("export-png").addEventListener("click", exportPNG);
   $("export-json").addEventListener("click", exportJSON);
-  wireExport({ state: () => state, fail }); // the server's figures, numbers and offline HTML (export.js)
+  wireExport({ state: () => state, fail, generation: () => (generation.active ? generation.raw : null) }); // export.js: the server's figures
   wireReport({ text: () => state.text, privacy, fail, objective: () => methods.target() });
   $("model-select").addEventListener("change", () => picker.switch());
 }

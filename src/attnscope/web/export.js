@@ -25,6 +25,8 @@ strings({
     "export.dp": "with DP ε set, only the noised token view leaves the page: exports are off",
     "export.empty": "this view shows nothing to export yet",
     "export.running": "exporting {format} …",
+    "export.timeline": "Generation timeline",
+    "export.steps": "Step attribution",
   },
   "zh-CN": {
     "export.menu": "导出…",
@@ -41,6 +43,8 @@ strings({
     "export.dp": "已设置差分隐私 ε：只有加噪的词元视图可离开页面，导出已关闭",
     "export.empty": "此视图还没有可导出的内容",
     "export.running": "正在导出 {format} …",
+    "export.timeline": "生成时间线",
+    "export.steps": "逐步归因",
   },
 });
 
@@ -72,15 +76,22 @@ export function exportBody(state, viewId, format) {
   return { view: viewId, format, answer: shown.data, text: state.text };
 }
 
+// The generation shown (its /api/generate answer), exported as its timeline or step-attribution matrix.
+function generationBody(answer, view, format) {
+  if (!answer) throw new Error(t("export.empty"));
+  if (answer.dp) throw new Error(t("export.dp"));
+  return { view, format, answer, text: answer.prompt && answer.generated ? answer.prompt.text + answer.generated.text : undefined };
+}
+
 function filename(response, fallback) {
   const header = response.headers.get("Content-Disposition") || "";
   const match = /filename="([^"]+)"/.exec(header);
   return match ? match[1] : fallback;
 }
 
-async function exportView(state, format, fail) {
-  const viewId = state.view;
-  const body = exportBody(state, viewId, format);
+async function exportView(state, format, fail, generation = null) {
+  const viewId = generation ? generation.view : state.view;
+  const body = generation ? generationBody(generation.answer, generation.view, format) : exportBody(state, viewId, format);
   const response = await fetch("/api/export", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
@@ -92,8 +103,9 @@ async function exportView(state, format, fail) {
   download(filename(response, `attnscope-${viewId}.${format}`), URL.createObjectURL(blob));
 }
 
-// Builds the menu inside the shell's export controls. state(): the shell's state; fail(error): shows it.
-export function wireExport({ state, fail }) {
+// Builds the menu inside the shell's export controls. state(): the shell's state; fail(error): shows it;
+// generation(): the generation shown (its answer as the server sent it), or null.
+export function wireExport({ state, fail, generation = () => null }) {
   const items = el("div", { className: "export-items", role: "menu" });
   const menu = el("details", { className: "export-menu", id: "export-menu", testid: "export-menu" },
     el("summary", { dataset: { i18n: "export.menu", i18nTitle: "export.menu.title" }, title: t("export.menu.title") }, t("export.menu")),
@@ -118,5 +130,37 @@ export function wireExport({ state, fail }) {
       items.append(button);
     }
   }
+  const generationItems = [];
+  for (const [view, group] of [["timeline", "export.timeline"], ["step-attribution", "export.steps"]]) {
+    const label = el("span", { className: "export-group", dataset: { i18n: group } }, t(group));
+    const buttons = ["png", "pdf", "csv"].map((format) => {
+      const button = el("button", { type: "button", role: "menuitem", testid: `export-${view}-${format}`, dataset: { i18n: `export.${format}`, format } },
+        t(`export.${format}`));
+      button.addEventListener("click", async () => {
+        menu.open = false;
+        menu.dataset.busy = "1";
+        try {
+          await exportView(state(), format, fail, { view, answer: generation() });
+        } catch (error) {
+          fail(error);
+        } finally {
+          delete menu.dataset.busy;
+          count("exports");
+        }
+      });
+      return button;
+    });
+    generationItems.push({ view, nodes: [label, ...buttons] });
+    items.append(label, ...buttons);
+  }
+  const showGeneration = () => { // only while a generation is shown (step attribution: when it has one)
+    const answer = generation();
+    for (const { view, nodes } of generationItems) {
+      const shown = Boolean(answer) && (view === "timeline" || Boolean(answer.attribution));
+      for (const node of nodes) node.hidden = !shown;
+    }
+  };
+  menu.addEventListener("toggle", showGeneration);
+  showGeneration();
   $("export-png").before(menu);
 }

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import StringConstraints
 
+from attnscope.batch.atlas_index import AtlasFormatError
 from attnscope.batch.reading import Atlas
 from attnscope.batch.shelf import AtlasShelf
 from attnscope.contracts import SCHEMA_VERSION
@@ -40,8 +41,13 @@ def router(shelf: AtlasShelf) -> APIRouter:
 
     @api.get("", summary="The corpus atlases this server was given (attnscope serve --atlas FOLDER)")
     def list_atlases() -> dict[str, Any]:
-        atlases = [shelf.read(name, Atlas.describe) for name in shelf.names()]
-        return answer("corpus-atlases", {"atlases": atlases})
+        def listed(name: str) -> dict[str, Any]:
+            try:
+                return shelf.read(name, Atlas.describe)
+            except AtlasFormatError as error:  # one spoiled atlas must not hide the others: listed with why
+                return {"name": name, "error": str(error)}
+
+        return answer("corpus-atlases", {"atlases": [listed(name) for name in shelf.names()]})
 
     @api.get("/{name}", summary="One atlas: its index and every head's corpus mean of each metric")
     def show(name: AtlasName) -> dict[str, Any]:
