@@ -87,7 +87,7 @@ def test_the_grid_a_head_and_its_unusual_prompts_then_the_stored_run(corpus_page
     )
     assert ticks == pytest.approx([min(means), max(means)])
     assert page.get_by_test_id("corpus-canvas").evaluate("c => [c.dataset.layers, c.dataset.heads]") == ["3", "4"]
-    assert "8 prompts in 3 shards" in page.get_by_test_id("corpus-facts").inner_text()
+    assert "8 prompts · shards: 3" in page.get_by_test_id("corpus-facts").inner_text()
 
     page.select_option("[data-testid=corpus-metric]", "sink")
     click_head(page, 2, 1)

@@ -160,7 +160,13 @@ export function wireExport({ state, fail, generation = () => null }) {
       for (const node of nodes) node.hidden = !shown;
     }
   };
-  menu.addEventListener("toggle", showGeneration);
+  const place = () => { // right-aligned under the button, unless that would leave the window on the left
+    if (!menu.open) return;
+    const left = menu.getBoundingClientRect().right - items.offsetWidth;
+    items.style.left = left < 0 ? "0" : "";
+    items.style.right = left < 0 ? "auto" : "";
+  };
+  menu.addEventListener("toggle", () => { showGeneration(); place(); });
   showGeneration();
   $("export-png").before(menu);
 }

@@ -58,13 +58,14 @@ def _scores(data: Trace | Mapping[str, Any], options: ExportOptions) -> dict[str
     row = attention_rows(data, seen.view, np.array([seen.view.query]))[0]  # (key,)
     words = selection_words(seen.view)
     query = token_label(seen.query_labels[seen.view.query])
+    layer_words = selection_words(seen.view, query=False)  # the query is named in the title already
     return {
         "labels": seen.key_labels,
         "values": row,
         "signed": False,
         "scale": 1.0,
         "bar": "attention weight (raw probability)",
-        "title": f"Token view — attention of query {seen.view.query} «{query}», {words}",
+        "title": f"Token view — attention of query {seen.view.query} «{query}», {layer_words}",
         "marked": seen.view.query if seen.query_labels is seen.key_labels else None,
         "footer": seen.footer(words),
         "meta": seen.meta("tokens", words),
