@@ -122,6 +122,11 @@ def test_bad_inputs_are_refused_and_change_nothing(trace_file, tmp_path):
         "interop", "export", "nothing-here", "--to", "bertviz", "--out", str(out)
     )
     assert "no stored run" in refused("interop", "export", "0123456789abcdef", "--to", "inseq", "--out", str(out))
+    answer = tmp_path / "answer.json"  # a saved --json answer is not a trace: told what to give instead
+    answer.write_text(json.dumps({"result": "generation"}))
+    assert "is a JSON file; interop export reads a trace file" in refused(
+        "interop", "export", str(answer), "--to", "inseq", "--out", str(out)
+    )
     assert "layer 9" in refused("interop", "export", str(trace_file), "--to", "circuitsvis", "--layer", "9",
                                 "--out", str(out))  # fmt: skip
     assert "--layers: write indexes" in refused(

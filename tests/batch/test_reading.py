@@ -171,6 +171,10 @@ BAD = {
     ),
     "overlap": (lambda f: _edit(f, lambda i: i["shards"][1].update(first=0)), "shard-00001: first and last"),
     "no bins": (lambda f: _edit(f, lambda i: i.pop("bins")), "histogram bin edges"),
+    "huge model": (  # would make the reader allocate (layers, heads) arrays of 10^14 cells
+        lambda f: _edit(f, lambda i: i["model"].update(num_layers=10**7, num_heads=10**7)),
+        "must be at most 1,000 and 1,000",
+    ),
     "no index": (lambda f: (f / layout.INDEX).unlink(), "is not an atlas folder: it has no atlas.json"),
 }
 

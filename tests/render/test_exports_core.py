@@ -224,7 +224,7 @@ def test_long_axes_are_pooled_by_block_maximum():
 def test_personal_data_is_masked_in_token_labels():
     text = "Call me on 13812345678 tomorrow"
     trace = capture(tiny("qwen2"), text, backend="full")
-    masked = render("heatmap", trace, "csv", ExportOptions(pii_policy="mask")).decode("utf-8")
+    masked = render("heatmap", trace, "csv", ExportOptions()).decode("utf-8")  # masked unless asked otherwise
     kept = render("heatmap", trace, "csv", ExportOptions(pii_policy="off")).decode("utf-8")
     labels = lambda data: "".join(sorted({row[1] for row in read_csv(data.encode())[1]}))  # noqa: E731
     assert "5678" in labels(kept) and "5678" not in labels(masked) and "[PHONE]" in masked

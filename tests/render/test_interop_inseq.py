@@ -207,3 +207,22 @@ def test_answers_without_an_inseq_form_are_refused():
     masked = attribution_json(attribute(tiny("bert"), ENGLISH, "attention", granularity="token"))
     with pytest.raises(InputError, match="causal"):
         to_inseq(masked)
+
+
+def test_an_attribution_without_a_finite_score_or_with_too_many_steps_is_refused(inseq_files, monkeypatch):
+    """All-NaN scores (inseq's own object, every score set to NaN) import as nothing, with a reason; a
+    file with more attributed steps than one import takes is refused before anything is built."""
+    import attnscope.render.inseq_io as inseq_io
+
+    out = inseq.FeatureAttributionOutput.load(str(inseq_files["aggregated"]))
+    steps = len(from_inseq(out))  # one answer per attributed step of every sequence
+    assert steps > len(out.sequence_attributions)
+    monkeypatch.setattr(inseq_io, "MAX_IMPORTED_STEPS", steps - 1)
+    with pytest.raises(InputError, match=f"holds {steps} attributed steps; one import takes at most {steps - 1}"):
+        from_inseq(out)
+    assert len(from_inseq(out, step=0)) == len(out.sequence_attributions)
+    monkeypatch.undo()
+    for seq in out.sequence_attributions:
+        seq.target_attributions[:] = float("nan")
+    with pytest.raises(InputError, match="no finite score"):
+        from_inseq(out)

@@ -17,6 +17,8 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 _METRIC = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _METHOD = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # catalogue names: grad-x-input, integrated-gradients
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_LAYERS = 1_000  # far beyond any model's (126 layers x 128 heads is among the largest); an index claiming
+MAX_HEADS = 1_000  # more is corrupt, and would make a reader allocate its (layers, heads) arrays without end
 
 
 class AtlasFormatError(AttnscopeError):
@@ -73,6 +75,8 @@ def check_index(index: Any, path: Path) -> None:
         for k in ("num_layers", "num_heads")
     ):
         raise bad("model.num_layers and model.num_heads must be positive integers")
+    if model["num_layers"] > MAX_LAYERS or model["num_heads"] > MAX_HEADS:  # a reader allocates layers x heads
+        raise bad(f"model.num_layers and model.num_heads must be at most {MAX_LAYERS:,} and {MAX_HEADS:,}")
     metrics = index.get("metrics")
     if (
         not isinstance(metrics, list)

@@ -72,6 +72,11 @@ def _indexes(value: str | None, what: str) -> list[int] | None:
 def _source(value: str) -> tuple[str, Any]:
     """("trace", Trace) for a trace file, ("run", (run, answer)) for a stored run's id."""
     path = Path(value)
+    if path.is_file() and path.suffix.lower() == ".json":  # a saved --json answer, not a trace: say what to do
+        raise InputError(
+            f"{value} is a JSON file; interop export reads a trace file (attnscope analyze/generate --save "
+            "trace.safetensors) or a stored run's id (--store, then attnscope runs list)"
+        )
     if path.is_file():
         from attnscope.capture.trace import Trace
 

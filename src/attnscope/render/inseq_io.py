@@ -34,6 +34,7 @@ from attnscope.render.inseq_file import InseqFile, InseqSequence, from_object, p
 if TYPE_CHECKING:
     from attnscope.store.runs import Run, RunsStore
 
+MAX_IMPORTED_STEPS = 2_000  # runs one import stores (each holds its step's scores over the text)
 _INFO_KEPT = ("attribution_method", "attributed_fn", "model_name", "model_class", "tokenizer_name",
               "tokenizer_class", "attribute_target", "step_scores")  # fmt: skip
 
@@ -57,6 +58,12 @@ def from_inseq(source: Any, *, sequence: int | None = None, step: int | None = N
 
     data = load_inseq(source)
     chosen = range(len(data.sequences)) if sequence is None else [_index(sequence, len(data.sequences), "sequence")]
+    wanted = sum(data.sequences[index].steps if step is None else 1 for index in chosen)
+    if wanted > MAX_IMPORTED_STEPS:
+        raise InputError(
+            f"the file holds {wanted:,} attributed steps; one import takes at most {MAX_IMPORTED_STEPS:,} "
+            "(choose with --sequence and --step)"
+        )
     answers = []
     for index in chosen:
         one = data.sequences[index]
@@ -64,7 +71,10 @@ def from_inseq(source: Any, *, sequence: int | None = None, step: int | None = N
         text, spans = _text_and_spans(one, data.info, index)
         steps = range(one.steps) if step is None else [_index(step, one.steps, "step")]
         for at in steps:
-            answers.append(seal(_answer(data, one, index, at, scores, aggregation, text, spans)))
+            answer = _answer(data, one, index, at, scores, aggregation, text, spans)
+            if not any(isinstance(v, int | float) and math.isfinite(v) for v in answer["scores"]):
+                raise InputError(f"sequence {index}, step {at}: no finite score (all NaN): nothing to import")
+            answers.append(seal(answer))
     return answers
 
 

@@ -71,8 +71,8 @@ class ExportOptions:
     ``"max"``; ``method`` colours the token view by that method's scores instead of attention.
     ``method_options`` are the method's own options (``steps``, ``target`` …), as the catalogue
     describes them. ``title`` replaces the view's default title. ``pii_policy`` masks personal
-    data in token labels and texts (:mod:`attnscope.governance.masking`; the CLI's and the
-    server's policy, ``off`` keeps them).
+    data in token labels and texts (:mod:`attnscope.governance.masking`): ``mask`` by default, as
+    the CLI and the server do; ``off`` keeps them.
     """
 
     layer: int = -1
@@ -85,7 +85,7 @@ class ExportOptions:
     metric: str | None = None  # the head-metrics view: one metric (None: every metric)
     language: str = "en"
     title: str | None = None
-    pii_policy: str = "off"
+    pii_policy: str = "mask"  # a file leaves the process: masked unless asked otherwise (as runs are)
 
     def head_label(self) -> str:
         return f"head {self.head}" if isinstance(self.head, int) else f"{self.head} of heads"
