@@ -136,6 +136,7 @@ def _put_run(model: dict, text: str = ENGLISH) -> str:
         (["--view", "atlas"], "drawn from a head-atlas"),
         (["--view", "tokens", "--method", "nope"], "unknown method 'nope'"),
         (["--option", "threshold"], "--option takes NAME=VALUE"),
+        (["--view", "graph", "--option", "threshold=abc"], "threshold must be a number"),  # was a traceback
     ],
 )
 def test_bad_options_are_refused_and_write_nothing(trace_file, tmp_path, args, message):

@@ -232,6 +232,32 @@ def test_personal_data_is_masked_in_token_labels():
         render("heatmap", trace, "png", ExportOptions(pii_policy="drop"))
 
 
+def test_an_attribution_answer_without_its_text_and_an_agreement_answer_are_masked():
+    """`attnscope attribute --json` writes no text beside the units, and an agreement answer's units
+    are not a structure mask_answer knows: each unit alone spells no value, together they did (a
+    review found the e-mail's pieces unmasked in both exports)."""
+    from attnscope.methods.agreement import compare_methods
+    from attnscope.methods.run import attribute
+    from attnscope.render import json as contracts
+
+    text = "Write to alice@example.com today"
+    model = tiny("qwen2")
+    attribution = contracts.attribution_json(attribute(model, text, "rollout"))
+    attribution.pop("text", None)
+    agreement = contracts.agreement_json(compare_methods(model, text, methods=["attention", "rollout"]))
+    for name, body, column in (("tokens", attribution, "text"), ("agreement", agreement, "label")):
+
+        def spelled(policy: str, name: str = name, body: dict = body, column: str = column) -> str:
+            data = export(name, "csv", ExportOptions(pii_policy=policy), answer=body).data
+            header, rows, _ = read_csv(data)
+            return "".join(row[header.index(column)] for row in rows)
+
+        assert "alice@example.com" in spelled("off"), name  # the units spell it unmasked
+        assert "alice" not in spelled("mask") and "[EMAIL]" in spelled("mask"), name
+        with pytest.raises(InputError, match="drop"):
+            export(name, "csv", ExportOptions(pii_policy="drop"), answer=body)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -259,6 +285,13 @@ def test_personal_data_is_masked_in_token_labels():
         ),
         (lambda t: render("metrics", t, "png", ExportOptions(metric="nope")), "unknown metric"),
         (lambda t: render("metrics", {"result": "syntax"}, "png", ExportOptions()), "needs a heads answer"),
+        # a view's options as the CLI's --option gives them (text when not JSON): one line, not a ValueError
+        (lambda t: render("graph", t, "png", ExportOptions(method_options={"threshold": "abc"})), "number"),
+        (lambda t: render("graph", t, "csv", ExportOptions(method_options={"max_edges": 2.5})), "integer"),
+        (lambda t: render("graph", t, "png", ExportOptions(method_options={"thresold": 0.2})), "not an option"),
+        (lambda t: render("sankey", t, "png", ExportOptions(method_options={"top": "abc"})), "number"),
+        (lambda t: render("sankey", t, "csv", ExportOptions(method_options={"residual": "x"})), "number"),
+        (lambda t: render("sankey", t, "png", ExportOptions(method_options={"residual": float("nan")})), "residual"),
     ],
 )
 def test_bad_inputs_are_one_line_refusals(call, message):

@@ -152,6 +152,9 @@ def test_out_of_range_options_are_400(client):
         ({"head": 40}, "head 40"),
         ({"query": 500}, "out of range"),
         ({"view": "metrics", "metric": "nope"}, "unknown metric"),
+        ({"view": "graph", "method_options": {"threshold": "abc"}}, "threshold must be a number"),  # was a 500
+        ({"view": "sankey", "method_options": {"top": "abc"}}, "top must be a number"),
+        ({"view": "sankey", "method_options": {"residual": "abc"}}, "residual must be a number"),
     ]:
         body = {"view": "heatmap", "format": "png", "trace_id": trace_id, **options}
         answer = client.post("/api/export", json=body)

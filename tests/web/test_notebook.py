@@ -22,7 +22,7 @@ CELLS = [
     "import attnscope\nfrom attnscope.capture import capture",
     'model = attnscope.load_model("tiny:llama")',
     f"trace = capture(model, {ENGLISH!r})\ntrace",  # _repr_html_
-    f'capture(model, {CHINESE!r}).show(language="zh-CN")',  # show(): displayed, and returned
+    f'capture(model, {CHINESE!r}).show(language="zh-CN")',  # show(): displayed once (it returns None)
 ]
 
 
@@ -72,6 +72,7 @@ def test_a_notebook_displays_the_trace_offline(browser, tmp_path):
     assert shown and "text/html" in shown[0]["data"]
     displayed = [o for o in outputs[3] if o.get("output_type") == "display_data" and "text/html" in o["data"]]
     assert len(displayed) == 1
+    assert [o for o in outputs[3] if o.get("output_type") == "execute_result"] == []  # not shown a second time
     model = tiny("llama")
     maps, _ = eager(model, [t.id for t in capture(model, ENGLISH).tokens])
     for html, text, tab in (

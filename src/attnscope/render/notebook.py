@@ -42,7 +42,7 @@ def notebook_html(trace: Trace, *, height: int = DEFAULT_HEIGHT, **options: Any)
 
 
 class TraceDisplay:
-    """What ``Trace.show()`` returns in a notebook: displays as the page (``_repr_html_``)."""
+    """What ``Trace.show()`` displays in a notebook: the page (``_repr_html_``)."""
 
     def __init__(self, markup: str) -> None:
         self.markup = markup
@@ -61,16 +61,16 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ != "TerminalInteractiveShell" and hasattr(shell, "kernel")
 
 
-def show(trace: Trace, *, open_browser: bool = True, **options: Any) -> TraceDisplay | Path:
-    """In a notebook: display the page of ``trace`` and return it. Elsewhere: write the standalone
-    file to a temporary folder, open it in the default browser (unless ``open_browser=False``) and
-    return its path."""
+def show(trace: Trace, *, open_browser: bool = True, **options: Any) -> Path | None:
+    """In a notebook: display the page of ``trace`` and return None (a returned display object would
+    be shown a second time when ``trace.show()`` ends a cell, as plt.show() avoids too). Elsewhere:
+    write the standalone file to a temporary folder, open it in the default browser (unless
+    ``open_browser=False``) and return its path."""
     if _in_notebook():
         from IPython.display import display
 
-        shown = TraceDisplay(notebook_html(trace, **options))
-        display(shown)
-        return shown
+        display(TraceDisplay(notebook_html(trace, **options)))
+        return None
     from attnscope.render.standalone import write_standalone
 
     folder = Path(tempfile.mkdtemp(prefix="attnscope-"))

@@ -153,8 +153,9 @@ def _answers(source: _Trace) -> dict[str, Any]:
     from attnscope.governance.masking import check_policy, mask_answer
     from attnscope.governance.privacy import MASKED_TOKEN_ID
     from attnscope.methods.catalogue import catalogue_json
-    from attnscope.methods.heads import measure_heads
-    from attnscope.render.json import _prediction, analysis_json, generation_json, heads_json, model_status_json
+    from attnscope.render.exports.frame import ExportOptions
+    from attnscope.render.exports.metrics import answer_of
+    from attnscope.render.json import _prediction, analysis_json, generation_json, model_status_json
 
     trace, stack, policy = source.trace, source.stack, check_policy(source.policy)
     base = analysis_json(trace, layer=-1, head="mean", query=-1, top_k=source.top_k, stack=stack)
@@ -172,7 +173,9 @@ def _answers(source: _Trace) -> dict[str, Any]:
             if near:  # the query token or the next one is part of a value: its candidates continue it
                 mask_candidates(found["top"], near[-1]["text"])
         predictions.append(found)
-    heads = heads_json(measure_heads(None, trace, stack=stack))
+    # exact up to 2,048 query tokens, beyond from evenly spaced rows (``sampled_rows``), as the metrics
+    # export: a 6,001-token trace's exact metrics kept an HTML export busy past 10 minutes on 2 CPUs
+    heads = dict(answer_of(trace, ExportOptions(stack=stack, pii_policy="off")))
     _, heads, _ = mask_answer("heads", trace.text, heads, policy)
     heads["text"] = text
     labels = {

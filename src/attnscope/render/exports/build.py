@@ -48,10 +48,14 @@ def mask_for_export(answer: Mapping[str, Any], policy: str, text: str | None = N
     if policy == "off":
         return body
     kind = str(body.get("result", ""))
-    source = text if text is not None else body.get("text") if isinstance(body.get("text"), str) else ""
+    source = text if text is not None else body.get("text") if isinstance(body.get("text"), str) else None
+    if source is None:  # an attribution answer holds no text: its units spell it at their spans
+        source = _spanned_text(body)
     try:
         if kind in _KNOWN_KINDS:
             _, body, _ = mask_answer(kind, str(source), body, policy)
+        elif isinstance(body.get("units"), list):  # agreement, compare-models: units spell a value together
+            _, body, _ = mask_answer("attribution", str(source), body, policy)
         elif policy == "drop":
             mask_answer("analysis", str(source), {"text": source}, "drop")
         kept = {key: body.pop(key) for key in ("model", "provenance") if key in body}
@@ -61,6 +65,23 @@ def mask_for_export(answer: Mapping[str, Any], policy: str, text: str | None = N
     except PiiFoundError as error:
         raise InputError(f"nothing exported (personal-data policy drop): {error}") from None
     return {**strings, **kept}
+
+
+def _spanned_text(answer: Mapping[str, Any], limit: int = 2_000_000) -> str:
+    """The text an answer's units (else tokens) spell at their character spans, blanks between them
+    ("" when they carry no spans): what its personal data is found in when it holds no ``text``."""
+    pieces = answer.get("units") if isinstance(answer.get("units"), list) else answer.get("tokens")
+    spans: list[tuple[int, int, str]] = []
+    for piece in pieces if isinstance(pieces, list) else []:
+        if not isinstance(piece, Mapping) or not isinstance(piece.get("text"), str):
+            continue
+        start, end, shown = piece.get("start"), piece.get("end"), piece["text"]
+        if type(start) is int and type(end) is int and 0 <= start <= end <= limit and len(shown) == end - start:
+            spans.append((start, end, shown))
+    chars = [" "] * max((end for _, end, _ in spans), default=0)
+    for start, end, piece in spans:
+        chars[start:end] = piece
+    return "".join(chars)
 
 
 def _attribution(trace: Trace, options: ExportOptions, model: LoadedModel | None) -> dict[str, Any]:

@@ -78,6 +78,25 @@ def shown(trace: Trace, options: ExportOptions, *, one_head: bool = True) -> Sho
     return Shown(view, query_labels, key_labels, [t.special for t in key_tokens], provenance, trace.model.to_dict())
 
 
+def view_options(options: ExportOptions, view: str, defaults: dict[str, int | float]) -> dict[str, int | float]:
+    """The view's own options (``options.method_options``: the graph's threshold, the Sankey's top …)
+    checked: a name the view does not take, a value that is not a number, or a fraction where an
+    integer is wanted is a one-line :class:`InputError` (``--option top=abc`` must not be a traceback)."""
+    given = dict(options.method_options)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise InputError(f"{unknown[0]!r} is not an option of the {view} view (its options: {', '.join(defaults)})")
+    checked: dict[str, int | float] = {}
+    for name, default in defaults.items():
+        value = given.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise InputError(f"the {view} view's option {name} must be a number; got {value!r}")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise InputError(f"the {view} view's option {name} must be an integer; got {value!r}")
+        checked[name] = int(value) if isinstance(default, int) else float(value)
+    return checked
+
+
 def head_words(head: Any) -> str:
     """``head 2``, ``mean of heads``, ``max of heads``, ``mean of heads 1, 3``."""
     if isinstance(head, int | np.integer):

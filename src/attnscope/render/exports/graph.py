@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from attnscope.render.exports.common import Shown, selection_words, shown
+from attnscope.render.exports.common import Shown, selection_words, shown, view_options
 from attnscope.render.exports.frame import (
     ExportOptions,
     Table,
@@ -30,14 +30,14 @@ if TYPE_CHECKING:
 def graph_of(trace: Trace, options: ExportOptions) -> tuple[Shown, AttentionGraph]:
     from attnscope.analysis.graph import DEFAULT_MAX_EDGES, DEFAULT_THRESHOLD, attention_graph
 
+    given = view_options(options, "graph", {"threshold": DEFAULT_THRESHOLD, "max_edges": DEFAULT_MAX_EDGES})
     seen = shown(trace, options)
-    given = dict(options.method_options)
     graph = attention_graph(
         trace,
         layer=seen.view.layers[0],
         head=seen.view.head,
-        threshold=given.get("threshold", DEFAULT_THRESHOLD),
-        max_edges=given.get("max_edges", DEFAULT_MAX_EDGES),
+        threshold=given["threshold"],
+        max_edges=int(given["max_edges"]),
         stack=seen.view.stack,
     )
     return seen, graph

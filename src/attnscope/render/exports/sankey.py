@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attnscope.render.exports.common import Shown, head_words, shown
+from attnscope.render.exports.common import Shown, head_words, shown, view_options
 from attnscope.render.exports.frame import ExportOptions, Table, finish, new_figure, token_label
 from attnscope.render.palette import fmt, hex_colour, palette, sequential
 
@@ -28,14 +28,14 @@ WIDTH = 0.12  # a node's width, in columns
 def flow_of(trace: Trace, options: ExportOptions) -> tuple[Shown, FlowSankey]:
     from attnscope.analysis.sankey import DEFAULT_TOP, flow_sankey
 
+    given = view_options(options, "sankey", {"top": DEFAULT_TOP, "residual": 0.5})
     seen = shown(trace, options, one_head=False)
-    given = dict(options.method_options)
     flow = flow_sankey(
         trace,
         query=seen.view.query,
-        top=int(given.get("top", DEFAULT_TOP)),
+        top=int(given["top"]),
         head=options.head,
-        residual=float(given.get("residual", 0.5)),
+        residual=float(given["residual"]),
         stack=options.stack,
     )
     return seen, flow
