@@ -46,3 +46,26 @@ def write_synced(descriptor: int, path: Path, data: bytes, what: str) -> None:
     except OSError as error:
         path.unlink(missing_ok=True)
         raise InputError(f"cannot write {what}: {error.strerror or error}") from None
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """``data`` to ``path`` through a temporary file beside it (fsynced, then renamed over ``path``): a
+    refusal or a failure leaves no half-written file. The file gets the umask's permissions, as any file
+    the user writes; a folder as ``path`` or a missing parent folder is a one-line :class:`InputError`."""
+    import secrets
+
+    if path.is_dir():
+        raise InputError(f"{path} is a folder")
+    if not path.parent.is_dir():
+        raise InputError(f"folder {path.parent} does not exist (to write {path.name} in)")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    try:
+        with open(temporary, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+    return path

@@ -31,6 +31,7 @@ from attnscope.errors import InputError
 from attnscope.render.exports.frame import ExportOptions
 from attnscope.render.exports.registry import render, views
 from tests.conftest import CHINESE, ENGLISH, packaged, tiny
+from tests.eager import eager
 
 PROMPT_B = "The capital of Spain is"
 EDIT = [{"replace": "France", "with": "Germany"}]
@@ -200,15 +201,7 @@ def table(view: str, body: dict[str, Any], options: ExportOptions | None = None)
 
 def eager_rows(model, ids: list[int], layer: int = -1) -> np.ndarray:
     """(query, key) attention of ``layer``, mean of heads, from plain transformers with eager attention."""
-    hf = model.model
-    previous = hf.config._attn_implementation
-    hf.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            out = hf(input_ids=torch.tensor([ids]), output_attentions=True)
-    finally:
-        hf.set_attn_implementation(previous)
-    return out.attentions[layer][0].double().mean(0).numpy()
+    return eager(model, ids)[0][layer].mean(0)
 
 
 def test_agreement_csv_holds_the_scores_and_scipys_rank_correlations():

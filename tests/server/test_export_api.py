@@ -120,7 +120,7 @@ BAD = [
     ({"view": "heatmap", "format": "png", "trace_id": "0badc0de"}, 404, "unknown or expired trace"),
     ({"view": "heatmap", "format": "png", "run_id": "0123456789abcdef"}, 400, "keeps no runs"),
     ({"view": "heatmap", "format": "png", "trace_id": "abc", "extra": 1}, 422, "Extra inputs"),
-    ({"view": "atlas", "format": "png", "answer": {"result": "head-atlas"}}, 422, ""),
+    ({"view": "atlas", "format": "png", "answer": {"result": "head-atlas"}}, 422, "no usable 'projection'"),
     (
         {"view": "tokens", "format": "png", "answer": {"result": "attribution", "method": "rollout", "units": 3}},
         422,
@@ -131,7 +131,11 @@ BAD = [
         422,
         "layers",
     ),
-    ({"view": "timeline", "format": "png", "answer": {"result": "generation", "steps": "no"}}, 422, ""),
+    (
+        {"view": "timeline", "format": "png", "answer": {"result": "generation", "steps": "no"}},
+        422,
+        "well-formed timeline",
+    ),
     ({"view": "heatmap", "format": "png", "answer": {"result": "analysis"}}, 422, "trace"),
     ({"view": "tokens", "format": "html", "answer": {"result": "attribution"}}, 422, "whole trace"),
 ]

@@ -10,30 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from attnscope.capture import capture, generate
 from attnscope.render import palette
 from attnscope.render.standalone import standalone_html, write_standalone
 from tests.conftest import CHINESE, ENGLISH, packaged, tiny
+from tests.eager import eager
 
 F16 = 1e-3  # float16 keeps 11 significant bits: |w - f16(w)| <= 2^-12 for w <= 1, plus float32 noise
 ALLOWED = ("file:", "data:", "blob:", "about:")
-
-
-def eager(model, ids: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
-    """(heads, query, key) float64 per layer and the next-token probabilities (query, vocab) from
-    plain transformers: eager attention, output_attentions=True."""
-    hf = model.model
-    previous = hf.config._attn_implementation
-    hf.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            out = hf(input_ids=torch.tensor([ids]), output_attentions=True)
-    finally:
-        hf.set_attn_implementation(previous)
-    probs = torch.softmax(out.logits[0].double(), dim=-1).numpy()
-    return [a[0].double().numpy() for a in out.attentions], probs
 
 
 def expected_rgb(weight: float) -> tuple[int, int, int]:

@@ -4,8 +4,7 @@
 version, shard names and files, checksums), the per-head distribution of each head metric (from
 ``summary.parquet`` when the atlas is complete, computed from the shards when it is still partial),
 the prompts where a head behaves unusually (largest robust z, :func:`robust_z`) and one prompt's details.
-:class:`AtlasShelf` holds the atlases a server was given by name and re-reads an atlas whose index
-changed (a run still writing it, or a new one), so one answer never mixes two versions.
+(:class:`attnscope.batch.shelf.AtlasShelf` keeps them by name and re-reads one whose index changed.)
 
 Only the columns an answer needs are read, shard by shard in record batches, so memory stays bounded
 by one shard and the per-head arrays (layers x heads), whatever the corpus size. Every shard's
@@ -108,7 +107,8 @@ class Atlas:
         """Whether atlas.json on disk is no longer the one this object was opened from."""
         try:
             path = self.folder / layout.INDEX
-            return stamp(path) != self.stamp or hashlib.sha256(path.read_bytes()).hexdigest() != self.version
+            # the same stamp (the usual case): nothing read, nothing hashed
+            return stamp(path) != self.stamp and hashlib.sha256(path.read_bytes()).hexdigest() != self.version
         except OSError:
             return True
 
@@ -227,9 +227,10 @@ class Atlas:
     def _accumulate(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Per metric: sum, count, min, max of the finite values, each (layers, heads), over every shard
         (one pass, kept for this version of the atlas)."""
-        if self._totals is None:
-            self._totals = self._sweep()
-        return self._totals
+        with self._lock:  # concurrent first requests make one sweep, not one each
+            if self._totals is None:
+                self._totals = self._sweep()
+            return self._totals
 
     def _sweep(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         cells = self.layers * self.heads

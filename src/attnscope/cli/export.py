@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 from attnscope.cli import common
 from attnscope.errors import InputError
+from attnscope.home import write_atomic
 
 FORMATS = ("png", "svg", "pdf", "csv", "json", "html")
 SUFFIXES = {"html": (".html", ".htm")}
@@ -89,20 +88,6 @@ def _out_path(args: argparse.Namespace, view: str, source: str) -> Path:
     return out
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` atomically (a temporary file beside it, fsync, rename): a failure leaves nothing."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    try:
-        with open(temporary, "xb") as out:  # the umask's permissions, as any file the user writes
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
-
-
 def _trace_model(trace: Any, device: str) -> Any:
     """The trace's own model when it is installed with the same fingerprint (methods that run it)."""
     from attnscope.errors import AttnscopeError
@@ -165,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     exported = export(
         name, args.format, options, trace=trace, answer=answer, model=model, masked=source.run is not None
     )
-    write_bytes(out, exported.data)
+    write_atomic(out, exported.data)
     if args.json:
         common.emit({"wrote": str(out), "view": name, "format": args.format, "bytes": len(exported.data)})
     else:

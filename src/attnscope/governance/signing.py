@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from attnscope.governance.keys import (
     load_private_key,
     load_public_key,
 )
+from attnscope.home import write_atomic
 
 __all__ = [
     "PASSPHRASE_HINT",
@@ -145,21 +145,8 @@ def sign_files(files: list[Path], predicate: dict[str, Any], private_key: Ed2551
         "payload": base64.b64encode(body).decode("ascii"),
         "signatures": [{"keyid": key_id(private_key.public_key()), "sig": base64.b64encode(signature).decode("ascii")}],
     }
-    _write_atomic(out, (json.dumps(envelope, indent=1) + "\n").encode("utf-8"))
+    write_atomic(out, (json.dumps(envelope, indent=1) + "\n").encode("utf-8"))
     return out
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with partial.open("wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _envelope(path: Path) -> tuple[bytes, list[dict[str, Any]]]:

@@ -19,6 +19,7 @@ imports a module lazily finds it too; the stylesheet is inlined as a ``<style>``
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import re
@@ -120,6 +121,13 @@ def packed(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=2)
+def _packed_modules(modules: bytes) -> str:
+    """:func:`packed` of the bundled modules: the same for every page of this install (each tier tried
+    by ``standalone_html``, each ``Trace.show()``), so compressed once."""
+    return packed(modules)
+
+
 def _json_script(value: object) -> str:
     """JSON that is safe inside ``<script>``: ``</`` and ``<!--`` cannot end or open anything."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -151,7 +159,7 @@ def page(*, payload: bytes, settings: dict[str, object], prompt: str, language: 
             f"  {icon.group(0) if icon else ''}",
             f"  <style>\n{style}\n  </style>",
             f'  <script type="application/json" id="attnscope-settings">{_json_script(settings)}</script>',
-            f'  <script type="application/octet-stream" id="attnscope-modules">{packed(modules)}</script>',
+            f'  <script type="application/octet-stream" id="attnscope-modules">{_packed_modules(modules)}</script>',
             f'  <script type="application/octet-stream" id="attnscope-data">{packed(payload)}</script>',
             f"  <script>{BOOT}</script>",
             "</head>",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.errors import InputError, TooLongError
+from attnscope.home import write_atomic
 
 if TYPE_CHECKING:
     from attnscope.capture.tokens import Token
@@ -268,7 +269,7 @@ def save_tensors(
         "heads": json.dumps(trace.resolve_heads("all" if heads is None else heads, trace.stacks()[0])),
         "provenance": json.dumps(trace.provenance, ensure_ascii=False, default=str),
     }
-    _write_atomic(out, save(tensors, metadata=metadata))
+    write_atomic(out, save(tensors, metadata=metadata))
     return out
 
 
@@ -309,26 +310,7 @@ def _escape(text: str) -> str:
     return html.escape(text)
 
 
-def _write_atomic(out: Path, data: bytes) -> None:
-    """``data`` to ``out`` through a temporary file renamed into place (no half-written file)."""
-    import os
-    import tempfile
-
-    if out.is_dir():
-        raise InputError(f"--out: {out} is a folder")
-    if not out.parent.is_dir():
-        raise InputError(f"--out: folder {out.parent} does not exist")
-    descriptor, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, out)
-    except OSError as error:
-        Path(temp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {out}: {error.strerror or error}") from None
-
-
 def write_text(out: Path, text: str) -> Path:
     """``text`` (UTF-8) to ``out`` atomically."""
-    _write_atomic(out, text.encode("utf-8"))
+    write_atomic(out, text.encode("utf-8"))
     return out

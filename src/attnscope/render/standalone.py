@@ -26,9 +26,7 @@ would continue a value, and the provenance record's masking fields.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnscope.errors import InputError
+from attnscope.home import write_atomic
 from attnscope.render.language import LANGUAGES
 
 if TYPE_CHECKING:
@@ -340,20 +339,6 @@ def _build(prepared: tuple[_Trace, dict[str, Any], dict[str, Any]], tier: str, l
 
 
 def write_standalone(trace: Trace, path: str | Path, **options: Any) -> Path:
-    """Write :func:`standalone_html` of ``trace`` to ``path`` atomically (a temporary file, then
-    ``os.replace``): a refusal leaves nothing behind. Returns the path."""
-    target = Path(path)
-    data = standalone_html(trace, **options)
-    if not target.parent.is_dir():
-        raise InputError(f"no folder {str(target.parent)!r} to write {target.name!r} in")
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    """Write :func:`standalone_html` of ``trace`` to ``path`` atomically (:func:`attnscope.home.write_atomic`):
+    a refusal leaves nothing behind. Returns the path."""
+    return write_atomic(Path(path), standalone_html(trace, **options))

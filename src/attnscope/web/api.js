@@ -38,7 +38,7 @@ export async function postJSON(url, body) {
   return (await checked(response)).json();
 }
 
-function float16ToFloat32(bits) {
+export function float16ToFloat32(bits) {
   const sign = bits & 0x8000 ? -1 : 1;
   const exponent = (bits >> 10) & 0x1f;
   const fraction = bits & 0x3ff;

@@ -12,6 +12,7 @@
 //          (u8: round(w / row max × 255), row maxima in "scales" f32 (layers, N)); packed "lower": row q
 //          keeps keys 0…q only (a causal map)
 //   thumbs-max, thumbs-mean: f16 (layers, heads, cells, cells), the model view's pooled maps
+import { float16ToFloat32 } from "./api.js";
 import { language, onLanguage, setLanguage, t } from "./i18n.js";
 import "./locales/standalone.js";
 
@@ -36,15 +37,6 @@ function decode(name) { // an array of the payload: Uint16Array of float16 bits,
   return bits;
 }
 const arrays = Object.fromEntries(Object.keys(meta.arrays).map((name) => [name, decode(name)]));
-
-function halfToFloat(bits) {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-}
 
 function floatToHalf(value) { // round to nearest even, as numpy's float16 cast
   const f32 = new Float32Array([value]);
@@ -78,7 +70,7 @@ function packedRow(data, base, query) { // row `query` of one map stored at `bas
   const lower = meta.arrays.maps.packed === "lower";
   const start = base + (lower ? (query * (query + 1)) / 2 : query * N);
   const count = lower ? query + 1 : N;
-  for (let k = 0; k < count; k++) out[k] = halfToFloat(data[start + k]);
+  for (let k = 0; k < count; k++) out[k] = float16ToFloat32(data[start + k]);
   return out;
 }
 
@@ -89,7 +81,7 @@ function headRow(layer, head, query) { // one head's row, or null when the file 
   const q = meta.row_queries.indexOf(query);
   if (q >= 0) {
     const start = ((l * H + head) * meta.row_queries.length + q) * N;
-    return Float32Array.from(arrays.rows.subarray(start, start + N), halfToFloat);
+    return Float32Array.from(arrays.rows.subarray(start, start + N), float16ToFloat32);
   }
   if (meta.tier === "heads") return packedRow(arrays.maps, (l * H + head) * mapCells(), query);
   return null;
@@ -279,7 +271,7 @@ function thumbnails(params) {
   const found = arrays[`thumbs-${pool}`];
   if (!found || size !== meta.thumbs.size) refuse(t("standalone.what.size", { size, pool }));
   const header = meta.arrays[`thumbs-${pool}`];
-  return binary(Float32Array.from(found, halfToFloat), header.shape, { ...meta.thumbs.header, pool, stack: meta.stack });
+  return binary(Float32Array.from(found, float16ToFloat32), header.shape, { ...meta.thumbs.header, pool, stack: meta.stack });
 }
 
 function steps(params) { // a generation's rows, one per step: query p_s - 1 (generation.py)

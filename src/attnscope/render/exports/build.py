@@ -134,7 +134,13 @@ def export(
         return Exported(html, MEDIA_TYPES["html"], "html")
     data: Any
     if answer is not None:
-        data = answer if masked else mask_for_export(answer, options.pii_policy, text)
+        chosen.check(answer)  # its kind, before masking walks its fields
+        try:
+            data = answer if masked else mask_for_export(answer, options.pii_policy, text)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+            raise InputError(
+                f"the answer is not a well-formed {name} answer ({type(error).__name__}: {error})"
+            ) from None
         chosen.check(data)
     elif name == "tokens" and options.method not in (None, "", "attention"):
         assert trace is not None

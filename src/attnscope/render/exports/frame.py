@@ -87,9 +87,6 @@ class ExportOptions:
     title: str | None = None
     pii_policy: str = "mask"  # a file leaves the process: masked unless asked otherwise (as runs are)
 
-    def head_label(self) -> str:
-        return f"head {self.head}" if isinstance(self.head, int) else f"{self.head} of heads"
-
 
 @dataclass
 class Table:
