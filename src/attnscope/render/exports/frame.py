@@ -239,10 +239,11 @@ def token_axis(axes: Axes, labels: Sequence[str], axis: str = "x", cap: int = MA
         axes.set_xticks(ticks, names, rotation=0 if upright else 90, fontsize=7)
     else:
         axes.set_yticks(ticks, names, fontsize=7)
-    return "" if step == 1 else f" (every {_ordinal(step)} token labelled)"
+    return "" if step == 1 else f" (every {ordinal(step)} token labelled)"
 
 
-def _ordinal(number: int) -> str:
+def ordinal(number: int) -> str:
+    """2 -> '2nd', 13 -> '13th': the every-n-th notes of capped axes."""
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
 

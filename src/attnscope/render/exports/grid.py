@@ -18,6 +18,7 @@ from attnscope.render.exports.frame import (
     finish,
     matrix,
     new_figure,
+    ordinal,
     pool_axis,
     pool_vector,
     pooled_labels,
@@ -60,7 +61,7 @@ def figure(trace: Trace, options: ExportOptions) -> Figure:
     axes.set_yticks(ticks, [f"L{pairs[i][0]} H{pairs[i][1]}" for i in ticks], fontsize=6)
     block = "" if factor == 1 else f", max over blocks of {factor}"
     axes.set_xlabel(f"key token{block}{note}")
-    axes.set_ylabel("layer, head" + ("" if step == 1 else f" (every {step}th labelled)"))
+    axes.set_ylabel("layer, head" + ("" if step == 1 else f" (every {ordinal(step)} labelled)"))
     query = seen.view.query
     words = f"{seen.view.stack} stack, every layer and head, query {query}"
     title = (
